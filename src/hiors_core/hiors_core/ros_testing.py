@@ -1,0 +1,58 @@
+"""Helpers for node tests: run nodes in a background executor and wait on conditions instead of sleeping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is true; raise a TimeoutError that names `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+
+
+def wait_for_subscribers(publisher, count: int = 1, timeout: float = 10.0) -> None:
+    wait_for(lambda: publisher.get_subscription_count() >= count, timeout, f"{count} subscriber(s) on {publisher.topic_name}")
+
+
+def wait_for_publishers(subscription, count: int = 1, timeout: float = 10.0) -> None:
+    wait_for(lambda: subscription.get_publisher_count() >= count, timeout, f"{count} publisher(s) on {subscription.topic_name}")
+
+
+@contextmanager
+def spinning(nodes: Iterable[Node] | Node, context: Context | None = None, threads: int = 4):
+    """Spin the given nodes on a multi-threaded executor in a background thread for the duration of the block."""
+    nodes = [nodes] if isinstance(nodes, Node) else list(nodes)
+    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    for n in nodes:
+        executor.add_node(n)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+
+
+@contextmanager
+def ros_context():
+    """An rclpy context of its own for one test; shut down afterwards even if the test fails."""
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
