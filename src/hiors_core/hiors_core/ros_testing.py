@@ -24,11 +24,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
 
 
 def wait_for_subscribers(publisher, count: int = 1, timeout: float = 10.0) -> None:
-    wait_for(lambda: publisher.get_subscription_count() >= count, timeout, f"{count} subscriber(s) on {publisher.topic_name}")
+    wait_for(
+        lambda: publisher.get_subscription_count() >= count, timeout, f"{count} subscriber(s) on {publisher.topic_name}"
+    )
 
 
 def wait_for_publishers(subscription, count: int = 1, timeout: float = 10.0) -> None:
-    wait_for(lambda: subscription.get_publisher_count() >= count, timeout, f"{count} publisher(s) on {subscription.topic_name}")
+    wait_for(
+        lambda: subscription.get_publisher_count() >= count,
+        timeout,
+        f"{count} publisher(s) on {subscription.topic_name}",
+    )
 
 
 @contextmanager
