@@ -1,0 +1,66 @@
+"""Common bringup for one robot: the node graph of hiors_bringup.graph, started with launch_ros.
+
+Included by tora_one.launch.py and xtrainer.launch.py; the pip-only `hiors up` starts the same graph.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.substitutions import FindPackageShare
+
+ARGUMENTS = [
+    ("robot", "tora_one", "Robot kind: tora_one or xtrainer."),
+    ("sim", "true", "true: MuJoCo twin, simulated operator and reward oracle; false: the real robot driver."),
+    ("policy", "", "pi0 checkpoint folder (lerobot or hiors layout); empty: a tiny policy built offline."),
+    ("task", "", "Task name (raise_hand, pack_detergent, insert_moisturizer); empty: the robot's first task."),
+    ("learner", "local", "local: start episode_filter and learner here; remote: they run elsewhere; none."),
+    ("use_sim_time", "true", "Follow /clock from the simulator (true only with sim:=true)."),
+    ("namespace", "", "Namespace for every node and relative topic."),
+    ("rviz", "false", "Start rviz2 with config/<robot>.rviz."),
+    ("run_dir", "runs/latest", "Folder for episode bags, checkpoints and metrics."),
+]
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _graph_nodes(context):
+    from hiors_bringup.graph import GraphArgs, robot_graph
+
+    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    args = GraphArgs(
+        robot=get("robot"),
+        task=get("task"),
+        sim=_truthy(get("sim")),
+        policy=get("policy"),
+        learner=get("learner"),
+        use_sim_time=_truthy(get("use_sim_time")),
+        namespace=get("namespace"),
+        run_dir=get("run_dir"),
+    )
+    actions = [PushRosNamespace(args.namespace)] if args.namespace else []
+    for spec in robot_graph(args):
+        actions.append(
+            Node(
+                package=spec.package,
+                executable=spec.executable,
+                name=spec.name,
+                parameters=[spec.parameters],
+                output="screen",
+            )
+        )
+    return actions
+
+
+def generate_launch_description():
+    declared = [DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS]
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        arguments=["-d", PathJoinSubstitution([FindPackageShare("hiors_bringup"), "config", [LaunchConfiguration("robot"), ".rviz"]])],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    return LaunchDescription([*declared, OpaqueFunction(function=_graph_nodes), rviz])

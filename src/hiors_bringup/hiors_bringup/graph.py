@@ -1,0 +1,150 @@
+"""The node graph of one robot, described once.
+
+Both the real launch files (`ros2 launch hiors_bringup tora_one.launch.py`) and the pip-only runner
+(`hiors up`) build their processes from `robot_graph()`, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hiors_core.config import load_yaml, node_parameters
+from hiors_core.errors import ConfigError
+
+ROBOT_TASKS = {
+    "tora_one": ("raise_hand", "pack_detergent"),
+    "xtrainer": ("insert_moisturizer",),
+}
+LEARNER_MODES = ("local", "remote", "none")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # node name (relative; the namespace is applied on top)
+    package: str
+    executable: str  # console script installed by the package (its setup.py is the one place naming the code)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GraphArgs:
+    robot: str
+    task: str = ""
+    sim: bool = True
+    policy: str = ""  # checkpoint folder; "" = a tiny policy built offline for the robot and task
+    learner: str = "local"
+    use_sim_time: bool = True
+    namespace: str = ""
+    run_dir: str = "runs/latest"
+    config_file: str = ""  # "" = config/<robot>.yaml
+
+    def validated(self) -> GraphArgs:
+        if self.robot not in ROBOT_TASKS:
+            raise ConfigError(f"unknown robot {self.robot!r}; known: {sorted(ROBOT_TASKS)}")
+        task = self.task or ROBOT_TASKS[self.robot][0]
+        if task not in ROBOT_TASKS[self.robot]:
+            raise ConfigError(f"robot {self.robot!r} has no task {task!r}; its tasks: {list(ROBOT_TASKS[self.robot])}")
+        if self.learner not in LEARNER_MODES:
+            raise ConfigError(f"learner must be one of {LEARNER_MODES}, got {self.learner!r}")
+        if self.use_sim_time and not self.sim:
+            raise ConfigError("use_sim_time needs sim:=true (a real robot has no /clock)")
+        return GraphArgs(**{**self.__dict__, "task": task})
+
+
+def config_dir() -> Path:
+    """The top-level config/ folder: installed share/hiors_bringup/config, or the source checkout's."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[3] / "config", here.parents[1] / "config"):
+        if candidate.is_dir():
+            return candidate
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("hiors_bringup")) / "config"
+    except Exception:  # no ament index on a pip-only install
+        raise ConfigError(f"cannot find the hiors config folder near {here}") from None
+
+
+def _node(name, package, executable, params) -> NodeSpec:
+    return NodeSpec(name=name, package=package, executable=executable, parameters=params)
+
+
+def robot_graph(args: GraphArgs) -> list[NodeSpec]:
+    """Every node of one robot's Hi-ORS graph with its parameters (config file + arguments)."""
+    args = args.validated()
+    cfg_path = Path(args.config_file) if args.config_file else config_dir() / f"{args.robot}.yaml"
+    cfg = load_yaml(cfg_path)
+    run = Path(args.run_dir)
+    common = {"use_sim_time": args.use_sim_time, "robot": args.robot, "task": args.task}
+    policy = args.policy or f"tiny:{args.robot}:{args.task}"
+
+    def params(node: str, **extra) -> dict:
+        p = {**common, **node_parameters(cfg, node, str(cfg_path)), **extra}
+        return p
+
+    nodes: list[NodeSpec] = []
+    if args.sim:
+        nodes += [
+            _node("sim", "hiors_sim", "sim_node", params("sim")),
+            _node("sim_operator", "hiors_sim", "sim_operator", params("sim_operator")),
+            _node("reward_oracle", "hiors_sim", "reward_oracle", params("reward_oracle")),
+            _node(
+                "episode_runner",
+                "hiors_bringup",
+                "episode_runner",
+                params("episode_runner"),
+            ),
+        ]
+    nodes += [
+        _node("capture", "hiors_policy", "capture", params("capture")),
+        _node("policy", "hiors_policy", "policy", params("policy", checkpoint=policy)),
+        _node("arbiter", "hiors_teleop", "arbiter", params("arbiter")),
+        _node(
+            "recorder",
+            "hiors_teleop",
+            "recorder",
+            params("recorder", log_dir=str(run / "episodes")),
+        ),
+    ]
+    if not args.sim:
+        if args.robot == "tora_one":
+            nodes.append(_node("quest3", "hiors_teleop", "quest3_bridge", params("quest3")))
+        else:
+            nodes.append(_node("leader_arm", "hiors_teleop", "leader_arm", params("leader_arm")))
+    if args.learner == "local":
+        nodes += [
+            _node("episode_filter", "hiors_learner", "episode_filter", params("episode_filter")),
+            _node(
+                "learner",
+                "hiors_learner",
+                "learner",
+                params("learner", checkpoint=policy, run_dir=str(run / "learner"), log_dir=str(run / "episodes")),
+            ),
+        ]
+    return nodes
+
+
+def entry_point(spec: NodeSpec) -> str:
+    """ "module:function" of a node's console script, read from its package's installed metadata."""
+    try:
+        dist = importlib.metadata.distribution(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(f"node {spec.name!r}: package {spec.package} is not installed") from None
+    for ep in dist.entry_points:
+        if ep.group == "console_scripts" and ep.name == spec.executable:
+            return ep.value
+    raise ConfigError(f"node {spec.name!r}: package {spec.package} has no executable {spec.executable!r}")
+
+
+def resolve_entry(spec: NodeSpec):
+    """The callable behind a node's console script; raises ConfigError naming the node if it does not exist."""
+    value = entry_point(spec)
+    module, func = value.split(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"node {spec.name!r}: entry point {value} does not load ({e})") from None

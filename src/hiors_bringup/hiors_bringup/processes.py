@@ -1,0 +1,100 @@
+"""Start a node graph as separate processes on a pip-only install (what `ros2 launch` does on a full one)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .graph import NodeSpec, entry_point
+
+
+@dataclass
+class NodeProcess:
+    spec: NodeSpec
+    popen: subprocess.Popen
+    log_path: Path
+    restarts: int = 0
+
+
+def node_command(spec: NodeSpec, params_file: Path, namespace: str = "") -> list[str]:
+    module, func = entry_point(spec).split(":")
+    code = f"import sys; from {module} import {func} as main; sys.exit(main())"
+    cmd = [sys.executable, "-c", code, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
+    if namespace:
+        cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]
+    return cmd
+
+
+class GraphProcesses:
+    """One OS process per node, logs under <run_dir>/logs, parameters as ROS 2 YAML under <run_dir>/params."""
+
+    def __init__(self, specs: list[NodeSpec], run_dir: Path, namespace: str = "", env: dict | None = None):
+        self.specs = specs
+        self.run_dir = Path(run_dir)
+        self.namespace = namespace
+        self.env = {**os.environ, **(env or {})}
+        self.procs: dict[str, NodeProcess] = {}
+
+    def _params_file(self, spec: NodeSpec) -> Path:
+        d = self.run_dir / "params"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{spec.name}.yaml"
+        path.write_text(yaml.safe_dump({spec.name: {"ros__parameters": spec.parameters}}, sort_keys=True))
+        return path
+
+    def start(self, spec: NodeSpec) -> NodeProcess:
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{spec.name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 (the child owns it for its lifetime)
+        popen = subprocess.Popen(
+            node_command(spec, self._params_file(spec), self.namespace),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,  # Ctrl-C in the terminal reaches `hiors`, which stops the nodes in order
+        )
+        log.close()
+        prev = self.procs.get(spec.name)
+        proc = NodeProcess(spec, popen, log_path, restarts=(prev.restarts + 1) if prev else 0)
+        self.procs[spec.name] = proc
+        return proc
+
+    def start_all(self) -> None:
+        for spec in self.specs:
+            self.start(spec)
+
+    def dead(self) -> list[NodeProcess]:
+        return [p for p in self.procs.values() if p.popen.poll() is not None]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        self.procs[name].popen.send_signal(sig)
+        self.procs[name].popen.wait()
+
+    def restart(self, name: str) -> NodeProcess:
+        return self.start(self.procs[name].spec)
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        for p in self.procs.values():
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.procs[name].log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
