@@ -53,7 +53,7 @@ class GraphProcesses:
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{spec.name}.log"
-        log = open(log_path, "ab")  # noqa: SIM115 (the child owns it for its lifetime)
+        log = open(log_path, "ab")
         popen = subprocess.Popen(
             node_command(spec, self._params_file(spec), self.namespace),
             stdout=log,

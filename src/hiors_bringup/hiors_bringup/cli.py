@@ -1,0 +1,134 @@
+"""The `hiors` command: up, replay, eval, export, report, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hiors_core.errors import HiorsError
+
+
+def _up(a) -> int:
+    from .up import UpOptions, run_up
+
+    return run_up(
+        UpOptions(
+            robot=a.robot,
+            task=a.task or "",
+            sim=a.sim,
+            episodes=a.episodes,
+            demos=a.demos,
+            run_dir=a.run_dir,
+            policy=a.policy or "",
+            seed=a.seed,
+            operator=a.operator,
+            timeout_s=a.timeout,
+        )
+    )
+
+
+def _replay(a) -> int:
+    from .replay import replay
+
+    n = replay(a.bag, rate=a.rate, topic_prefix=a.prefix, loop=a.loop)
+    print(f"replayed {n} messages from {a.bag}")
+    return 0
+
+
+def _report(a) -> int:
+    from .report import report
+
+    for line in report(a.run):
+        print(line)
+    return 0
+
+
+def _eval(a) -> int:
+    from .evaluate import run_eval
+
+    return run_eval(a)
+
+
+def _export(a) -> int:
+    from .export import export_lerobot
+
+    out = export_lerobot(a.run, a.out, accepted_only=not a.all)
+    print(f"wrote LeRobot dataset to {out}")
+    return 0
+
+
+def _bench(a) -> int:
+    from .bench import run_bench
+
+    return run_bench(a.which, a.run_dir, full=a.full)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hiors", description="Hi-ORS: human-in-the-loop online rejection sampling on ROS 2."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start a robot's graph and run the Hi-ORS loop")
+    up.add_argument("robot", choices=["tora_one", "xtrainer"])
+    up.add_argument("--task", help="task name (default: the robot's first task)")
+    up.add_argument("--sim", action="store_true", help="use the MuJoCo twin, simulated operator and oracle")
+    up.add_argument("--episodes", type=int, default=12, help="online episodes to run (default 12)")
+    up.add_argument("--demos", type=int, default=4, help="scripted initial demonstrations (default 4)")
+    up.add_argument("--run-dir", default="", help="run folder (default runs/<robot>-<time>)")
+    up.add_argument("--policy", help="pi0 checkpoint folder (default: tiny pi0 built offline)")
+    up.add_argument("--seed", type=int, default=0)
+    up.add_argument("--operator", choices=["intervene", "never"], default="intervene", help="simulated operator mode")
+    up.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
+    up.set_defaults(func=_up)
+
+    rp = sub.add_parser("replay", help="republish an episode bag with its original timing")
+    rp.add_argument("bag")
+    rp.add_argument("--rate", type=float, default=1.0)
+    rp.add_argument("--prefix", default="", help="prefix for the republished topic names")
+    rp.add_argument("--loop", action="store_true")
+    rp.set_defaults(func=_replay)
+
+    ev = sub.add_parser("eval", help="run the policy without the operator; success vs retry budget")
+    ev.add_argument("robot", choices=["tora_one", "xtrainer"])
+    ev.add_argument("--task")
+    ev.add_argument("--policy", help="checkpoint folder (default: the tiny policy)")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--retries", type=int, default=3, help="largest retry budget")
+    ev.add_argument("--seed", type=int, default=1000)
+    ev.add_argument("--run-dir", default="")
+    ev.set_defaults(func=_eval)
+
+    ex = sub.add_parser("export", help="write a run's accepted episodes as a LeRobot dataset")
+    ex.add_argument("run")
+    ex.add_argument("--lerobot", action="store_true", required=True, help="LeRobot v2 layout (the only format)")
+    ex.add_argument("--out", default="")
+    ex.add_argument("--all", action="store_true", help="include rejected episodes too")
+    ex.set_defaults(func=_export)
+
+    rep = sub.add_parser("report", help="learning curves and filter statistics of a run")
+    rep.add_argument("run")
+    rep.set_defaults(func=_report)
+
+    b = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
+    b.add_argument("which", nargs="?", default="all")
+    b.add_argument("--run-dir", default="runs/bench")
+    b.add_argument("--full", action="store_true", help="the full-size version (GPU machine)")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HiorsError as e:
+        print(f"hiors {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hiors {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
