@@ -1,0 +1,315 @@
+"""The learner without ROS: buffer, threshold schedule, UTD pacing, training steps, weight versions,
+checkpoints, resume and backfill from the episode log. The `learner` node wraps it; tests drive it directly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hiors_core.buffer import EpisodeBuffer
+from hiors_core.episode_log import EpisodeLog
+from hiors_core.errors import EpisodeLogError
+from hiors_core.filters import FilterConfig, FilterResult, filter_episode
+from hiors_core.labelling import training_samples
+from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, sample_weight
+from hiors_core.schema import TrainingSample
+from hiors_core.weight_sync import write_atomic
+
+METRIC_FIELDS = (
+    "step",
+    "time",
+    "loss",
+    "lr",
+    "threshold",
+    "episodes_total",
+    "episodes_accepted",
+    "buffer_samples",
+    "utd",
+    "policy_version",
+    "samples_per_second",
+)
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    run_dir: str
+    log_dir: str = ""  # the recorder's episode log: resume re-reads and backfills from it
+    demo_log_dir: str = ""  # initial demonstrations
+    horizon: int = 50
+    batch_size: int = 8
+    utd_target: float = 1.0
+    utd_cap: float = 4.0
+    idle_after_s: float = 10.0
+    publish_every: int = 50
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    keep_weight_files: int = 3
+    local_weights: bool = True  # write each published version to run_dir/weights (the shared-disk fast path)
+    max_steps: int = 0  # 0 = no limit
+    seed: int = 0
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Learner:
+    def __init__(self, config: LearnerConfig, engine, publish=None, logger=None):
+        from .pacing import UTDPacer
+
+        self.cfg = config
+        self.engine = engine
+        self.publish = publish  # callable(version, step, blob, path) or None
+        self.log = logger or (lambda msg: None)
+        self.run_dir = Path(config.run_dir)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.weights_dir = self.run_dir / "weights"
+        self.ckpt_root.mkdir(parents=True, exist_ok=True)
+        self.buffer = EpisodeBuffer()
+        self.schedule = ThresholdSchedule(config.threshold)
+        self.pacer = UTDPacer(config.utd_target, config.utd_cap, config.idle_after_s)
+        self.rng = np.random.default_rng(config.seed)
+        self.policy_version = 0
+        self.last_loss = float("nan")
+        self.last_lr = 0.0
+        self.samples_per_second = 0.0
+        self.resumed_from: str | None = None
+        self._metrics = None
+
+    # --- data in ------------------------------------------------------------------------------------------------
+    @property
+    def m(self) -> float:
+        return self.schedule.current
+
+    def offer(
+        self,
+        episode_id: str,
+        samples: list[TrainingSample],
+        episode_return: float,
+        control_mode: int,
+        prefiltered: bool = False,
+        source: str = "online",
+        count: bool = True,
+    ) -> FilterResult | None:
+        """One episode in. Deduped by id (None when known). `prefiltered` episodes (from episode_filter) had no-op
+        samples removed already; only the threshold is re-applied (the learner's m may be newer)."""
+        if episode_id in self.buffer:
+            return None
+        m = self.m
+        if prefiltered:
+            ok = indicator(episode_return, m) and bool(samples)
+            w = sample_weight(episode_return, m, self.cfg.filters.weighting, self.cfg.filters.reward_scale)
+            for s in samples:
+                s.weight = w
+            res = FilterResult(ok, "accepted" if ok else "return_below_threshold", episode_return, m, len(samples))
+            res.samples = list(samples) if ok else []
+        else:
+            res = filter_episode(samples, episode_return, m, control_mode, self.cfg.filters)
+        self.schedule.observe(episode_return, res.accepted)
+        if res.accepted:
+            self.buffer.add(episode_id, res.samples, episode_return, m, source)
+            if not count:  # re-read on resume: it was counted before the restart
+                self.buffer.samples_received -= len(res.samples)
+            else:
+                self.pacer.on_data(len(res.samples), time.monotonic())
+        else:
+            self.buffer.mark_seen(episode_id)
+        return res
+
+    def load_log(self, log_dir: str, source: str, skip_count: set[str] = frozenset()) -> int:
+        """Offer every complete episode of a log that the buffer does not know. Returns how many were new."""
+        if not log_dir:
+            return 0
+        log = EpisodeLog(log_dir)
+        n = 0
+        for eid in log.trainable_ids():
+            if eid in self.buffer:
+                continue
+            try:
+                ep = log.read(eid)
+            except EpisodeLogError as e:
+                self.log(f"skipping {eid}: {e}")
+                self.buffer.mark_seen(eid)
+                continue
+            samples = training_samples(ep, self.cfg.horizon)
+            ret = ep.episode_return
+            self.offer(eid, samples, ret, ep.meta.control_mode, source=source, count=eid not in skip_count)
+            n += eid not in skip_count
+        return n
+
+    # --- training -----------------------------------------------------------------------------------------------
+    def ready(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if self.cfg.max_steps and self.engine.step >= self.cfg.max_steps:
+            return False
+        return self.buffer.num_samples > 0 and self.pacer.may_train(self.cfg.batch_size, now)
+
+    def train_once(self) -> dict:
+        t0 = time.monotonic()
+        samples = self.buffer.sample(self.cfg.batch_size, self.rng)
+        out = self.engine.train_step(samples)
+        dt = time.monotonic() - t0
+        self.samples_per_second = len(samples) / dt if dt > 0 else 0.0
+        self.pacer.on_trained(len(samples))
+        self.last_loss, self.last_lr = out["loss"], out["lr"]
+        step = self.engine.step
+        old = self.m
+        if self.schedule.value(step) > old:
+            left = self.buffer.refilter(self.m)
+            if left:
+                self.log(f"m {old:.3f} -> {self.m:.3f}: {len(left)} episode(s) left the training set")
+        self._write_metrics()
+        if self.cfg.publish_every and step % self.cfg.publish_every == 0:
+            self.publish_weights()
+        if self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0:
+            self.checkpoint()
+        return out
+
+    # --- weights out --------------------------------------------------------------------------------------------
+    def _version_file(self) -> Path:
+        return self.weights_dir / "published_version"
+
+    def publish_weights(self) -> int:
+        """A new, strictly larger version (persisted before it is announced, so a restart never reuses one)."""
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        self.policy_version = max(self.policy_version, self._published_on_disk()) + 1
+        write_atomic(self._version_file(), str(self.policy_version).encode())
+        blob = self.engine.weights_blob()
+        path = ""
+        if self.cfg.local_weights:
+            p = self.weights_dir / f"policy-v{self.policy_version:08d}.safetensors"
+            write_atomic(p, blob)
+            path = str(p.resolve())
+            old = sorted(self.weights_dir.glob("policy-v*.safetensors"))[: -self.cfg.keep_weight_files]
+            for f in old:
+                f.unlink(missing_ok=True)
+        if self.publish is not None:
+            self.publish(self.policy_version, self.engine.step, blob, path)
+        return self.policy_version
+
+    def _published_on_disk(self) -> int:
+        try:
+            return int(self._version_file().read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    # --- metrics ------------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        total = len(self.buffer.seen)
+        acc = self.buffer.num_active
+        return {
+            "step": self.engine.step,
+            "loss": self.last_loss,
+            "lr": self.last_lr,
+            "threshold": self.m,
+            "episodes_total": total,
+            "episodes_accepted": acc,
+            "episodes_rejected": total - acc,
+            "buffer_samples": self.buffer.num_samples,
+            "utd": self.pacer.achieved,
+            "samples_per_second": self.samples_per_second,
+            "policy_version": self.policy_version,
+            "engine": self.engine.name,
+        }
+
+    def _write_metrics(self) -> None:
+        path = self.run_dir / "metrics.csv"
+        if self._metrics is None:
+            new = not path.exists()
+            self._metrics = open(path, "a", newline="", encoding="utf-8")
+            if new:
+                csv.writer(self._metrics).writerow(METRIC_FIELDS)
+        s = self.status()
+        s["time"] = time.time()
+        csv.writer(self._metrics).writerow([s[k] for k in METRIC_FIELDS])
+        self._metrics.flush()
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+    def checkpoint(self) -> Path:
+        """model.safetensors + optimizer state + state.json (buffer index, threshold, step, version), atomically:
+        written into a temporary directory, fsynced, renamed, then the `latest` pointer is replaced."""
+        step = self.engine.step
+        final = self.ckpt_root / f"ckpt-{step:08d}"
+        tmp = self.ckpt_root / f".tmp-ckpt-{step:08d}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        write_atomic(tmp / "model.safetensors", self.engine.weights_blob())
+        self.engine.save(tmp)
+        state = {
+            "step": step,
+            "policy_version": max(self.policy_version, self._published_on_disk()),
+            "threshold": self.schedule.state_dict(),
+            "seen": sorted(self.buffer.seen),
+            "active": sorted(self.buffer.active_ids),
+            "samples_received": self.buffer.samples_received,
+            "pacer": {"trained": self.pacer.trained, "received": self.pacer.received},
+            "engine": self.engine.name,
+            "time": time.time(),
+        }
+        write_atomic(tmp / "state.json", json.dumps(state).encode())
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(self.ckpt_root)
+        write_atomic(self.ckpt_root / "latest", final.name.encode())
+        for old in sorted(self.ckpt_root.glob("ckpt-*"))[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        try:
+            name = (self.ckpt_root / "latest").read_text().strip()
+        except OSError:
+            return None
+        path = self.ckpt_root / name
+        return path if (path / "state.json").exists() else None
+
+    def resume(self) -> bool:
+        """Load the last checkpoint if any; then (always) load demos and backfill from the log."""
+        ckpt = self.latest_checkpoint()
+        known: set[str] = set()
+        if ckpt is not None:
+            state = json.loads((ckpt / "state.json").read_text())
+            self.engine.policy.load_safetensors_bytes((ckpt / "model.safetensors").read_bytes())
+            self.engine.load(ckpt, int(state["step"]))
+            self.schedule.load_state_dict(state["threshold"])
+            self.policy_version = max(int(state["policy_version"]), self._published_on_disk())
+            self.pacer.trained = int(state["pacer"]["trained"])
+            self.pacer.received = int(state["pacer"]["received"])
+            known = set(state["seen"])
+            self.resumed_from = str(ckpt)
+            self.log(f"resumed from {ckpt} at step {state['step']}, m={self.m:.3f}, {len(known)} episode ids")
+        self.load_log(self.cfg.demo_log_dir, "demo", skip_count=known)
+        added = self.load_log(self.cfg.log_dir, "backfill", skip_count=known)
+        if added:
+            self.log(f"backfilled {added} episode(s) from {self.cfg.log_dir}")
+        # checkpointed ids whose bags are gone stay known, so they are never added twice
+        for eid in known:
+            self.buffer.mark_seen(eid)
+        if self.pacer.last_data_time == 0.0:
+            self.pacer.last_data_time = time.monotonic()
+        return ckpt is not None
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None

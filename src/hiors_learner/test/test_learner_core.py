@@ -1,0 +1,141 @@
+"""Learner core with the torch engine: pacing, schedules, re-filtering, weights, checkpoints, resume, backfill."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
+from episode_factory import make_episode
+from fake_policy import FakePolicy
+
+from hiors_core.episode_log import EpisodeLog
+from hiors_core.filters import FilterConfig
+from hiors_core.labelling import training_samples
+from hiors_core.rejection import ThresholdConfig
+from hiors_core.robots import MODE_JOINT
+from hiors_core.weight_sync import read_verified, sha256_hex
+from hiors_learner.engine import TorchEngine
+from hiors_learner.learner import Learner, LearnerConfig
+from hiors_learner.optim import OptimConfig, lr_at
+from hiors_learner.pacing import UTDPacer
+
+H = 4
+NOFILTER = FilterConfig(noop_enabled=False, short_enabled=False)
+
+
+def test_lr_schedules():
+    c = OptimConfig(lr=2.5e-5, min_lr=2.5e-6, warmup_steps=10, decay_steps=100)
+    v = [lr_at(s, c) for s in range(200)]
+    assert v[0] < v[5] < v[9] <= 2.5e-5
+    assert v[10] == pytest.approx(2.5e-5) and v[110] == pytest.approx(2.5e-6) and v[199] == pytest.approx(2.5e-6)
+    assert all(b <= a + 1e-15 for a, b in zip(v[10:], v[11:], strict=False))
+    cyc = OptimConfig(schedule="cyclic", warmup_steps=0, cycle_steps=20)
+    assert lr_at(0, cyc) == pytest.approx(2.5e-5) and lr_at(20, cyc) == pytest.approx(2.5e-5)
+    assert lr_at(10, cyc) == pytest.approx((2.5e-5 + 2.5e-6) / 2)
+
+
+def test_pacer():
+    p = UTDPacer(target=1.0, cap=3.0, idle_after_s=5.0)
+    assert not p.may_train(4, 0.0)
+    p.on_data(8, now=100.0)
+    assert p.may_train(8, 101.0) and not p.may_train(9, 101.0)
+    p.on_trained(8)
+    assert not p.may_train(4, 101.0)  # ahead of the target: wait
+    assert p.may_train(4, 106.0)  # robot idle: keep training up to the cap
+    p.on_trained(16)
+    assert not p.may_train(4, 200.0) and p.achieved == pytest.approx(3.0)
+
+
+def test_zero_weight_samples_get_exactly_zero_gradient():
+    pol = FakePolicy()
+    eng = TorchEngine(pol, OptimConfig(warmup_steps=0))
+    ep = make_episode(steps=8, human=(), sample_every=1)
+    s = training_samples(ep, H)
+    for x in s[:4]:
+        x.weight = 0.0
+    job = eng.prepare(s)
+    grads = []
+    for rows in (slice(0, 4), slice(4, 8)):
+        pol.model.zero_grad()
+        sub = {"batch": {k: v[rows] for k, v in job["batch"].items()}, "weights": job["weights"][rows], "extra": {}}
+        eng._loss_sum(sub, "cpu").backward()
+        grads.append([p.grad.clone() for p in pol.model.parameters()])
+    assert all(torch.count_nonzero(g) == 0 for g in grads[0])
+    assert any(torch.count_nonzero(g) > 0 for g in grads[1])
+
+
+def learner(tmp_path, **kw):
+    kw.setdefault("filters", NOFILTER)
+    cfg = LearnerConfig(
+        run_dir=str(tmp_path / "run"), horizon=H, batch_size=4, publish_every=2, checkpoint_every=3, **kw
+    )
+    pol = FakePolicy()
+    published = []
+    lr = Learner(
+        cfg, TorchEngine(pol, OptimConfig(warmup_steps=1, decay_steps=20)), publish=lambda *a: published.append(a)
+    )
+    return lr, published
+
+
+def offer(lr, i, ret):
+    ep = make_episode(episode_id=f"ep-{i:06d}", steps=8, human=(), sample_every=1, seed=i)
+    return lr.offer(ep.meta.episode_id, training_samples(ep, H), ret, MODE_JOINT)
+
+
+def test_learner_trains_at_target_utd_publishes_and_refilters(tmp_path):
+    thr = ThresholdConfig(kind="fixed", initial=0.5, values=(0.8,), steps=(4,))
+    lr, published = learner(tmp_path, threshold=thr, utd_target=1.0, utd_cap=1.0)
+    assert offer(lr, 0, 0.6).accepted and offer(lr, 1, 1.0).accepted
+    assert not offer(lr, 2, 0.3).accepted and not offer(lr, 3, -1.0).accepted
+    assert offer(lr, 0, 1.0) is None  # no episode twice
+    assert lr.buffer.num_samples == 16
+    steps = 0
+    while lr.ready():
+        lr.train_once()
+        steps += 1
+    assert steps == 4  # 16 samples received, batch 4, UTD 1
+    assert lr.m == 0.8 and lr.buffer.active_ids == ["ep-000001"]  # m rose at step 4: ep-0 (R=0.6) left
+    st = lr.status()
+    assert st["episodes_total"] == 4 and st["episodes_accepted"] == 1 and st["utd"] == pytest.approx(1.0)
+    versions = [p[0] for p in published]
+    assert versions == [1, 2]
+    v, step, blob, path = published[-1]
+    assert read_verified(path, sha256_hex(blob)) == blob and step == 4
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,time,loss,lr,threshold") and len(rows) == 5
+    assert all(math.isfinite(float(r.split(",")[2])) for r in rows[1:])
+
+
+def test_checkpoint_resume_and_backfill(tmp_path):
+    log = EpisodeLog(tmp_path / "log")
+    for i in range(3):
+        log.write_episode(make_episode(episode_id=f"ep-{i:06d}", steps=8, human=(), sample_every=1, seed=i, reward=1.0))
+    lr, _ = learner(tmp_path, log_dir=str(log.root), utd_target=2.0)
+    assert not lr.resume()  # no checkpoint yet; loads the log
+    assert sorted(lr.buffer.active_ids) == ["ep-000000", "ep-000001", "ep-000002"]
+    while lr.engine.step < 3:
+        lr.train_once()
+    ckpt = lr.latest_checkpoint()
+    assert ckpt is not None and ckpt.name == "ckpt-00000003"
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["step"] == 3 and state["seen"] == ["ep-000000", "ep-000001", "ep-000002"]
+    weights = {k: v.clone() for k, v in lr.engine.policy.model.state_dict().items()}
+    lr.train_once()  # step 4 is lost with the "crash"
+    lr.close()
+    # two more episodes arrive in the log while the learner is down
+    for i in (3, 4):
+        log.write_episode(make_episode(episode_id=f"ep-{i:06d}", steps=8, human=(), sample_every=1, seed=i, reward=1.0))
+    lr2, published = learner(tmp_path, log_dir=str(log.root), utd_target=2.0)
+    assert lr2.resume()
+    assert lr2.engine.step == 3
+    for k, v in lr2.engine.policy.model.state_dict().items():
+        assert torch.equal(v, weights[k])
+    assert sorted(lr2.buffer.active_ids) == [f"ep-{i:06d}" for i in range(5)]  # nothing lost, nothing twice
+    assert lr2.pacer.received == 40  # 24 before + 16 backfilled, none counted twice
+    assert lr2.publish_weights() > 2  # strictly above every version published before the restart
+    assert np.isfinite(lr2.train_once()["loss"])
