@@ -1,0 +1,351 @@
+"""Control authority, chunk execution and dual-frequency sampling: the arbiter's decisions as a pure state machine.
+
+`ArbiterCore.tick(now_ns)` is one control period. The node only feeds it messages and publishes what it returns,
+so everything that matters for safety and for the data (who drove, which step is a sample) is tested without ROS.
+
+Authority rules, in priority order (evaluated every control period):
+  1. e-stop engaged (latched until released)           -> HOLD ("estop")
+  2. human clutch/leader engaged and its input fresh   -> HUMAN   (human input always wins)
+     human engaged but its input stale                  -> HOLD ("teleop stale")
+  3. the policy has an action for this period            -> POLICY
+  4. otherwise                                            -> HOLD (reason: why the policy has nothing)
+Switching never jumps: on takeover the human's relative (clutch) control anchors at the last *commanded* pose;
+every command, including the first after a hand-back, is step-limited from the last commanded one.
+
+Chunk timing: a chunk's action 0 belongs to its observation's stamp. When a chunk starts executing, the actions
+whose time is already past (elapsed = round((now - stamp) / dt)) are skipped; the arbiter executes actions
+[elapsed, k_auto) of it. A newer chunk that arrives meanwhile waits (only the newest is kept) and starts when
+the current one has run out; a chunk whose whole [0, k_auto) window is already past, or that is older than
+`policy_timeout_steps` control periods on arrival, is refused as stale. When nothing is left to execute the
+arbiter holds at once (in the same period).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hiors_core.robots import MODE_EE_POSE
+from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
+
+from .poses import IDENTITY_Q, apply_delta
+from .safety import Limits, RefusedCommand, make_safe, validate
+
+AUTHORITY_NAMES = {AUTHORITY_HOLD: "hold", AUTHORITY_POLICY: "policy", AUTHORITY_HUMAN: "human"}
+
+SAMPLING_MODES = ("dual", "fixed_high", "fixed_low")
+
+
+@dataclass
+class Chunk:
+    actions: np.ndarray  # (H, D) in the arbiter's layout
+    stamp_ns: int  # observation time = time of action 0
+    dt_ns: int
+    version: int = 0
+
+
+class ChunkExecutor:
+    def __init__(self, k_auto: int, period_ns: int, timeout_steps: int):
+        if k_auto < 1:
+            raise ValueError(f"k_auto must be >= 1, got {k_auto}")
+        self.k_auto = int(k_auto)
+        self.period_ns = int(period_ns)
+        self.timeout_steps = int(timeout_steps)
+        self.current: Chunk | None = None
+        self.pending: Chunk | None = None
+        self.index = 0  # next action index of the current chunk
+
+    def _end(self, c: Chunk) -> int:
+        return min(self.k_auto, len(c.actions))
+
+    def _elapsed(self, c: Chunk, now_ns: int) -> int:
+        dt = c.dt_ns if c.dt_ns > 0 else self.period_ns
+        return max(0, int(np.floor((now_ns - c.stamp_ns) / dt + 0.5)))
+
+    def offer(self, chunk: Chunk, now_ns: int) -> str:
+        """Queue a chunk; returns '' if accepted, else why it was refused."""
+        age_steps = (now_ns - chunk.stamp_ns) / self.period_ns
+        if age_steps > self.timeout_steps:
+            return f"stale chunk: observation {age_steps:.1f} control periods old (limit {self.timeout_steps})"
+        if self._elapsed(chunk, now_ns) >= self._end(chunk):
+            return "stale chunk: all of its first k_auto actions are in the past"
+        for other in (self.pending, self.current):
+            if other is not None and chunk.stamp_ns < other.stamp_ns:
+                return "chunk older than the one already held"
+        self.pending = chunk
+        return ""
+
+    def reset(self) -> None:
+        """Drop everything (takeover, e-stop): a chunk planned before must not resume afterwards."""
+        self.current = None
+        self.pending = None
+        self.index = 0
+
+    def next(self, now_ns: int) -> tuple[np.ndarray | None, int, bool, str]:
+        """(action, policy_version, first_of_chunk, reason if none)."""
+        first = False
+        if self.current is None or self.index >= self._end(self.current):
+            self.current = None
+            reason = "policy: chunk finished, next one not here" if self.pending is None else ""
+            while self.pending is not None:
+                c, self.pending = self.pending, None
+                i = self._elapsed(c, now_ns)
+                if i < self._end(c):
+                    self.current, self.index, first = c, i, True
+                    break
+                reason = "policy: next chunk arrived too late"
+            if self.current is None:
+                return None, 0, False, reason or "policy: no chunk"
+        a = self.current.actions[self.index]
+        self.index += 1
+        return a, self.current.version, first, ""
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """Dual-frequency sampling: f_high while the human drives, f_low (once per chunk) while the policy drives."""
+
+    mode: str = "dual"
+    human_period: int = 1  # steps between samples at f_high
+    policy_period: int = 0  # steps between samples at f_low; 0 = once per chunk, at its first executed step
+    k_auto: int = 20
+
+    def __post_init__(self):
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"sampling_mode must be one of {SAMPLING_MODES}, got {self.mode!r}")
+
+    def _low(self, first_of_chunk: bool, seg_step: int) -> bool:
+        if self.policy_period <= 0:
+            return first_of_chunk
+        return seg_step % self.policy_period == 0
+
+    def is_sample(self, authority: int, first_of_chunk: bool, seg_step: int) -> bool:
+        if authority == AUTHORITY_HUMAN:
+            if self.mode == "fixed_low":
+                return seg_step % (self.policy_period or self.k_auto) == 0
+            return seg_step % max(1, self.human_period) == 0
+        if authority == AUTHORITY_POLICY:
+            if self.mode == "fixed_high":
+                return seg_step % max(1, self.human_period) == 0
+            return self._low(first_of_chunk, seg_step)
+        return False
+
+    def rate_hz(self, authority: int, control_rate_hz: float) -> float:
+        high = control_rate_hz / max(1, self.human_period)
+        low = control_rate_hz / (self.policy_period or self.k_auto)
+        if authority == AUTHORITY_HUMAN:
+            return low if self.mode == "fixed_low" else high
+        if authority == AUTHORITY_POLICY:
+            return high if self.mode == "fixed_high" else low
+        return 0.0
+
+
+@dataclass
+class ArbiterConfig:
+    control_rate_hz: float = 25.0
+    k_auto: int = 20
+    policy_timeout_steps: int = 25
+    teleop_timeout_s: float = 0.25
+    human_source: str = "quest3"
+    sampler: Sampler = field(default_factory=Sampler)
+
+    @property
+    def period_ns(self) -> int:
+        return int(round(1e9 / self.control_rate_hz))
+
+
+@dataclass
+class TickResult:
+    action: np.ndarray
+    authority: int
+    source: str
+    reason: str
+    clamped: bool
+    is_sample: bool
+    policy_version: int
+    step: int
+    changed: bool  # authority, source, reason or e-stop changed this period
+    first_of_chunk: bool = False
+
+
+class ArbiterCore:
+    def __init__(self, limits: Limits, config: ArbiterConfig):
+        self.limits = limits
+        self.cfg = config
+        self.executor = ChunkExecutor(config.k_auto, config.period_ns, config.policy_timeout_steps)
+        self.last_cmd: np.ndarray | None = None
+        self.measured: np.ndarray | None = None
+        self.estop = False
+        self.authority = AUTHORITY_HOLD
+        self.source = "hold"
+        self.reason = "starting"
+        self.step = 0
+        self.seg_step = 0
+        self.refused = 0
+        self.clamped = 0
+        self.policy_version = 0
+        # Human input.
+        self.engaged = False
+        self.joy_ns: int | None = None
+        self.engage_ns = 0
+        self.motion_ns: int | None = None
+        self.delta_p = np.zeros(3)
+        self.delta_q = IDENTITY_Q.copy()
+        self.joint_target: dict[str, float] = {}
+        self.gripper: float | None = None
+        self.anchor: np.ndarray | None = None
+
+    # inputs ----------------------------------------------------------------------------------------------------
+    def set_measured(self, action) -> None:
+        try:
+            self.measured = validate(action, self.limits)
+        except RefusedCommand:
+            pass
+
+    def set_estop(self, on: bool) -> None:
+        self.estop = bool(on)
+        if on:
+            self.executor.reset()
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        self.reason = reason
+
+    def offer_chunk(self, chunk: Chunk, now_ns: int) -> str:
+        try:
+            actions = np.stack([validate(a, self.limits) for a in np.asarray(chunk.actions, dtype=np.float64)])
+        except RefusedCommand as e:
+            why = f"refused chunk: {e}"
+            self.refuse(why)
+            return why
+        except ValueError as e:
+            why = f"refused chunk: {e}"
+            self.refuse(why)
+            return why
+        why = self.executor.offer(Chunk(actions, chunk.stamp_ns, chunk.dt_ns, chunk.version), now_ns)
+        if why:
+            self.refuse(why)
+        return why
+
+    def human_joy(self, now_ns: int, engaged: bool, gripper: float | None = None) -> None:
+        if engaged and not self.engaged:
+            self.engage_ns = now_ns
+            self.motion_ns = None
+            self.delta_p, self.delta_q = np.zeros(3), IDENTITY_Q.copy()
+            self.joint_target = {}
+            self.anchor = None  # re-anchored at the next tick, at the commanded pose
+        self.engaged = bool(engaged)
+        self.joy_ns = now_ns
+        if gripper is not None and np.isfinite(gripper):
+            self.gripper = float(np.clip(gripper, 0.0, 1.0))
+
+    def human_ee_delta(self, now_ns: int, dp, dq) -> None:
+        dp, dq = np.asarray(dp, np.float64), np.asarray(dq, np.float64)
+        if not (np.all(np.isfinite(dp)) and np.all(np.isfinite(dq)) and np.linalg.norm(dq) > 1e-9):
+            self.refuse("refused teleop pose: non-finite or zero quaternion")
+            return
+        self.delta_p, self.delta_q = dp, dq
+        self.motion_ns = now_ns
+
+    def human_joint(self, now_ns: int, names, values) -> None:
+        vals = np.asarray(values, np.float64)
+        if len(names) != len(vals) or not np.all(np.isfinite(vals)):
+            self.refuse("refused teleop joints: non-finite values or names/values mismatch")
+            return
+        known = set(self.limits.names)
+        self.joint_target = {n: float(v) for n, v in zip(names, vals, strict=True) if n in known}
+        self.motion_ns = now_ns
+
+    # decisions -------------------------------------------------------------------------------------------------
+    def _human_fresh(self, now_ns: int) -> bool:
+        timeout = self.cfg.teleop_timeout_s * 1e9
+        if self.joy_ns is None or now_ns - self.joy_ns > timeout:
+            return False
+        ref = self.motion_ns if self.motion_ns is not None else self.engage_ns
+        return now_ns - ref <= timeout
+
+    def _human_target(self) -> np.ndarray:
+        base = self.last_cmd.copy()
+        if self.limits.mode == MODE_EE_POSE:
+            if self.anchor is None:
+                self.anchor = self.last_cmd.copy()
+            p, q = apply_delta(self.anchor[:3], self.anchor[3:7], self.delta_p, self.delta_q)
+            base[:3], base[3:7] = p, q
+            if self.gripper is not None and len(base) > 7:
+                base[7] = self.gripper
+            return base
+        for i, n in enumerate(self.limits.names):
+            if n in self.joint_target:
+                base[i] = self.joint_target[n]
+        return base
+
+    def tick(self, now_ns: int) -> TickResult | None:
+        if self.last_cmd is None:
+            if self.measured is None:
+                self.reason = "waiting for the robot state"
+                return None
+            self.last_cmd = self.measured.copy()
+        prev = (self.authority, self.source, self.reason, self.estop)
+        human_fresh = self._human_fresh(now_ns)
+        target, version, first, reason = None, 0, False, ""
+        if self.estop:
+            authority, source, reason = AUTHORITY_HOLD, "hold", "estop"
+        elif self.engaged:
+            if human_fresh:
+                authority, source, reason = AUTHORITY_HUMAN, self.cfg.human_source, "human input"
+            else:
+                authority, source, reason = AUTHORITY_HOLD, "hold", "teleop stale"
+        else:
+            target, version, first, why = self.executor.next(now_ns)
+            if target is not None:
+                authority, source, reason = AUTHORITY_POLICY, "policy", "policy chunk"
+            else:
+                authority, source, reason = AUTHORITY_HOLD, "hold", why
+
+        if authority != self.authority:
+            self.seg_step = 0
+            if authority == AUTHORITY_HUMAN:
+                self.anchor = self.last_cmd.copy()  # takeover: relative control starts at the commanded pose
+                self.executor.reset()
+        if authority == AUTHORITY_HOLD:
+            target = self.last_cmd
+            self.anchor = None
+
+        try:
+            if authority == AUTHORITY_HUMAN:
+                target = self._human_target()
+            safe = make_safe(target, self.last_cmd, self.limits)
+        except (RefusedCommand, ValueError) as e:
+            self.refused += 1
+            authority, source, reason = AUTHORITY_HOLD, "hold", f"refused: {e}"
+            safe = make_safe(self.last_cmd, self.last_cmd, self.limits)
+            if self.authority != AUTHORITY_HOLD:
+                self.seg_step = 0
+        if safe.clamped:
+            self.clamped += 1
+        if authority == AUTHORITY_POLICY:
+            self.policy_version = version
+        is_sample = self.cfg.sampler.is_sample(authority, first, self.seg_step)
+        self.authority, self.source = authority, source
+        if reason != self.reason or authority != prev[0]:
+            self.reason = reason
+        self.last_cmd = safe.action
+        result = TickResult(
+            action=safe.action.copy(),
+            authority=authority,
+            source=source,
+            reason=self.reason,
+            clamped=safe.clamped,
+            is_sample=is_sample,
+            policy_version=version if authority == AUTHORITY_POLICY else 0,
+            step=self.step,
+            changed=(self.authority, self.source, self.reason, self.estop) != prev,
+            first_of_chunk=first,
+        )
+        self.step += 1
+        self.seg_step += 1
+        return result
+
+    def sampling_rate_hz(self) -> float:
+        return self.cfg.sampler.rate_hz(self.authority, self.cfg.control_rate_hz)

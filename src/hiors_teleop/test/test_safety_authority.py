@@ -1,0 +1,226 @@
+"""Pure tests of the arbiter's safety math, authority state machine, chunk timing and dual-frequency sampling."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hiors_core.robots import TORA_ONE, XTRAINER
+from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
+from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
+from hiors_teleop.poses import quat_angle, quat_mul, quat_normalize
+from hiors_teleop.safety import Limits, RefusedCommand, layout_for, make_safe, step_ok, within_limits
+
+EE = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))
+JOINT = Limits.for_robot(XTRAINER, layout_for(XTRAINER, "joint"))
+PERIOD = int(1e9 / 25)
+HOME_EE = np.array([0.3, 0.2, 1.1, 0, 0, 0, 1, 0.5])
+
+
+def ee_core(**kw):
+    core = ArbiterCore(EE, ArbiterConfig(k_auto=kw.pop("k_auto", 5), **kw))
+    core.set_measured(HOME_EE)
+    return core
+
+
+def chunk_at(pos, stamp, h=10, version=1):
+    a = np.tile(HOME_EE, (h, 1))
+    a[:, :3] = pos
+    return Chunk(a, stamp, PERIOD, version)
+
+
+floats = st.floats(allow_nan=True, allow_infinity=True, width=64, min_value=None, max_value=None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(floats, min_size=0, max_size=16), st.booleans())
+def test_no_command_outside_limits_ever(values, joint):
+    limits = JOINT if joint else EE
+    prev = make_safe(np.zeros(limits.dim) if joint else HOME_EE, None, limits).action
+    try:
+        out = make_safe(values, prev, limits)
+    except RefusedCommand:
+        assert len(values) != limits.dim or not np.all(np.isfinite(values)) or not joint
+        return
+    assert within_limits(out.action, limits)
+    assert step_ok(out.action, prev, limits)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(floats, min_size=8, max_size=8), min_size=1, max_size=6), st.integers(0, 3))
+def test_core_never_emits_outside_limits(chunks, takeover_at):
+    core = ee_core(k_auto=3)
+    now = 10 * PERIOD
+    for i, c in enumerate(chunks):
+        core.offer_chunk(Chunk(np.array([c, c, c]), now, PERIOD, i), now)
+        if i == takeover_at:
+            core.human_joy(now, True, gripper=c[7] if np.isfinite(c[7]) else None)
+            core.human_ee_delta(now, c[:3], c[3:7])
+        prev = core.last_cmd
+        for _ in range(3):
+            r = core.tick(now)
+            assert within_limits(r.action, EE)
+            assert prev is None or step_ok(r.action, prev, EE)
+            prev = r.action
+            now += PERIOD
+
+
+def test_refuses_nan_wrong_dim_and_zero_quaternion():
+    with pytest.raises(RefusedCommand, match="non-finite"):
+        make_safe([np.nan] * 8, None, EE)
+    with pytest.raises(RefusedCommand, match="dimension"):
+        make_safe([0.0] * 7, None, EE)
+    with pytest.raises(RefusedCommand, match="quaternion"):
+        make_safe([0.3, 0, 1, 0, 0, 0, 0, 1], None, EE)
+    core = ee_core()
+    bad = chunk_at([0.3, 0.2, 1.1], 0)
+    bad.actions[3, 1] = np.inf
+    assert "refused" in core.offer_chunk(bad, 0)
+    assert core.refused == 1
+    r = core.tick(0)
+    assert r.authority == AUTHORITY_HOLD and np.allclose(r.action, HOME_EE)
+
+
+def test_clamps_workspace_and_steps():
+    out = make_safe([5.0, 0.2, 1.1, 0, 0, 0, 1, 3.0], None, EE)
+    assert out.clamped and out.action[0] == EE.upper[0] and out.action[7] == 1.0
+    out = make_safe([0.5, 0.2, 1.1, 0, 0, 0, 1, 0.5], HOME_EE, EE)
+    assert out.clamped and np.isclose(np.linalg.norm(out.action[:3] - HOME_EE[:3]), EE.max_ee_step)
+    q = quat_normalize([0, 0, np.sin(0.5), np.cos(0.5)])  # 1 rad about z
+    out = make_safe(np.r_[HOME_EE[:3], q, 0.5], HOME_EE, EE)
+    assert np.isclose(quat_angle(out.action[3:7], HOME_EE[3:7]), EE.max_rot_step, atol=1e-6)
+    j = make_safe(np.full(JOINT.dim, 10.0), np.zeros(JOINT.dim), JOINT)
+    assert np.allclose(j.action, JOINT.max_step)
+
+
+def test_policy_executes_k_auto_and_watchdog_holds_within_two_periods():
+    core = ee_core(k_auto=5)
+    now = 100 * PERIOD
+    assert core.offer_chunk(chunk_at([0.31, 0.2, 1.1], now), now) == ""
+    auth = []
+    for _ in range(8):
+        auth.append(core.tick(now).authority)
+        now += PERIOD
+    assert auth[:5] == [AUTHORITY_POLICY] * 5
+    assert auth[5] == AUTHORITY_HOLD  # nothing left: hold in the very next period
+    assert "chunk finished" in core.reason
+
+
+def test_late_chunk_skips_past_actions_and_stale_chunk_refused():
+    core = ee_core(k_auto=5)
+    now = 100 * PERIOD
+    c = chunk_at([0.3, 0.2, 1.1], now - 2 * PERIOD)
+    c.actions[:, 0] = 0.3 + 0.001 * np.arange(10)  # action i at x = 0.3 + i mm
+    assert core.offer_chunk(c, now) == ""
+    r = core.tick(now)
+    assert r.first_of_chunk and np.isclose(r.action[0], 0.302)
+    assert sum(core.tick(now + k * PERIOD).authority == AUTHORITY_POLICY for k in range(1, 6)) == 2
+    assert "stale" in core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 6 * PERIOD), now)
+    assert "stale" in core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 40 * PERIOD), now)
+
+
+def test_next_chunk_waits_for_k_auto_and_samples_once_per_chunk():
+    core = ee_core(k_auto=4)
+    now = 100 * PERIOD
+    core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now, version=1), now)
+    results = []
+    for k in range(8):
+        if k == 1:  # a chunk arrives while the first executes, and a newer one replaces it
+            core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now, version=2), now)
+        if k == 3:
+            core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now, version=3), now)
+        results.append(core.tick(now))
+        now += PERIOD
+    # Chunk 3's action 0 belongs to step 3, so at step 4 its actions 1..3 remain (time-aligned, late part skipped).
+    assert [r.policy_version for r in results] == [1, 1, 1, 1, 3, 3, 3, 0]
+    assert [r.is_sample for r in results] == [True, False, False, False, True, False, False, False]
+
+
+def test_takeover_marks_exactly_the_human_steps_and_never_jumps():
+    core = ee_core(k_auto=50, teleop_timeout_s=1.0)
+    now = 100 * PERIOD
+    core.offer_chunk(chunk_at([0.4, 0.2, 1.1], now, h=60), now)  # policy drives towards +x
+    log = []
+    for k in range(30):
+        if k == 8:
+            core.human_joy(now, True, gripper=0.2)
+        if 8 <= k < 18:
+            core.human_joy(now, True, gripper=0.2)
+            core.human_ee_delta(now, [0.0, 0.002 * (k - 8), 0.0], [0, 0, 0, 1])
+        if k == 18:
+            core.human_joy(now, False)
+        if k == 19:
+            core.offer_chunk(chunk_at([0.3, 0.3, 1.2], now, h=60, version=3), now)
+        prev = HOME_EE if core.last_cmd is None else core.last_cmd.copy()
+        r = core.tick(now)
+        log.append(r)
+        assert step_ok(r.action, prev, EE)
+        now += PERIOD
+    human = [r.authority == AUTHORITY_HUMAN for r in log]
+    assert human == [8 <= k < 18 for k in range(30)]
+    # Takeover anchors at the commanded pose: the first human command equals the last policy command (zero delta).
+    assert np.allclose(log[8].action[:3], log[7].action[:3])
+    assert all(r.is_sample for r in log[8:18])  # f_high while the human drives
+    assert [r.authority for r in log[18:20]] == [AUTHORITY_HOLD, AUTHORITY_POLICY]  # old chunk dropped on takeover
+    assert log[19].is_sample and log[19].policy_version == 3
+    assert sum(r.is_sample for r in log[:8]) == 1
+
+
+def test_orientation_delta_applied_to_anchor():
+    core = ee_core(teleop_timeout_s=1.0)
+    core.human_joy(0, True)
+    dq = quat_normalize([0, 0, np.sin(0.05), np.cos(0.05)])
+    core.human_ee_delta(0, [0.01, 0, 0], dq)
+    r = core.tick(0)
+    assert r.authority == AUTHORITY_HUMAN
+    assert np.allclose(r.action[:3], HOME_EE[:3] + [0.01, 0, 0])
+    assert np.isclose(quat_angle(r.action[3:7], quat_mul(dq, HOME_EE[3:7])), 0, atol=1e-6)
+
+
+def test_estop_holds_at_once_and_is_latched_until_released():
+    core = ee_core(k_auto=50)
+    now = 100 * PERIOD
+    core.offer_chunk(chunk_at([0.4, 0.2, 1.1], now, h=60), now)
+    assert core.tick(now).authority == AUTHORITY_POLICY
+    core.set_estop(True)
+    core.human_joy(now, True)
+    for _ in range(3):
+        now += PERIOD
+        r = core.tick(now)
+        assert r.authority == AUTHORITY_HOLD and r.reason == "estop"
+    core.set_estop(False)
+    assert core.tick(now).authority == AUTHORITY_HUMAN
+
+
+def test_stale_teleop_holds():
+    core = ee_core(teleop_timeout_s=0.1)
+    core.human_joy(0, True)
+    assert core.tick(0).authority == AUTHORITY_HUMAN
+    r = core.tick(int(0.2e9))
+    assert r.authority == AUTHORITY_HOLD and r.reason == "teleop stale"
+
+
+def test_leader_arm_joint_takeover_is_rate_limited():
+    core = ArbiterCore(JOINT, ArbiterConfig(human_source="leader_arm", teleop_timeout_s=1.0))
+    core.set_measured(np.zeros(JOINT.dim))
+    core.human_joy(0, True)
+    core.human_joint(0, ["left_joint1", "unknown"], [1.0, 5.0])
+    r = core.tick(0)
+    assert r.authority == AUTHORITY_HUMAN and r.source == "leader_arm" and r.clamped
+    assert np.isclose(r.action[0], JOINT.max_step[0]) and np.allclose(r.action[1:], 0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "human", "policy"),
+    [
+        ("dual", [1] * 6, [1, 0, 0, 0]),
+        ("fixed_high", [1] * 6, [1] * 4),
+        ("fixed_low", [1, 0, 0, 0, 1, 0], [1, 0, 0, 0]),
+    ],
+)
+def test_sampling_modes(mode, human, policy):
+    s = Sampler(mode=mode, k_auto=4)
+    assert [int(s.is_sample(AUTHORITY_HUMAN, False, k)) for k in range(6)] == human
+    assert [int(s.is_sample(AUTHORITY_POLICY, k == 0, k)) for k in range(4)] == policy
+    assert s.is_sample(AUTHORITY_HOLD, True, 0) is False
+    assert s.rate_hz(AUTHORITY_HUMAN, 25.0) == (25.0 / 4 if mode == "fixed_low" else 25.0)
