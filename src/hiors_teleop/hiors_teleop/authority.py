@@ -195,6 +195,7 @@ class ArbiterCore:
         self.joint_target: dict[str, float] = {}
         self.gripper: float | None = None
         self.anchor: np.ndarray | None = None
+        self._sticky = False
 
     # inputs ----------------------------------------------------------------------------------------------------
     def set_measured(self, action) -> None:
@@ -211,6 +212,7 @@ class ArbiterCore:
     def refuse(self, reason: str) -> None:
         self.refused += 1
         self.reason = reason
+        self._sticky = True  # a refusal stays the reported reason until the authority changes
 
     def offer_chunk(self, chunk: Chunk, now_ns: int) -> str:
         try:
@@ -318,6 +320,7 @@ class ArbiterCore:
             safe = make_safe(target, self.last_cmd, self.limits)
         except (RefusedCommand, ValueError) as e:
             self.refused += 1
+            self._sticky = False
             authority, source, reason = AUTHORITY_HOLD, "hold", f"refused: {e}"
             safe = make_safe(self.last_cmd, self.last_cmd, self.limits)
             if self.authority != AUTHORITY_HOLD:
@@ -328,8 +331,9 @@ class ArbiterCore:
             self.policy_version = version
         is_sample = self.cfg.sampler.is_sample(authority, first, self.seg_step)
         self.authority, self.source = authority, source
-        if reason != self.reason or authority != prev[0]:
+        if authority != prev[0] or not self._sticky:
             self.reason = reason
+            self._sticky = reason.startswith("refused")
         self.last_cmd = safe.action
         result = TickResult(
             action=safe.action.copy(),

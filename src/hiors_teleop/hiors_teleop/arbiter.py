@@ -1,0 +1,281 @@
+"""The arbiter: the only node that commands the robot. It wires messages into `ArbiterCore` (pure, tested without
+ROS) and publishes what the core decides: robot commands, ExecutedCommand, ControlState and rviz markers."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Bool
+from visualization_msgs.msg import MarkerArray
+
+from hiors_core import topics
+from hiors_core.convert import stamp_to_ns
+from hiors_core.robots import MODE_EE_POSE, get_robot
+from hiors_core.schema import AUTHORITY_HUMAN
+from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
+
+from .authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
+from .markers import build_markers
+from .safety import Limits, layout_for
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+class Arbiter(Node):
+    def __init__(self, **kwargs):
+        super().__init__("arbiter", **kwargs)
+        p = self.declare_parameter
+        self.robot = get_robot(p("robot", "tora_one").value)
+        p("task", "")
+        default_mode = "ee" if self.robot.name == "tora_one" else "joint"
+        mode = p("control_mode", default_mode).value
+        self.arm = p("arm", "left").value
+        rate = float(p("control_rate_hz", 0.0).value) or self.robot.control_rate_hz
+        self.layout = layout_for(self.robot, mode, self.arm)
+        self.limits = Limits.for_robot(self.robot, self.layout, rate)
+        k_auto = int(p("k_auto", 20).value)
+        sampler = Sampler(
+            mode=p("sampling_mode", "dual").value,
+            human_period=int(p("human_sample_period", 1).value),
+            policy_period=int(p("policy_sample_period", 0).value),
+            k_auto=k_auto,
+        )
+        self.cfg = ArbiterConfig(
+            control_rate_hz=rate,
+            k_auto=k_auto,
+            policy_timeout_steps=int(p("policy_timeout_steps", 25).value),
+            teleop_timeout_s=float(p("teleop_timeout_s", 0.25).value),
+            human_source=p("human_source", "quest3" if mode == "ee" else "leader_arm").value,
+            sampler=sampler,
+        )
+        self.trigger_closes = bool(p("trigger_closes", True).value)
+        self.marker_rate = float(p("marker_rate_hz", 5.0).value)
+        self.core = ArbiterCore(self.limits, self.cfg)
+        self.lock = threading.Lock()
+        self.ee_mode = self.layout.mode == MODE_EE_POSE
+        self._measured_joints: dict[str, float] = {}
+        self._measured_ee: np.ndarray | None = None
+        self._trail: deque = deque(maxlen=int(p("trail_length", 600).value))
+        self._authority_now = 0
+        self._predicted: np.ndarray | None = None
+
+        inputs = MutuallyExclusiveCallbackGroup()
+        control = MutuallyExclusiveCallbackGroup()
+        slow = MutuallyExclusiveCallbackGroup()
+        # Outputs.
+        if self.ee_mode:
+            self.pub_ee = self.create_publisher(PoseStamped, topics.CMD_EE_POSE.format(arm=self.arm), 10)
+            self.pub_grip = self.create_publisher(JointState, topics.CMD_GRIPPER, 10)
+        else:
+            self.pub_joint = self.create_publisher(JointState, topics.CMD_JOINT, 10)
+        self.pub_exec = self.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        self.pub_state = self.create_publisher(ControlState, topics.CONTROL_STATE, LATCHED)
+        self.pub_markers = self.create_publisher(MarkerArray, topics.MARKERS, 1)
+        # Inputs.
+        sub = self.create_subscription
+        sub(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, 10, callback_group=inputs)
+        sub(Joy, topics.TELEOP_JOY, self.on_joy, 10, callback_group=inputs)
+        sub(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=self.arm), self.on_ee_delta, 10, callback_group=inputs)
+        sub(JointState, topics.TELEOP_JOINT, self.on_teleop_joint, 10, callback_group=inputs)
+        sub(Bool, topics.ESTOP, self.on_estop, LATCHED, callback_group=inputs)
+        sub(JointState, topics.JOINT_STATES, self.on_joint_states, 10, callback_group=inputs)
+        sub(PoseStamped, topics.EE_POSE.format(arm=self.arm), self.on_ee_pose, 10, callback_group=inputs)
+        self.create_timer(1.0 / rate, self.on_control, callback_group=control)
+        self.create_timer(1.0, self.publish_state, callback_group=slow)
+        if self.marker_rate > 0:
+            self.create_timer(1.0 / self.marker_rate, self.publish_markers, callback_group=slow)
+        self.get_logger().info(
+            f"arbiter: robot={self.robot.name} mode={mode} rate={rate} Hz k_auto={k_auto} sampling={sampler.mode}"
+        )
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    # input callbacks: only move data into the core ---------------------------------------------------------------
+    def on_chunk(self, msg: ActionChunk) -> None:
+        now = self.now_ns()
+        h, d = int(msg.horizon), int(msg.action_dim)
+        with self.lock:
+            if msg.control_mode != self.layout.mode:
+                why = f"refused chunk: control mode {msg.control_mode}, expected {self.layout.mode}"
+                self.core.refuse(why)
+            elif h <= 0 or d != self.limits.dim or len(msg.actions) != h * d:
+                why = f"refused chunk: wrong dimension {h}x{d} with {len(msg.actions)} values"
+                self.core.refuse(why)
+            else:
+                why = self._offer(msg, h, d, now)
+        if why:
+            self.get_logger().warn(why, throttle_duration_sec=2.0)
+            self.publish_state()
+
+    def _offer(self, msg: ActionChunk, h: int, d: int, now: int) -> str:
+        actions = np.asarray(msg.actions, dtype=np.float64).reshape(h, d)
+        names = list(msg.action_names)
+        if names and names != list(self.limits.names):
+            if sorted(names) != sorted(self.limits.names):
+                why = f"refused chunk: action names {names[:3]}... do not match the layout"
+                self.core.refuse(why)
+                return why
+            actions = actions[:, [names.index(n) for n in self.limits.names]]
+        chunk = Chunk(actions, stamp_to_ns(msg.header.stamp), int(round(msg.dt * 1e9)), int(msg.policy_version))
+        why = self.core.offer_chunk(chunk, now)
+        if not why and self.ee_mode:
+            self._predicted = self.core.executor.pending.actions[:, :3].copy()
+        return why
+
+    def on_joy(self, msg: Joy) -> None:
+        engaged = len(msg.buttons) > 0 and bool(msg.buttons[0])
+        grip = None
+        if len(msg.axes) > 0:
+            trig = float(msg.axes[0])
+            grip = 1.0 - trig if self.trigger_closes else trig
+        with self.lock:
+            self.core.human_joy(self.now_ns(), engaged, grip)
+
+    def on_ee_delta(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        with self.lock:
+            self.core.human_ee_delta(self.now_ns(), [p.x, p.y, p.z], [o.x, o.y, o.z, o.w])
+
+    def on_teleop_joint(self, msg: JointState) -> None:
+        with self.lock:
+            self.core.human_joint(self.now_ns(), list(msg.name), list(msg.position))
+
+    def on_estop(self, msg: Bool) -> None:
+        with self.lock:
+            changed = self.core.estop != bool(msg.data)
+            self.core.set_estop(bool(msg.data))
+        if changed:
+            self.get_logger().warn(f"e-stop {'ENGAGED' if msg.data else 'released'}")
+            self.publish_state()
+
+    def on_joint_states(self, msg: JointState) -> None:
+        self._measured_joints.update(zip(msg.name, msg.position, strict=False))
+        self._update_measured()
+
+    def on_ee_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        self._measured_ee = np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
+        self._trail.append((self._measured_ee[:3].copy(), self._authority_now))
+        self._update_measured()
+
+    def _update_measured(self) -> None:
+        if self.ee_mode:
+            if self._measured_ee is None:
+                return
+            grip = self._measured_joints.get(self.robot.arm(self.arm).gripper_name, 1.0)
+            vec = np.r_[self._measured_ee, grip]
+        else:
+            if not all(n in self._measured_joints for n in self.limits.names):
+                return
+            vec = np.array([self._measured_joints[n] for n in self.limits.names])
+        with self.lock:
+            self.core.set_measured(vec)
+
+    # the control loop ----------------------------------------------------------------------------------------------
+    def on_control(self) -> None:
+        now = self.now_ns()
+        with self.lock:
+            r = self.core.tick(now)
+        if r is None:
+            return
+        self._authority_now = r.authority
+        self._send(r.action, now)
+        msg = ExecutedCommand(
+            step=r.step,
+            authority=r.authority,
+            source=r.source,
+            control_mode=self.layout.mode,
+            action_names=list(self.limits.names),
+            action=r.action.astype(np.float32).tolist(),
+            policy_version=r.policy_version,
+            clamped=r.clamped,
+            is_sample=r.is_sample,
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_exec.publish(msg)
+        if r.changed:
+            self.publish_state()
+
+    def _send(self, a: np.ndarray, now_ns: int) -> None:
+        stamp = self.get_clock().now().to_msg()
+        if self.ee_mode:
+            pose = PoseStamped()
+            pose.header.stamp = stamp
+            pose.header.frame_id = self.robot.base_frame
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in a[:3])
+            o = pose.pose.orientation
+            o.x, o.y, o.z, o.w = (float(v) for v in a[3:7])
+            self.pub_ee.publish(pose)
+            grip = JointState(name=[self.robot.arm(self.arm).gripper_name], position=[float(a[7])])
+            grip.header.stamp = stamp
+            self.pub_grip.publish(grip)
+        else:
+            cmd = JointState(name=list(self.limits.names), position=[float(v) for v in a])
+            cmd.header.stamp = stamp
+            self.pub_joint.publish(cmd)
+
+    def publish_state(self) -> None:
+        with self.lock:
+            c = self.core
+            msg = ControlState(
+                authority=c.authority,
+                source=c.source,
+                estop=c.estop,
+                reason=c.reason,
+                episode_id="",
+                step=c.step,
+                sampling_rate_hz=float(c.sampling_rate_hz()),
+                policy_version=c.policy_version,
+                refused_commands=c.refused,
+                clamped_commands=c.clamped,
+            )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_state.publish(msg)
+
+    def publish_markers(self) -> None:
+        with self.lock:
+            target = None if self.core.last_cmd is None else self.core.last_cmd.copy()
+            authority, source = self.core.authority, self.core.source
+            predicted = self._predicted if authority != AUTHORITY_HUMAN else None
+        self.pub_markers.publish(
+            build_markers(
+                frame=self.robot.base_frame,
+                stamp=self.get_clock().now().to_msg(),
+                trail=list(self._trail),
+                predicted=predicted,
+                target=target if self.ee_mode else None,
+                authority=authority,
+                source=source,
+            )
+        )
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Arbiter()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
