@@ -16,5 +16,10 @@ setup(
     maintainer_email="dev@hiors.org",
     description="The episode filter and the asynchronous learner (buffer, flow-matching training on torch or DeepSpeed ZeRO-2, weight publishing, checkpoints and resume).",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "episode_filter = hiors_learner.filter_node:main",
+            "learner = hiors_learner.learner_node:main",
+        ]
+    },
 )

@@ -1,0 +1,110 @@
+"""episode_filter: one verdict for every episode; accepted episodes (no-op samples removed) go to the learner.
+
+It follows the learner's m from LearnerStatus (m only rises) and uses its own schedule, stepped per episode,
+while no learner is heard. It never deletes anything: rejected episodes stay in the log of record.
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hiors_core import topics
+from hiors_core.episode_msg import samples_from_msg
+from hiors_core.errors import HiorsError
+from hiors_core.filters import filter_episode
+from hiors_core.rejection import ThresholdSchedule
+from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
+
+from .params import FILTER_PARAMS, THRESHOLD_PARAMS, declare, filter_config, threshold_config
+
+EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+VERDICT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+class EpisodeFilterNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("episode_filter", **kwargs)
+        p = declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS)
+        self.declare_parameter("follow_learner", True)
+        self.follow_learner = bool(self.get_parameter("follow_learner").value)
+        self.filters = filter_config(p)
+        self.schedule = ThresholdSchedule(threshold_config(p))
+        self.learner_heard = False
+        self.count = 0
+        self.accepted_pub = self.create_publisher(Episode, topics.EPISODE_ACCEPTED, EPISODE_QOS)
+        self.verdict_pub = self.create_publisher(EpisodeVerdict, topics.EPISODE_VERDICT, VERDICT_QOS)
+        self.create_subscription(Episode, topics.EPISODE, self.on_episode, EPISODE_QOS)
+        self.create_subscription(LearnerStatus, topics.LEARNER_STATUS, self.on_status, LATCHED)
+
+    def on_status(self, msg: LearnerStatus) -> None:
+        if self.follow_learner:
+            self.learner_heard = True
+            self.schedule.raise_to(float(msg.threshold))
+
+    @property
+    def m(self) -> float:
+        return self.schedule.current if self.learner_heard else self.schedule.value(self.count)
+
+    def on_episode(self, msg: Episode) -> None:
+        m = self.m
+        verdict = EpisodeVerdict(episode_id=msg.episode_id, episode_return=float(msg.episode_return), threshold=m)
+        verdict.header.stamp = self.get_clock().now().to_msg()
+        verdict.samples_in = len(msg.samples)
+        try:
+            if not msg.episode_id:
+                raise HiorsError("empty episode id")
+            modes = {int(s.control_mode) for s in msg.samples}
+            if len(modes) > 1:
+                raise HiorsError(f"episode {msg.episode_id}: mixed control modes {sorted(modes)}")
+            samples = samples_from_msg(msg)
+            ret = float(msg.episode_return) if msg.label_source else float("nan")  # no label source: unlabelled
+            res = filter_episode(samples, ret, m, modes.pop() if modes else 0, self.filters)
+        except (HiorsError, ValueError) as e:
+            verdict.accepted = False
+            verdict.reason = f"malformed: {e}"
+            self.get_logger().warning(f"episode {msg.episode_id!r}: {verdict.reason}")
+            self.verdict_pub.publish(verdict)
+            return
+        self.count += 1
+        self.schedule.observe(ret, res.accepted)
+        verdict.accepted = res.accepted
+        verdict.reason = res.reason
+        verdict.samples_kept = res.samples_kept
+        verdict.samples_noop = res.samples_noop
+        if res.accepted:
+            out = Episode(**{f: getattr(msg, f) for f in Episode.get_fields_and_field_types() if f != "samples"})
+            out.samples = [s for s, keep in zip(msg.samples, res.kept_mask, strict=True) if keep]
+            self.accepted_pub.publish(out)
+        self.verdict_pub.publish(verdict)
+        self.get_logger().info(
+            f"episode {msg.episode_id}: {res.reason} (R={ret:.3f}, m={m:.3f}, kept {res.samples_kept}/{res.samples_in}, "
+            f"no-op {res.samples_noop})"
+        )
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EpisodeFilterNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

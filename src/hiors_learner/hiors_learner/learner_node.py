@@ -1,0 +1,268 @@
+"""learner: the asynchronous Hi-ORS learner node.
+
+Callbacks only move data: accepted episodes go into a queue; a training thread converts them, filters them
+against the current m, trains at the target update-to-data ratio, publishes weights every N steps (chunked over
+a reliable topic plus a local file for a shared disk), checkpoints, and publishes LearnerStatus (latched).
+
+DeepSpeed ZeRO-2: launch every rank with torchrun / the deepspeed launcher and `-p engine:=deepspeed`, e.g.
+    torchrun --nproc_per_node 2 -m hiors_learner.learner_node --ros-args -p engine:=deepspeed -p run_dir:=...
+Rank 0 owns the ROS node and sends each minibatch to the other ranks with torch.distributed broadcasts; the
+other ranks get the node parameters from rank 0 the same way and never touch ROS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import queue
+import threading
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hiors_core import topics
+from hiors_core.episode_msg import samples_from_msg
+from hiors_core.errors import HiorsError
+from hiors_core.weight_sync import CHUNK_SIZE, weight_messages
+from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
+
+from .engine import DeepSpeedEngine, TorchEngine
+from .learner import Learner, LearnerConfig
+from .optim import OptimConfig
+from .params import FILTER_PARAMS, THRESHOLD_PARAMS, declare, filter_config, threshold_config
+
+RELIABLE_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+LEARNER_PARAMS = {
+    "run_dir": ("runs/learner", "run folder: checkpoints/, weights/, metrics.csv"),
+    "log_dir": ("", "the recorder's episode log (resume re-reads it and backfills what was missed)"),
+    "demo_log_dir": ("", "episode log of initial demonstrations loaded at start"),
+    "engine": ("torch", "'torch' (one device) or 'deepspeed' (ZeRO-2, launched with torchrun/deepspeed)"),
+    "device": ("cpu", "torch engine device: cpu, cuda, cuda:1, ..."),
+    "bf16": (False, "deepspeed engine: bf16 training (GPU)"),
+    "policy_path": ("", "checkpoint directory to start from (hiors_policy layout); empty = policy_factory"),
+    "policy_factory": ("hiors_policy:build_tiny_policy", "module:callable(robot, task, seed) when no policy_path"),
+    "robot": ("tora_one", "robot name (for the factory)"),
+    "task": ("raise_hand", "task name (for the factory)"),
+    "horizon": (0, "label chunk length H (0 = the policy's chunk size)"),
+    "batch_size": (8, "minibatch size (over all ranks)"),
+    "utd_target": (1.0, "target update-to-data ratio (samples trained on / samples received)"),
+    "utd_cap": (4.0, "UTD cap while no data arrives (robot idle)"),
+    "idle_after_s": (10.0, "no data for this long = robot idle"),
+    "publish_every": (50, "publish weights every N optimizer steps"),
+    "checkpoint_every": (200, "checkpoint every N optimizer steps"),
+    "chunk_bytes": (CHUNK_SIZE, "PolicyWeights chunk size (bytes)"),
+    "local_weights": (True, "also write each version to run_dir/weights (PolicyUpdate.path fast path)"),
+    "max_steps": (0, "stop training after this many steps (0 = never)"),
+    "seed": (0, "sampling / noise seed"),
+    "lr": (2.5e-5, "peak learning rate"),
+    "min_lr": (2.5e-6, "final learning rate of the cosine decay"),
+    "warmup_steps": (1000, "linear warm-up steps"),
+    "decay_steps": (30000, "cosine decay steps after warm-up"),
+    "lr_schedule": ("cosine", "cosine, cyclic or constant"),
+    "cycle_steps": (2000, "cyclic schedule period"),
+    "grad_clip": (1.0, "gradient norm clip (0 = off)"),
+    "weight_decay": (1e-10, "AdamW weight decay"),
+    "status_period": (1.0, "LearnerStatus period (s)"),
+}
+
+
+def make_policy(p: dict):
+    if p["policy_path"]:
+        from hiors_policy import Pi0Policy
+
+        return Pi0Policy.load(p["policy_path"])
+    mod, _, fn = str(p["policy_factory"]).partition(":")
+    return getattr(importlib.import_module(mod), fn)(robot=p["robot"], task=p["task"], seed=int(p["seed"]))
+
+
+def optim_config(p: dict) -> OptimConfig:
+    return OptimConfig(
+        lr=float(p["lr"]),
+        min_lr=float(p["min_lr"]),
+        warmup_steps=int(p["warmup_steps"]),
+        decay_steps=int(p["decay_steps"]),
+        schedule=str(p["lr_schedule"]),
+        cycle_steps=int(p["cycle_steps"]),
+        grad_clip=float(p["grad_clip"]),
+        weight_decay=float(p["weight_decay"]),
+    )
+
+
+def make_engine(p: dict):
+    policy = make_policy(p)
+    if p["engine"] == "deepspeed":
+        return DeepSpeedEngine(policy, optim_config(p), int(p["batch_size"]), int(p["seed"]), bool(p["bf16"]))
+    if p["engine"] == "torch":
+        return TorchEngine(policy, optim_config(p), str(p["device"]), int(p["seed"]))
+    raise HiorsError(f"engine {p['engine']!r} unknown; known: ['torch', 'deepspeed']")
+
+
+def _policy_horizon(policy) -> int:
+    cfg = getattr(getattr(policy, "model", None), "config", None)
+    return int(getattr(cfg, "chunk_size", 0) or getattr(policy, "horizon", 0) or 50)
+
+
+class LearnerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("learner", **kwargs)
+        p = declare(self, LEARNER_PARAMS) | declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS)
+        self.p = p
+        if p["engine"] == "deepspeed":
+            import deepspeed
+            import torch.distributed as dist
+
+            deepspeed.init_distributed()
+            dist.broadcast_object_list([p], src=0)  # the other ranks build the same policy and engine
+        self.engine = make_engine(p)
+        horizon = int(p["horizon"]) or _policy_horizon(self.engine.policy)
+        self.cfg = LearnerConfig(
+            run_dir=str(p["run_dir"]),
+            log_dir=str(p["log_dir"]),
+            demo_log_dir=str(p["demo_log_dir"]),
+            horizon=horizon,
+            batch_size=int(p["batch_size"]),
+            utd_target=float(p["utd_target"]),
+            utd_cap=float(p["utd_cap"]),
+            idle_after_s=float(p["idle_after_s"]),
+            publish_every=int(p["publish_every"]),
+            checkpoint_every=int(p["checkpoint_every"]),
+            local_weights=bool(p["local_weights"]),
+            max_steps=int(p["max_steps"]),
+            seed=int(p["seed"]),
+            filters=filter_config(p),
+            threshold=threshold_config(p),
+        )
+        self.chunk_bytes = int(p["chunk_bytes"])
+        self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, LATCHED)
+        self.update_pub = self.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
+        self.weights_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, RELIABLE_ALL)
+        self.learner = Learner(self.cfg, self.engine, publish=self.publish_weights, logger=self.get_logger().info)
+        self.inbox: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+        self.create_subscription(Episode, topics.EPISODE_ACCEPTED, self.inbox.put, RELIABLE_ALL)
+        self.status_period = float(p["status_period"])
+        self.thread = threading.Thread(target=self.run, name="learner-train", daemon=True)
+        self.thread.start()
+
+    # --- worker thread ----------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self.learner.resume()
+            self.learner.publish_weights()  # the actor gets this learner's weights as a new version at once
+            self.publish_status()
+            last_status = time.monotonic()
+            while not self.stop.is_set():
+                self.drain()
+                trained = False
+                if self.learner.ready():
+                    self.learner.train_once()
+                    trained = True
+                if time.monotonic() - last_status >= self.status_period:
+                    self.publish_status()
+                    last_status = time.monotonic()
+                if not trained:
+                    self.stop.wait(0.02)
+        except Exception as e:  # a dead trainer must be loud, not silent
+            if self.stop.is_set() or not self.context.ok():
+                return  # shutting down
+            self.get_logger().fatal(f"training thread died: {type(e).__name__}: {e}")
+            raise
+
+    def drain(self) -> None:
+        while True:
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                samples = samples_from_msg(msg)
+                bad = [s for s in samples if s.action_label.shape[0] != self.cfg.horizon]
+                if bad:
+                    raise HiorsError(
+                        f"label horizon {bad[0].action_label.shape[0]} != learner horizon {self.cfg.horizon}"
+                    )
+            except HiorsError as e:
+                self.get_logger().error(f"episode {msg.episode_id}: not trainable: {e}")
+                self.learner.buffer.mark_seen(msg.episode_id)
+                continue
+            mode = int(msg.samples[0].control_mode) if msg.samples else 0
+            res = self.learner.offer(msg.episode_id, samples, float(msg.episode_return), mode, prefiltered=True)
+            if res is None:
+                self.get_logger().info(f"episode {msg.episode_id}: already in the buffer, ignored")
+
+    def publish_weights(self, version: int, step: int, blob: bytes, path: str) -> None:
+        update, chunks = weight_messages(blob, version, step, path, self.chunk_bytes)
+        now = self.get_clock().now().to_msg()
+        update.header.stamp = now
+        self.update_pub.publish(update)
+        for c in chunks:
+            c.header.stamp = now
+            self.weights_pub.publish(c)
+
+    def publish_status(self) -> None:
+        s = self.learner.status()
+        msg = LearnerStatus(
+            step=int(s["step"]),
+            loss=float(s["loss"]),
+            threshold=float(s["threshold"]),
+            episodes_total=int(s["episodes_total"]),
+            episodes_accepted=int(s["episodes_accepted"]),
+            episodes_rejected=int(s["episodes_rejected"]),
+            buffer_samples=int(s["buffer_samples"]),
+            utd_ratio=float(s["utd"]),
+            samples_per_second=float(s["samples_per_second"]),
+            policy_version=int(s["policy_version"]),
+            engine=str(s["engine"]),
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30.0)
+        self.learner.close()
+        self.engine.close()
+
+
+def follower_main() -> None:
+    """Ranks > 0 of a DeepSpeed job: receive the parameters, build the same engine, follow rank 0."""
+    import deepspeed
+    import torch.distributed as dist
+
+    deepspeed.init_distributed()
+    box = [None]
+    dist.broadcast_object_list(box, src=0)
+    engine = make_engine(box[0])
+    engine.follow()
+
+
+def main(args=None):
+    if int(os.environ.get("RANK", "0")) > 0:
+        follower_main()
+        return
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = LearnerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
