@@ -252,11 +252,18 @@ class DeepSpeedEngine(Engine):
             elif op == OP_LOAD:
                 self._load(*arg)
             elif op == OP_STOP:
+                self._finish()
                 return
+
+    def _finish(self) -> None:
+        # tear the process group down on every rank, or gloo's threads abort the process at exit
+        self.dist.barrier()
+        self.dist.destroy_process_group()
 
     def close(self) -> None:
         if self.rank == 0:
             self._broadcast((OP_STOP, None))
+            self._finish()
 
 
 def save_weights(policy, path: Path) -> bytes:
