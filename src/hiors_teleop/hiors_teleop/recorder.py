@@ -1,0 +1,303 @@
+"""The recorder: one rosbag2 (MCAP) bag per episode through hiors_core.episode_log, the episode's label, and the
+hand-over of finished episodes (hiors_msgs/Episode) to the learner side until they are acknowledged.
+
+Callbacks only move data: every bag operation runs in one worker thread fed by a queue, in arrival order.
+Episode life: start (service, Joy button 1, keyboard) -> recording -> end (service; Joy 2/3 = success/failure
+label and end; an EpisodeLabel for the current episode ends it too when end_on_label) -> once labelled: bag
+closed, Episode published, kept on disk -> acked in the index when its EpisodeVerdict arrives. Unacknowledged
+labelled episodes are re-sent every resend_period_s and at start-up.
+Samples: whenever an ExecutedCommand with is_sample arrives during an episode, the latest Observation is
+recorded as that step's frame. Its stamp is kept when it lies between the previous and this command, otherwise
+it is set to this command's stamp, so reading the bag back assigns the frame to exactly the sampled step.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Joy
+
+from hiors_core import topics
+from hiors_core.convert import executed_from_msg, frame_from_observation, label_from_msg, stamp_to_ns
+from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
+from hiors_core.episode_msg import episode_to_msg
+from hiors_core.errors import HiorsError
+from hiors_core.robots import get_robot
+from hiors_core.schema import EpisodeMeta, Label
+from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
+from hiors_msgs.srv import EndEpisode, LabelEpisode, StartEpisode
+
+from .safety import layout_for
+
+EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+IDLE, RECORDING, AWAITING_LABEL = "idle", "recording", "awaiting_label"
+
+
+class Recorder(Node):
+    def __init__(self, **kwargs):
+        super().__init__("recorder", **kwargs)
+        p = self.declare_parameter
+        self.robot = get_robot(p("robot", "tora_one").value)
+        self.task = p("task", "").value
+        self.instruction = p("instruction", "").value
+        self.log = EpisodeLog(p("log_dir", "episodes").value)
+        self.horizon = int(p("horizon", 50).value)
+        self.resend_period = float(p("resend_period_s", 5.0).value)
+        self.end_on_label = bool(p("end_on_label", True).value)
+        default_mode = "ee" if self.robot.name == "tora_one" else "joint"
+        self.default_layout = layout_for(self.robot, p("control_mode", default_mode).value, p("arm", "left").value)
+
+        self.lock = threading.Lock()
+        self.state = IDLE
+        self.episode_id = ""
+        self.step = 0
+        self.prev_exec_ns = -1
+        self.pending_label: Label | None = None
+        self.latest_obs: Observation | None = None
+        self.last_exec: ExecutedCommand | None = None
+        self.issued: set[str] = set()
+        self.missing_obs = 0
+        self._joy_prev: list[int] = []
+        self.last_sent: dict[str, float] = {}
+        self.published: list[str] = []  # ids published (for tests and diagnostics)
+
+        self.jobs: queue.Queue = queue.Queue()
+        self.worker = threading.Thread(target=self._work, name="recorder-writer", daemon=True)
+        self.pub_episode = self.create_publisher(Episode, topics.EPISODE, EPISODE_QOS)
+        group = MutuallyExclusiveCallbackGroup()
+        sub = self.create_subscription
+        sub(Observation, topics.OBSERVATION, self.on_observation, qos_profile_sensor_data, callback_group=group)
+        sub(ExecutedCommand, topics.EXECUTED, self.on_executed, RELIABLE, callback_group=group)
+        sub(Joy, topics.TELEOP_JOY, self.on_joy, 10, callback_group=group)
+        sub(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
+        sub(EpisodeVerdict, topics.EPISODE_VERDICT, self.on_verdict, RELIABLE, callback_group=group)
+        self.create_service(StartEpisode, topics.START_EPISODE, self.srv_start, callback_group=group)
+        self.create_service(EndEpisode, topics.END_EPISODE, self.srv_end, callback_group=group)
+        self.create_service(LabelEpisode, topics.LABEL_EPISODE, self.srv_label, callback_group=group)
+        if self.resend_period > 0:
+            self.create_timer(self.resend_period, lambda: self.jobs.put(("resend",)), callback_group=group)
+        self.worker.start()
+        self.jobs.put(("recover",))
+        if bool(p("keyboard", False).value):
+            threading.Thread(target=self._keyboard, name="recorder-keyboard", daemon=True).start()
+        self.get_logger().info(f"recorder: log {self.log.root}, horizon {self.horizon}")
+
+    # episode control (callback thread, under the lock; returns at once) -------------------------------------------
+    def start(self, task: str = "", instruction: str = "") -> tuple[bool, str, str]:
+        with self.lock:
+            if self.state == RECORDING:
+                return False, self.episode_id, f"already recording {self.episode_id}"
+            if self.state == AWAITING_LABEL:
+                self.jobs.put(("close", None))  # never labelled: kept on disk, not handed over
+            eid = self.log.new_episode_id()
+            while eid in self.issued:
+                eid = f"{eid}-{len(self.issued)}"
+            self.issued.add(eid)
+            ex, obs = self.last_exec, self.latest_obs
+            meta = EpisodeMeta(
+                episode_id=eid,
+                robot=self.robot.name,
+                task=task or self.task,
+                instruction=instruction or self.instruction or (obs.instruction if obs else ""),
+                control_mode=int(ex.control_mode) if ex else self.default_layout.mode,
+                action_names=tuple(ex.action_names) if ex else self.default_layout.names,
+                state_names=tuple(obs.state_names) if obs else (),
+                camera_names=tuple(obs.camera_names) if obs else self.robot.cameras,
+                control_rate_hz=self.robot.control_rate_hz,
+            )
+            self.jobs.put(("open", meta))
+            self.state, self.episode_id, self.step, self.prev_exec_ns = RECORDING, eid, 0, -1
+            self.pending_label = None
+        self.get_logger().info(f"episode {eid} started")
+        return True, eid, "recording"
+
+    def end(self, label: Label | None = None, episode_id: str = "") -> tuple[bool, str, str]:
+        with self.lock:
+            if self.state == IDLE or (episode_id and episode_id != self.episode_id):
+                return False, episode_id, f"no episode {episode_id or '(current)'} to end"
+            eid = self.episode_id
+            label = label or self.pending_label
+            if label is None:
+                self.state = AWAITING_LABEL
+                return True, eid, "ended; waiting for a label"
+            self.jobs.put(("close", label))
+            self.state, self.episode_id, self.pending_label = IDLE, "", None
+        self.get_logger().info(f"episode {eid} ended: reward {label.reward} ({label.source})")
+        return True, eid, "ended and labelled"
+
+    def label(self, label: Label, episode_id: str = "") -> tuple[bool, str]:
+        with self.lock:
+            if self.state == IDLE or (episode_id and episode_id != self.episode_id):
+                return False, f"episode {episode_id or '(current)'} is not open for labelling"
+            state = self.state
+            if state == RECORDING and not self.end_on_label:
+                self.pending_label = label
+                return True, "label kept until the episode ends"
+        ok, _, msg = self.end(label)
+        return ok, msg
+
+    # callbacks ------------------------------------------------------------------------------------------------------
+    def on_observation(self, msg: Observation) -> None:
+        self.latest_obs = msg
+
+    def on_executed(self, msg: ExecutedCommand) -> None:
+        with self.lock:
+            self.last_exec = msg
+            if self.state != RECORDING:
+                return
+            e = executed_from_msg(msg)
+            e.step = self.step
+            if e.is_sample:
+                obs = self.latest_obs
+                if obs is None:
+                    self.missing_obs += 1
+                else:
+                    obs_ns = stamp_to_ns(obs.header.stamp)
+                    frame_ns = obs_ns if self.prev_exec_ns < obs_ns <= e.stamp_ns else e.stamp_ns
+                    self.jobs.put(("frame", obs, self.step, frame_ns))
+            self.jobs.put(("exec", e))
+            self.step += 1
+            self.prev_exec_ns = e.stamp_ns
+
+    def on_joy(self, msg: Joy) -> None:
+        b = list(msg.buttons)
+        prev, self._joy_prev = self._joy_prev, b
+
+        def rising(i):
+            return len(b) > i and b[i] and not (len(prev) > i and prev[i])
+
+        if rising(1):
+            self.start()
+        if rising(2):
+            self.label(Label(reward=1.0, success=True, source="human", stamp_ns=time.time_ns()))
+        if rising(3):
+            self.label(Label(reward=0.0, success=False, source="human", stamp_ns=time.time_ns()))
+
+    def on_label(self, msg: EpisodeLabel) -> None:
+        ok, why = self.label(label_from_msg(msg), msg.episode_id)
+        if not ok:
+            self.get_logger().warn(f"label from {msg.source} ignored: {why}")
+
+    def on_verdict(self, msg: EpisodeVerdict) -> None:
+        self.jobs.put(("ack", msg.episode_id))
+
+    def srv_start(self, req, resp):
+        resp.success, resp.episode_id, resp.message = self.start(req.task, req.instruction)
+        return resp
+
+    def srv_end(self, req, resp):
+        label = None
+        if req.has_label:
+            label = Label(float(req.reward), bool(req.success), req.label_source or "human", time.time_ns())
+        resp.success, resp.episode_id, resp.message = self.end(label, req.episode_id)
+        return resp
+
+    def srv_label(self, req, resp):
+        label = Label(float(req.reward), bool(req.success), req.source or "human", time.time_ns())
+        resp.success, resp.message = self.label(label, req.episode_id)
+        return resp
+
+    def _keyboard(self) -> None:
+        keys = {"s": "start", "y": "success", "n": "failure", "e": "end"}
+        print("recorder keys: s=start, y=success, n=failure, e=end (then Enter)", file=sys.stderr)
+        for line in sys.stdin:
+            k = keys.get(line.strip().lower()[:1])
+            if k == "start":
+                self.start()
+            elif k in ("success", "failure"):
+                self.label(Label(float(k == "success"), k == "success", "human", time.time_ns()))
+            elif k == "end":
+                self.end()
+
+    # the worker: all disk I/O ---------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        writer = None
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                if writer is not None:
+                    writer.close()  # shutdown mid-episode: the bag is complete but unlabelled
+                return
+            kind = job[0]
+            try:
+                if kind == "open":
+                    if writer is not None:
+                        writer.close()
+                    writer = self.log.open_writer(job[1])
+                elif kind == "frame" and writer is not None:
+                    _, obs, step, frame_ns = job
+                    frame = frame_from_observation(obs, step=step)
+                    frame.stamp_ns = frame_ns
+                    writer.write_frame(frame)
+                elif kind == "exec" and writer is not None:
+                    writer.write_executed(job[1])
+                elif kind == "close" and writer is not None:
+                    eid = writer.meta.episode_id
+                    writer.close(job[1])
+                    writer = None
+                    if job[1] is not None:
+                        self._publish(eid)
+                elif kind == "ack":
+                    if job[1] in self.log.entries():
+                        self.log.mark_acked(job[1])
+                        self.last_sent.pop(job[1], None)
+                elif kind == "recover":
+                    for e in self.log.recover():
+                        self.get_logger().warn(f"episode {e.episode_id} was cut off: {e.reason}")
+                    self._resend(force=True)
+                elif kind == "resend":
+                    self._resend()
+            except (HiorsError, OSError, ValueError) as e:
+                self.get_logger().error(f"recorder {kind}: {e}")
+
+    def _publish(self, eid: str) -> None:
+        episode = self.log.read(eid)
+        self.pub_episode.publish(episode_to_msg(episode, self.horizon, bag_uri=str(self.log.path_of(eid).resolve())))
+        self.last_sent[eid] = time.monotonic()
+        self.published.append(eid)
+        self.get_logger().info(
+            f"episode {eid} handed over: {len(episode.frames)} samples, {int(episode.human_mask.sum())} human steps"
+        )
+
+    def _resend(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for eid, entry in self.log.entries().items():
+            if entry.status != STATUS_COMPLETE or entry.reward is None:
+                continue
+            if force or now - self.last_sent.get(eid, 0.0) >= self.resend_period:
+                self._publish(eid)
+
+    def shutdown(self) -> None:
+        self.jobs.put(None)
+        self.worker.join(timeout=10.0)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Recorder()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Node test: the recorder writes an episode bag, hands the Episode over, and records the acknowledgement."""
+
+import numpy as np
+import pytest
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+
+from hiors_core import topics
+from hiors_core.convert_ros import observation_msg, time_msg
+from hiors_core.episode_log import STATUS_ACKED, EpisodeLog
+from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
+from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame
+from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
+from hiors_msgs.srv import StartEpisode
+from hiors_teleop.recorder import EPISODE_QOS, RELIABLE, Recorder
+
+pytestmark = pytest.mark.node
+HUMAN = range(6, 11)
+
+
+def test_recorder_episode_bag_handover_and_ack(tmp_path):
+    with ros_context() as ctx:
+        rec = Recorder(
+            context=ctx,
+            parameter_overrides=[
+                Parameter("log_dir", value=str(tmp_path)),
+                Parameter("horizon", value=4),
+                Parameter("resend_period_s", value=0.5),
+            ],
+        )
+        rig = Node("recorder_rig", context=ctx)
+        episodes = []
+        rig.create_subscription(Episode, topics.EPISODE, episodes.append, EPISODE_QOS)
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        label_pub = rig.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, RELIABLE)
+        verdict_pub = rig.create_publisher(EpisodeVerdict, topics.EPISODE_VERDICT, RELIABLE)
+        start = rig.create_client(StartEpisode, topics.START_EPISODE)
+        try:
+            with spinning([rec, rig], context=ctx):
+                for pub in (obs_pub, exec_pub, label_pub, verdict_pub):
+                    wait_for_subscribers(pub)
+                    wait_for(lambda p=pub: rec.count_publishers(p.topic_name) >= 1, what="recorder sees publishers")
+                wait_for(start.service_is_ready, what="start_episode service")
+                fut = start.call_async(StartEpisode.Request(task="raise_hand"))
+                wait_for(fut.done, what="start_episode response")
+                assert fut.result().success
+                eid = fut.result().episode_id
+                rng = np.random.default_rng(0)
+                for t in range(20):
+                    stamp = 1_000_000_000 + t * 40_000_000
+                    frame = Frame(
+                        step=t,
+                        stamp_ns=stamp - 5_000_000,
+                        images={"top": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)},
+                        state=np.full(3, t, np.float32),
+                        state_names=("a", "b", "c"),
+                        sequence=t,
+                    )
+                    obs_pub.publish(observation_msg(frame, "tora_one", "raise_hand"))
+                    wait_for(lambda s=t: rec.latest_obs is not None and rec.latest_obs.sequence == s, what="obs")
+                    human = t in HUMAN
+                    msg = ExecutedCommand(
+                        step=1000 + t,
+                        authority=AUTHORITY_HUMAN if human else AUTHORITY_POLICY,
+                        source="quest3" if human else "policy",
+                        action_names=[f"a{i}" for i in range(8)],
+                        action=[float(t)] * 8,
+                        is_sample=human or t % 5 == 0,
+                    )
+                    msg.header.stamp = time_msg(stamp)
+                    exec_pub.publish(msg)
+                wait_for(lambda: rec.step == 20, what="20 executed commands")
+                label = EpisodeLabel(episode_id=eid, reward=1.0, success=True, source="oracle")
+                label_pub.publish(label)
+                wait_for(lambda: episodes, what="Episode message")
+                ep = episodes[0]
+                assert ep.episode_id == eid and ep.success and ep.label_source == "oracle"
+                assert ep.human_steps == len(HUMAN) and ep.interventions == 1 and ep.control_steps == 20
+                sample_steps = [s.step for s in ep.samples]
+                assert sample_steps == sorted({0, 5, 10, 15, *HUMAN})
+                assert [s.is_human for s in ep.samples] == [s in HUMAN for s in sample_steps]
+                assert ep.samples[0].horizon == 4 and len(ep.samples[0].action_label) == 4 * 8
+                # Read back from disk.
+                data = EpisodeLog(tmp_path).read(eid)
+                assert data.human_mask.tolist() == [t in HUMAN for t in range(20)]
+                assert [f.step for f in data.frames] == sample_steps
+                assert all(f.state[0] == f.step for f in data.frames)  # the observation seen at that step
+                # Not acknowledged: re-sent.
+                wait_for(lambda: len(episodes) >= 2, what="re-send of the unacknowledged episode")
+                verdict_pub.publish(EpisodeVerdict(episode_id=eid, accepted=True, reason="accepted"))
+                wait_for(lambda: EpisodeLog(tmp_path).entries()[eid].status == STATUS_ACKED, what="acked")
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+            rig.destroy_node()
