@@ -122,7 +122,7 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
                 "learner",
                 "hiors_learner",
                 "learner",
-                params("learner", checkpoint=policy, run_dir=str(run / "learner"), log_dir=str(run / "episodes")),
+                params("learner", policy_path=args.policy, run_dir=str(run / "learner"), log_dir=str(run / "episodes")),
             ),
         ]
     return nodes

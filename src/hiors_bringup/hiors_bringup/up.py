@@ -195,7 +195,7 @@ def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
     extra = {
         "episode_runner": {"episodes": opts.episodes + 2, "seed": opts.seed},
         "sim_operator": {"mode": opts.operator},
-        "learner": {"demo_dir": str(run_dir / "demos")},
+        "learner": {"demo_log_dir": str(run_dir / "demos")},
     }
     for node, key, value in opts.overrides:
         extra.setdefault(node, {})[key] = value
