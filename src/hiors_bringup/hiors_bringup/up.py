@@ -57,8 +57,9 @@ class Monitor:
 
     def __init__(self, run_dir: Path, quiet: bool = False):
         import rclpy
-        from hiors_msgs.msg import ControlState, Episode, EpisodeVerdict, LearnerStatus
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        from hiors_msgs.msg import ControlState, Episode, EpisodeVerdict, LearnerStatus
 
         self.rclpy = rclpy
         self.quiet = quiet
@@ -66,7 +67,9 @@ class Monitor:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("hiors_up_monitor", context=self.context)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
         self.lock = threading.Lock()
         self.episodes: dict[str, object] = {}
         self.verdicts: list = []
@@ -78,7 +81,7 @@ class Monitor:
         self.node.create_subscription(LearnerStatus, topics.LEARNER_STATUS, self._on_status, latched)
         self.node.create_subscription(ControlState, topics.CONTROL_STATE, self._on_control, latched)
         self.csv_path = run_dir / EPISODES_CSV
-        self._csv = open(self.csv_path, "a", newline="")  # noqa: SIM115
+        self._csv = open(self.csv_path, "a", newline="")
         self._writer = csv.DictWriter(self._csv, fieldnames=EPISODE_FIELDS)
         if self._csv.tell() == 0:
             self._writer.writeheader()
@@ -90,7 +93,12 @@ class Monitor:
 
     def _on_episode(self, msg) -> None:
         with self.lock:
-            self.episodes[msg.episode_id] = (msg.human_steps, msg.control_steps, msg.interventions, msg.max_policy_version)
+            self.episodes[msg.episode_id] = (
+                msg.human_steps,
+                msg.control_steps,
+                msg.interventions,
+                msg.max_policy_version,
+            )
             self.policy_versions_used.add(int(msg.max_policy_version))
 
     def _on_status(self, msg) -> None:
@@ -146,7 +154,9 @@ def default_run_dir(robot: str) -> Path:
 
 def run_up(opts: UpOptions, quiet: bool = False) -> int:
     if not opts.sim:
-        raise HiorsError("`hiors up` without --sim needs the real robot drivers: use `ros2 launch hiors_bringup <robot>.launch.py sim:=false` on the robot PC")
+        raise HiorsError(
+            "`hiors up` without --sim needs the real robot drivers: use `ros2 launch hiors_bringup <robot>.launch.py sim:=false` on the robot PC"
+        )
     if opts.episodes < 1:
         raise HiorsError(f"--episodes must be at least 1, got {opts.episodes}")
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.robot)
@@ -178,7 +188,9 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             dead = procs.dead()
             if dead:
                 for p in dead:
-                    say(f"hiors up: node {p.spec.name} exited with code {p.popen.returncode}; last log lines:\n{procs.tail(p.spec.name)}")
+                    say(
+                        f"hiors up: node {p.spec.name} exited with code {p.popen.returncode}; last log lines:\n{procs.tail(p.spec.name)}"
+                    )
                 rc = 1
                 break
             time.sleep(0.2)

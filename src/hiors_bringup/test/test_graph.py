@@ -1,0 +1,79 @@
+"""The one node-graph description: every node it names exists, configs parse, bad arguments get clear errors."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from hiors_bringup.graph import GraphArgs, config_dir, entry_point, robot_graph
+from hiors_core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[3]
+CASES = [
+    GraphArgs(robot="tora_one", sim=True),
+    GraphArgs(robot="tora_one", task="pack_detergent", sim=True),
+    GraphArgs(robot="xtrainer", sim=True),
+    GraphArgs(robot="tora_one", sim=False, use_sim_time=False),
+    GraphArgs(robot="xtrainer", sim=False, use_sim_time=False, learner="remote"),
+]
+
+
+@pytest.mark.parametrize("args", CASES, ids=lambda a: f"{a.robot}-{a.task or 'default'}-sim{a.sim}-{a.learner}")
+def test_every_node_exists_and_gets_robot_task_and_clock(args):
+    specs = robot_graph(args)
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert {"capture", "policy", "arbiter", "recorder"} <= set(names)
+    assert ("learner" in names) == (args.learner == "local")
+    assert ("sim" in names) == args.sim
+    for spec in specs:
+        module, func = entry_point(spec).split(":")  # raises ConfigError naming the node if it is missing
+        assert module.startswith(spec.package) and func
+        assert spec.parameters["robot"] == args.robot
+        assert spec.parameters["use_sim_time"] == args.use_sim_time
+
+
+def test_recorder_horizon_matches_the_policy_chunk_length():
+    from hiors_policy.presets import get_preset
+
+    for robot in ("tora_one", "xtrainer"):
+        specs = {s.name: s for s in robot_graph(GraphArgs(robot=robot))}
+        assert specs["recorder"].parameters["horizon"] == get_preset("tiny").chunk_size
+        assert specs["arbiter"].parameters["k_auto"] <= specs["recorder"].parameters["horizon"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (GraphArgs(robot="ur5"), "unknown robot"),
+        (GraphArgs(robot="xtrainer", task="raise_hand"), "has no task"),
+        (GraphArgs(robot="tora_one", learner="cloud"), "learner must be"),
+        (GraphArgs(robot="tora_one", sim=False, use_sim_time=True), "use_sim_time"),
+        (GraphArgs(robot="tora_one", config_file="/nonexistent.yaml"), "config file not found"),
+    ],
+)
+def test_bad_arguments_are_named(args, message):
+    with pytest.raises(ConfigError, match=message):
+        robot_graph(args)
+
+
+def test_config_section_without_ros_parameters_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("arbiter:\n  k_auto: 3\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*arbiter.*ros__parameters"):
+        robot_graph(GraphArgs(robot="tora_one", config_file=str(bad)))
+
+
+def test_launch_files_declare_every_argument_with_a_description():
+    common = ast.parse((ROOT / "launch" / "hiors_common.launch.py").read_text())
+    args = next(
+        n for n in ast.walk(common) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ARGUMENTS"
+    )
+    declared = {elt.elts[0].value: elt.elts[2].value for elt in args.value.elts}
+    assert set(declared) >= {"sim", "policy", "task", "learner", "use_sim_time", "namespace", "rviz", "robot"}
+    assert all(len(desc) > 10 for desc in declared.values())
+    for robot in ("tora_one", "xtrainer"):
+        text = (ROOT / "launch" / f"{robot}.launch.py").read_text()
+        ast.parse(text)
+        assert f'"robot": "{robot}"' in text and "hiors_common.launch.py" in text
+    assert (config_dir() / "tora_one.yaml").exists()
