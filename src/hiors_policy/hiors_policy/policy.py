@@ -1,0 +1,558 @@
+"""The pi0 policy wrapper: transformers' `PI0ForConditionalGeneration` plus the plumbing around it (pure, no rclpy).
+
+    policy = Pi0Policy.load("ckpt/")                   # project layout (or Pi0Policy.from_lerobot(...))
+    chunk = policy.infer(PolicyInput(images, state, instruction), noise=None)   # (H, D) float32, real units
+    batch = policy.collate(samples)                     # samples: TrainingSample or dicts (see collate)
+    per_sample = policy.loss(batch, weights, noise=None, time=None)             # (B,)
+    blob = policy.to_safetensors_bytes(); other.load_safetensors_bytes(blob)    # weight sync
+
+Batch format (a plain dict of batch-first tensors, so trainers can move and slice it generically):
+    pixel_values          (B, N_cam, 3, S, S) float32 in [-1, 1] (resized with padding to the model's image size)
+    pixel_attention_mask  (B, N_cam) bool (all True: every camera is required)
+    input_ids             (B, L) int64: N_cam * tokens_per_image image tokens, <bos> instruction "\\n", right padding
+    attention_mask        (B, L) int64
+    state                 (B, 32) float32: mean/std-normalised state, zero-padded to max_state_dim
+    actions               (B, H, 32) float32: normalised executed-action labels, zero-padded to max_action_dim
+    action_dim_mask       (B, 32) float32: 1 on the robot's real action dims, 0 on the padding
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hiors_core.errors import BadInputError, ConfigError, HiorsError
+from hiors_core.robots import get_robot
+
+from .layout import action_layout, state_layout, task_spec
+from .preprocess import NormStats, images_to_tensor, pad_last
+from .presets import ModelPreset, get_preset, pi0_config
+from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer
+
+CONFIG_FILE = "hiors_policy.json"
+PI0_CONFIG_FILE = "pi0_config.json"
+WEIGHTS_FILE = "model.safetensors"
+NORM_FILE = "norm_stats.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+class CheckpointError(HiorsError):
+    """A checkpoint or weight blob does not match the model (missing/unexpected keys, wrong shapes, corrupt)."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything besides the network that defines a policy; saved as hiors_policy.json."""
+
+    robot: str
+    task: str
+    camera_names: tuple[str, ...]
+    state_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    control_mode: int
+    chunk_size: int
+    num_steps: int
+    image_size: int
+    max_token_len: int
+    instruction: str = ""
+    dt: float = 0.04
+    preset: str = "custom"
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    @classmethod
+    def for_task(cls, robot: str, task: str, preset: ModelPreset, chunk_size=None, num_steps=None) -> PolicyConfig:
+        spec, rs, al = task_spec(robot, task), get_robot(robot), action_layout(robot, task)
+        return cls(
+            robot=robot,
+            task=task,
+            camera_names=tuple(rs.cameras),
+            state_names=state_layout(robot, task),
+            action_names=al.names,
+            control_mode=al.mode,
+            chunk_size=int(chunk_size or preset.chunk_size),
+            num_steps=int(num_steps or preset.num_steps),
+            image_size=preset.image_size,
+            max_token_len=preset.max_token_len,
+            instruction=spec.instruction,
+            dt=1.0 / rs.control_rate_hz,
+            preset=preset.name,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<config>") -> PolicyConfig:
+        try:
+            d = json.loads(text)
+            for k in ("camera_names", "state_names", "action_names"):
+                d[k] = tuple(d[k])
+            return cls(**d)
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{source}: invalid policy config: {e}") from None
+
+
+@dataclass
+class PolicyInput:
+    """One observation for `infer`: images {camera: HxWx3 uint8 RGB}, state (S,), instruction.
+    `state_names` (optional) lets the policy pick and reorder its own state entries by name."""
+
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    instruction: str = ""
+    state_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _get(sample: Any, key: str):
+    return sample[key] if isinstance(sample, dict) else getattr(sample, key)
+
+
+def _model_dtype(name: str) -> torch.dtype:
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise ConfigError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from None
+
+
+def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Raise CheckpointError unless `sd` has exactly the model's keys with the model's shapes."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = [
+        f"{k}: {tuple(sd[k].shape)} != {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{source} do not match the model: {len(missing)} missing {missing[:5]}, "
+            f"{len(unexpected)} unexpected {unexpected[:5]}, {len(wrong)} with wrong shapes {wrong[:5]}"
+        )
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{source} have non-finite values in {bad[:5]}")
+
+
+class Pi0Policy:
+    """A pi0 policy for one robot and task (see the module docstring)."""
+
+    def __init__(
+        self,
+        model,
+        config: PolicyConfig,
+        tokenizer_files: dict[str, bytes],
+        norm: NormStats,
+        device: str = "cpu",
+        seed: int = 0,
+    ):
+        self.model = model
+        self.config = config
+        self.norm = norm
+        norm.check_dims(config.state_dim, config.action_dim)
+        mc = model.config
+        if config.chunk_size != mc.chunk_size:
+            raise ConfigError(f"policy chunk size {config.chunk_size} != model chunk size {mc.chunk_size}")
+        if config.state_dim > mc.max_state_dim or config.action_dim > mc.max_action_dim:
+            raise ConfigError(f"state/action dims {config.state_dim}/{config.action_dim} exceed the model's maxima")
+        if config.image_size != mc.vlm_config.vision_config.image_size:
+            raise ConfigError(
+                f"image size {config.image_size} != vision tower's {mc.vlm_config.vision_config.image_size}"
+            )
+        self.tokenizer_files = dict(tokenizer_files)
+        with tempfile.TemporaryDirectory() as d:
+            for name, data in self.tokenizer_files.items():
+                (Path(d) / name).write_bytes(data)
+            self.tokenizer = load_tokenizer(d)
+        vc = mc.vlm_config.vision_config
+        self.prompt = PromptEncoder(
+            self.tokenizer,
+            image_token_id=mc.vlm_config.image_token_id,
+            tokens_per_image=(vc.image_size // vc.patch_size) ** 2,
+            num_cameras=len(config.camera_names),
+            max_len=config.max_token_len,
+        )
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.model.eval()
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.num_steps = int(config.num_steps)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def horizon(self) -> int:
+        return self.config.chunk_size
+
+    @property
+    def action_dim(self) -> int:
+        return self.config.action_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.config.state_dim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def reset(self) -> None:
+        """pi0 is stateless between chunks; clears the prompt cache only."""
+        self.prompt._cache.clear()
+
+    # ---------------------------------------------------------------- preprocessing
+    def check_input(self, obs) -> tuple[list[np.ndarray], np.ndarray, str]:
+        """Validate one observation; returns (images in camera order, state (S,), instruction) or raises
+        BadInputError naming the problem (missing camera, bad image, wrong/NaN state, unusable instruction)."""
+        images = []
+        for cam in self.config.camera_names:
+            if cam not in obs.images:
+                raise BadInputError(f"missing camera {cam!r} (have {sorted(obs.images)})")
+            img = np.asarray(obs.images[cam])
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or img.shape[0] < 8 or img.shape[1] < 8:
+                raise BadInputError(f"camera {cam!r}: image {img.shape} {img.dtype}, expected HxWx3 uint8")
+            images.append(img)
+        state = np.asarray(obs.state, dtype=np.float32).reshape(-1)
+        names = tuple(getattr(obs, "state_names", ()) or ())
+        if names and names != self.config.state_names:
+            index = {n: i for i, n in enumerate(names)}
+            missing = [n for n in self.config.state_names if n not in index]
+            if missing or len(names) != state.size:
+                raise BadInputError(f"state lacks {missing[:6]} (or names/values differ in length)")
+            state = state[[index[n] for n in self.config.state_names]]
+        if state.size != self.state_dim:
+            raise BadInputError(f"state has {state.size} values, the policy expects {self.state_dim}")
+        if not np.all(np.isfinite(state)):
+            raise BadInputError(f"state has non-finite values at {np.flatnonzero(~np.isfinite(state))[:8].tolist()}")
+        instruction = str(getattr(obs, "instruction", "") or "")
+        self.prompt.check(instruction)
+        return images, state, instruction
+
+    def _prefix(self, images_list, states, instructions) -> dict[str, torch.Tensor]:
+        n_cam, size = len(self.config.camera_names), self.config.image_size
+        pix = torch.stack([images_to_tensor(imgs, size) for imgs in images_list])  # (B, N, 3, S, S)
+        ids, masks = zip(*(self.prompt.encode(t) for t in instructions), strict=True)
+        state = torch.as_tensor(np.stack(states), dtype=torch.float32)
+        state = pad_last(self.norm.norm_state(state), self.model.config.max_state_dim)
+        return {
+            "pixel_values": pix,
+            "pixel_attention_mask": torch.ones(len(images_list), n_cam, dtype=torch.bool),
+            "input_ids": torch.as_tensor(np.stack(ids)),
+            "attention_mask": torch.as_tensor(np.stack(masks)),
+            "state": state,
+        }
+
+    def collate(self, samples) -> dict[str, torch.Tensor]:
+        """Training batch (see the module docstring) from samples with `images` {camera: HxWx3 uint8},
+        `state` (S,), `action_label` (H, D) and `instruction` (TrainingSample objects or dicts). An empty
+        instruction falls back to the task's default instruction."""
+        if not samples:
+            raise ValueError("collate needs at least one sample")
+        imgs, states, texts, acts = [], [], [], []
+        for i, s in enumerate(samples):
+            instruction = str(_get(s, "instruction") or self.config.instruction)
+            obs = PolicyInput(_get(s, "images"), _get(s, "state"), instruction)
+            try:
+                im, st, tx = self.check_input(obs)
+            except BadInputError as e:
+                raise BadInputError(f"sample {i}: {e}") from None
+            a = np.asarray(_get(s, "action_label"), dtype=np.float32)
+            if a.shape != (self.horizon, self.action_dim):
+                raise BadInputError(f"sample {i}: action label {a.shape}, expected {(self.horizon, self.action_dim)}")
+            if not np.all(np.isfinite(a)):
+                raise BadInputError(f"sample {i}: action label has non-finite values")
+            imgs.append(im), states.append(st), texts.append(tx), acts.append(a)
+        batch = self._prefix(imgs, states, texts)
+        a = self.norm.norm_action(torch.as_tensor(np.stack(acts)))
+        batch["actions"] = pad_last(a, self.model.config.max_action_dim)
+        mask = torch.zeros(len(samples), self.model.config.max_action_dim)
+        mask[:, : self.action_dim] = 1.0
+        batch["action_dim_mask"] = mask
+        return batch
+
+    def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        dev, dt = self.device, self.dtype
+        return {
+            "state": batch["state"].to(dev, dt),
+            "input_ids": batch["input_ids"].to(dev),
+            "attention_mask": batch["attention_mask"].to(dev),
+            "pixel_values": batch["pixel_values"].to(dev, dt),
+            "pixel_attention_mask": batch["pixel_attention_mask"].to(dev),
+        }
+
+    # ---------------------------------------------------------------- inference
+    def sample_noise(self, batch_size: int = 1) -> torch.Tensor:
+        mc = self.model.config
+        return torch.randn(batch_size, mc.chunk_size, mc.max_action_dim, generator=self.generator)
+
+    @torch.inference_mode()
+    def infer(self, obs, noise: torch.Tensor | np.ndarray | None = None, num_steps: int | None = None) -> np.ndarray:
+        """One action chunk (H, D) float32 in robot units for one observation (PolicyInput, Frame, or anything
+        with images/state/instruction). `noise` (H, 32) or (1, H, 32) makes it deterministic."""
+        images, state, instruction = self.check_input(obs)
+        inputs = self._model_inputs(self._prefix([images], [state], [instruction]))
+        mc = self.model.config
+        if noise is None:
+            noise = self.sample_noise(1)
+        noise = torch.as_tensor(noise, dtype=torch.float32).reshape(1, mc.chunk_size, mc.max_action_dim)
+        x = self.model.sample_actions(
+            noise=noise.to(self.device, self.dtype), num_steps=num_steps or self.num_steps, **inputs
+        )
+        a = x[0, :, : self.action_dim].float().cpu().numpy()
+        return self.norm.unnorm_action(a)
+
+    # ---------------------------------------------------------------- training
+    def sample_time(self, batch_size: int) -> torch.Tensor:
+        """u ~ Beta(1.5, 1) * 0.999 + 0.001 (pi0's convention)."""
+        mc = self.model.config
+        dist = torch.distributions.Beta(
+            torch.tensor(mc.time_sampling_beta_alpha), torch.tensor(mc.time_sampling_beta_beta)
+        )
+        return (dist.sample((batch_size,)) * mc.time_sampling_scale + mc.time_sampling_offset).float()
+
+    def velocity(self, batch, noise: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """v_theta(u, s, x_u) with x_u = u * noise + (1 - u) * a; (B, H, 32) float32."""
+        inputs = self._model_inputs(batch)
+        a = batch["actions"].to(self.device, self.dtype)
+        u = time.to(self.device, torch.float32)
+        x_u = (u[:, None, None] * noise + (1 - u[:, None, None]) * a).to(self.dtype)
+        out = self.model(noise=x_u, timestep=u, **inputs)
+        return out.logits.float()
+
+    def loss(self, batch, weights=None, noise=None, time=None) -> torch.Tensor:
+        """Per-sample weighted flow-matching loss (B,): mean over H and the REAL action dims of
+        (v_theta - (noise - a))^2, times weights[b]. A weight of 0 gives that sample exactly zero gradient."""
+        a = batch["actions"].to(self.device, torch.float32)
+        b = a.shape[0]
+        noise = torch.randn(a.shape, device=self.device) if noise is None else noise.to(self.device, torch.float32)
+        time = self.sample_time(b) if time is None else time
+        time = time.to(self.device, torch.float32)
+        v = self.velocity(batch, noise, time)
+        target = noise - a
+        mask = batch["action_dim_mask"].to(self.device, torch.float32)[:, None, :]  # (B, 1, 32)
+        err = (v - target) ** 2 * mask
+        per_sample = err.sum(dim=(1, 2)) / (mask.sum(dim=(1, 2)) * a.shape[1])
+        if weights is None:
+            return per_sample
+        w = torch.as_tensor(weights, dtype=torch.float32, device=self.device).reshape(b)
+        return per_sample * w
+
+    # ---------------------------------------------------------------- weights
+    def to_safetensors_bytes(self) -> bytes:
+        from safetensors.torch import save
+
+        sd = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
+        return save(sd, metadata={"format": "pt", "hiors_policy": "1"})
+
+    def parse_blob(self, blob: bytes, source: str = "weight blob") -> dict[str, torch.Tensor]:
+        """Decode and verify a safetensors blob against the model (keys, shapes, finiteness); no change made."""
+        from safetensors.torch import load
+
+        try:
+            sd = load(bytes(blob))
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise CheckpointError(f"{source} is not a readable safetensors blob: {e}") from None
+        check_state_dict(self.model, sd, source)
+        return sd
+
+    def apply_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        """Copy verified tensors into the model in place (use parse_blob first)."""
+        with torch.no_grad():
+            self.model.load_state_dict(sd, strict=True)
+
+    def load_safetensors_bytes(self, blob: bytes) -> None:
+        """Replace the weights from a safetensors blob; on any mismatch raises CheckpointError and leaves the
+        current weights untouched."""
+        self.apply_state_dict(self.parse_blob(blob))
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self, path: str | Path) -> Path:
+        """Project layout: hiors_policy.json, pi0_config.json, model.safetensors, norm_stats.json, tokenizer/."""
+        from hiors_core.weight_sync import write_atomic
+
+        out = Path(path)
+        (out / TOKENIZER_DIR).mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(self.config.to_json())
+        (out / PI0_CONFIG_FILE).write_text(self.model.config.to_json_string())
+        self.norm.save(out / NORM_FILE)
+        for name, data in self.tokenizer_files.items():
+            (out / TOKENIZER_DIR / name).write_bytes(data)
+        write_atomic(out / WEIGHTS_FILE, self.to_safetensors_bytes())
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", dtype: str | None = None, seed: int = 0) -> Pi0Policy:
+        """Load a project-layout checkpoint folder, or a lerobot one (config.json + model.safetensors, with
+        a hiors_policy.json beside it) through transformers' pi0 conversion. Fails on any key mismatch."""
+        p = Path(path)
+        if not (p / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{p}: no {CONFIG_FILE}; for a lerobot checkpoint use Pi0Policy.from_lerobot")
+        config = PolicyConfig.from_json((p / CONFIG_FILE).read_text(), str(p / CONFIG_FILE))
+        if not (p / PI0_CONFIG_FILE).is_file():
+            return cls.from_lerobot(p, config.robot, config.task, device=device, dtype=dtype, seed=seed)
+        from safetensors.torch import load_file
+        from transformers import PI0Config, PI0ForConditionalGeneration
+
+        mc = PI0Config.from_json_file(str(p / PI0_CONFIG_FILE))
+        if not (p / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
+        with torch.random.fork_rng(devices=[]):
+            model = PI0ForConditionalGeneration(mc)
+        sd = load_file(str(p / WEIGHTS_FILE))
+        check_state_dict(model, sd, str(p / WEIGHTS_FILE))
+        model.load_state_dict(sd, strict=True)
+        if dtype:
+            model.to(_model_dtype(dtype))
+        return cls(model, config, _read_tokenizer(p / TOKENIZER_DIR), NormStats.load(p / NORM_FILE), device, seed)
+
+    from_pretrained = load
+
+    @classmethod
+    def from_lerobot(
+        cls,
+        path: str | Path,
+        robot: str,
+        task: str,
+        tokenizer_dir: str | Path | None = None,
+        norm_stats: NormStats | None = None,
+        preset: str | ModelPreset | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        seed: int = 0,
+    ) -> Pi0Policy:
+        """A lerobot pi0 checkpoint (config.json with "type": "pi0" + model.safetensors in lerobot's key layout,
+        `model.paligemma_with_expert...`), converted by transformers' `pi0` conversion mapping. The network size
+        comes from `preset` or from lerobot's variant names (gemma_2b + gemma_300m = the `pi0` preset); the
+        tokenizer from `tokenizer_dir` or `<path>/tokenizer`; norm stats from `norm_stats`, `<path>/norm_stats.json`
+        or lerobot's `policy_preprocessor*normalizer*.safetensors`. Missing or unexpected weights raise."""
+        from transformers import PI0ForConditionalGeneration
+
+        p = Path(path)
+        try:
+            lr = json.loads((p / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{p}: unreadable lerobot config.json: {e}") from None
+        if lr.get("type", "pi0") != "pi0":
+            raise CheckpointError(f"{p}: config.json is a {lr.get('type')!r} policy, not pi0")
+        if preset is None:
+            variants = (lr.get("paligemma_variant", "gemma_2b"), lr.get("action_expert_variant", "gemma_300m"))
+            if variants != ("gemma_2b", "gemma_300m"):
+                raise CheckpointError(f"{p}: unknown lerobot variants {variants}; pass preset=")
+            preset = "pi0"
+        pr = get_preset(preset) if isinstance(preset, str) else preset
+        for k in ("max_state_dim", "max_action_dim"):
+            if int(lr.get(k, 32)) != 32:
+                raise CheckpointError(f"{p}: {k}={lr[k]}, transformers' pi0 expects 32")
+        chunk = int(lr.get("chunk_size", pr.chunk_size))
+        steps = int(lr.get("num_steps", lr.get("num_inference_steps", pr.num_steps)))
+        mc = pi0_config(pr, chunk_size=chunk, num_steps=steps)
+        if not (p / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
+        model, info = PI0ForConditionalGeneration.from_pretrained(
+            str(p), config=mc, local_files_only=True, output_loading_info=True, use_safetensors=True
+        )
+        problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        if problems:
+            raise CheckpointError(
+                f"{p}: lerobot weights do not match pi0: { {k: sorted(v)[:5] for k, v in problems.items()} }"
+            )
+        if dtype:
+            model.to(_model_dtype(dtype))
+        config = PolicyConfig.for_task(robot, task, pr, chunk_size=chunk, num_steps=steps)
+        tok_dir = Path(tokenizer_dir) if tokenizer_dir else p / TOKENIZER_DIR
+        if not tok_dir.is_dir():
+            raise CheckpointError(
+                f"{p}: no tokenizer folder {tok_dir} (point tokenizer_dir at the PaliGemma tokenizer)"
+            )
+        if norm_stats is None:
+            norm_stats = _lerobot_norm_stats(p)
+        return cls(model, config, _read_tokenizer(tok_dir), norm_stats, device, seed)
+
+
+def _read_tokenizer(d: Path) -> dict[str, bytes]:
+    if not d.is_dir():
+        raise CheckpointError(f"no tokenizer folder {d}")
+    files = {f.name: f.read_bytes() for f in sorted(d.iterdir()) if f.is_file()}
+    if not files:
+        raise CheckpointError(f"tokenizer folder {d} is empty")
+    return files
+
+
+def _lerobot_norm_stats(p: Path) -> NormStats:
+    if (p / NORM_FILE).is_file():
+        return NormStats.load(p / NORM_FILE)
+    from safetensors.torch import load_file
+
+    found: dict[str, np.ndarray] = {}
+    for f in sorted(p.glob("policy_*processor*normalizer*.safetensors")):
+        for k, v in load_file(str(f)).items():
+            found[k] = v.float().numpy()
+    keys = ("observation.state.mean", "observation.state.std", "action.mean", "action.std")
+    if all(k in found for k in keys):
+        return NormStats(*(found[k] for k in keys))
+    raise CheckpointError(
+        f"{p}: no norm stats ({NORM_FILE} or lerobot normalizer safetensors with {keys}); pass norm_stats="
+    )
+
+
+def build_tiny_policy(
+    robot: str,
+    task: str,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    norm_stats: NormStats | None = None,
+    chunk_size: int | None = None,
+    num_steps: int | None = None,
+    device: str = "cpu",
+) -> Pi0Policy:
+    """A ready-to-use tiny pi0 for a robot and task, built offline: `tiny` preset network (seeded init), a
+    SentencePiece tokenizer trained on the task instructions, identity norm stats unless given. Saved to
+    `out_dir` in the project layout when given."""
+    preset = get_preset("tiny")
+    config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps)
+    from transformers import PI0ForConditionalGeneration
+
+    from .layout import TASKS
+
+    with tempfile.TemporaryDirectory() as d:
+        build_tokenizer(d, [s.instruction for s in TASKS.values()])
+        tok_files = _read_tokenizer(Path(d))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        random.seed(int(seed))
+        model = PI0ForConditionalGeneration(pi0_config(preset, config.chunk_size, config.num_steps))
+    norm = norm_stats or NormStats.identity(config.state_dim, config.action_dim)
+    policy = Pi0Policy(model, config, tok_files, norm, device=device, seed=seed)
+    if out_dir is not None:
+        policy.save(out_dir)
+    return policy
+
+
+def make_policy(spec: str, device: str = "cpu", seed: int = 0, num_steps: int = 0) -> Pi0Policy:
+    """`tiny:<robot>:<task>` builds a tiny policy offline; anything else is a checkpoint folder."""
+    if spec.startswith("tiny:"):
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"checkpoint {spec!r}: expected tiny:<robot>:<task>")
+        policy = build_tiny_policy(parts[1], parts[2], seed=seed, device=device)
+    else:
+        policy = Pi0Policy.load(spec, device=device, seed=seed)
+    if num_steps:
+        policy.num_steps = int(num_steps)
+    return policy
+
+
+def collate(policy: Pi0Policy, samples) -> dict[str, torch.Tensor]:
+    """Module-level alias of `policy.collate(samples)`."""
+    return policy.collate(samples)
