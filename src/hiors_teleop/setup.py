@@ -8,13 +8,22 @@ setup(
     packages=find_packages(exclude=["test"]),
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
-        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name, ["package.xml", "README.md"]),
     ],
+    package_data={package_name: ["web/*.html"]},
+    include_package_data=True,
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="hiors developers",
     maintainer_email="dev@hiors.org",
     description="Teleoperation device adapters (Quest 3, leader arm), the arbiter (control authority, safety, dual-frequency sampling) and the episode recorder.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "arbiter = hiors_teleop.arbiter:main",
+            "recorder = hiors_teleop.recorder:main",
+            "quest3_bridge = hiors_teleop.bridges:quest3_main",
+            "leader_arm = hiors_teleop.bridges:leader_main",
+        ]
+    },
 )

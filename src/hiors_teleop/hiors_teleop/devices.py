@@ -1,0 +1,383 @@
+"""Teleoperation devices behind one small ROS-free interface: connect(), read() -> TeleopCommand | None,
+buttons, disconnect(). Quest 3 (relative EE control with a clutch; WebXR page or Quest2ROS-style poses) and the
+leader arm (absolute joint mapping; from a JointState feed or from Dynamixel servos)."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hmac
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from .poses import IDENTITY_Q, matrix_to_quat, quat_conj, quat_mul, quat_normalize, quat_to_matrix
+
+# WebXR (y up, -z forward, x right) -> robot base (x forward, y left, z up).
+XR_TO_BASE = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+# xr-standard gamepad indices on the Quest 3 Touch Plus controllers.
+BTN_TRIGGER, BTN_SQUEEZE, BTN_STICK, BTN_A, BTN_B = 0, 1, 3, 4, 5
+
+
+@dataclass
+class TeleopCommand:
+    engaged: bool  # clutch / leader engaged: the human wants authority
+    ee_delta: tuple[np.ndarray, np.ndarray] | None = None  # (dp, dq xyzw) in the base frame since engage
+    joints: dict[str, float] | None = None  # absolute joint targets (leader arm)
+    trigger: float | None = None  # gripper trigger 0 (released) .. 1 (pressed)
+    buttons: tuple[bool, bool, bool] = (False, False, False)  # episode start, success, failure
+
+
+class TeleopDevice(abc.ABC):
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> TeleopCommand | None:
+        """The latest command, or None while nothing has been received."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None: ...
+
+    @property
+    def buttons(self) -> tuple[bool, bool, bool]:
+        cmd = self.read()
+        return cmd.buttons if cmd else (False, False, False)
+
+
+class Clutch:
+    """Relative control: re-anchors at every engage; the delta is the controller's motion since then, mapped to
+    the robot base frame (position scaled, orientation conjugated by the frame change)."""
+
+    def __init__(self, rotation: np.ndarray = XR_TO_BASE, scale: float = 1.0):
+        self.R = np.asarray(rotation, dtype=np.float64)
+        self.scale = float(scale)
+        self.p0: np.ndarray | None = None
+        self.q0: np.ndarray | None = None
+
+    def update(self, engaged: bool, pos, quat) -> tuple[np.ndarray, np.ndarray] | None:
+        if not engaged:
+            self.p0 = self.q0 = None
+            return None
+        pos, quat = np.asarray(pos, np.float64), quat_normalize(quat)
+        if self.p0 is None:
+            self.p0, self.q0 = pos, quat
+        dp = self.scale * (self.R @ (pos - self.p0))
+        dq_xr = quat_mul(quat, quat_conj(self.q0))  # rotation since engage, in the XR frame
+        dq = matrix_to_quat(self.R @ quat_to_matrix(dq_xr) @ self.R.T)
+        return dp, dq
+
+
+def command_from_packet(packet: dict, clutch: Clutch) -> TeleopCommand:
+    """A controller packet ({"p", "q", "buttons", "values"}) -> TeleopCommand."""
+    pressed = [bool(b) for b in packet.get("buttons", [])]
+    values = [float(v) for v in packet.get("values", [])]
+
+    def btn(i):
+        return len(pressed) > i and pressed[i]
+
+    engaged = btn(BTN_SQUEEZE)
+    delta = clutch.update(engaged, packet["p"], packet["q"]) if "p" in packet and "q" in packet else None
+    return TeleopCommand(
+        engaged=engaged and delta is not None,
+        ee_delta=delta,
+        trigger=values[BTN_TRIGGER] if len(values) > BTN_TRIGGER else None,
+        buttons=(btn(BTN_A), btn(BTN_B), btn(BTN_STICK)),
+    )
+
+
+def _valid_packet(packet) -> bool:
+    try:
+        p, q = np.asarray(packet["p"], float), np.asarray(packet["q"], float)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return p.shape == (3,) and q.shape == (4,) and bool(np.all(np.isfinite(p)) and np.all(np.isfinite(q)))
+
+
+class Quest3Topics(TeleopDevice):
+    """Quest2ROS-style input: absolute controller PoseStamped + Joy, fed by a node's callbacks."""
+
+    def __init__(self, scale: float = 1.0, rotation=None):
+        self.clutch = Clutch(np.eye(3) if rotation is None else rotation, scale)
+        self.pose: tuple[list, list] | None = None
+        self.joy: tuple[list, list] = ([], [])
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def feed_pose(self, pos, quat) -> None:
+        self.pose = (list(pos), list(quat))
+
+    def feed_joy(self, buttons, axes) -> None:
+        self.joy = (list(buttons), list(axes))
+
+    def read(self) -> TeleopCommand | None:
+        if self.pose is None:
+            return None
+        buttons, axes = self.joy
+        # Quest2ROS layout as the simulated operator uses it: buttons[0] grip, [1..3] start/success/failure.
+        b = [bool(x) for x in buttons] + [False] * 4
+        delta = self.clutch.update(b[0], *self.pose)
+        return TeleopCommand(b[0], delta, trigger=axes[0] if axes else None, buttons=(b[1], b[2], b[3]))
+
+
+def webxr_page() -> str:
+    return resources.files("hiors_teleop").joinpath("web/quest3.html").read_text(encoding="utf-8")
+
+
+class Quest3WebXR(TeleopDevice):
+    """Serves the WebXR page and receives controller packets over a WebSocket, both on host:port.
+
+    GET /?token=T -> the page; /ws?token=T -> the WebSocket. A wrong or missing token gets HTTP 403 on both.
+    For a headset on the LAN use TLS (certfile/keyfile; WebXR needs a secure context) or `adb reverse`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8443,
+        token: str = "",
+        hand: str = "right",
+        scale: float = 1.0,
+        certfile: str = "",
+        keyfile: str = "",
+    ):
+        self.host, self.port = host, int(port)
+        self.token = token or secrets.token_urlsafe(16)
+        self.hand = hand
+        self.clutch = Clutch(XR_TO_BASE, scale)
+        self.certfile, self.keyfile = certfile, keyfile
+        self.packets = 0
+        self.rejected = 0
+        self.clients = 0
+        self._latest: dict | None = None
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._page = webxr_page()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.certfile else "http"
+        return f"{scheme}://{self.host}:{self.port}/?token={self.token}"
+
+    def _authorized(self, path: str) -> bool:
+        given = parse_qs(urlsplit(path).query).get("token", [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _process_request(self, connection, request):
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        path = urlsplit(request.path).path
+        if not self._authorized(request.path):
+            self.rejected += 1
+            return connection.respond(HTTPStatus.FORBIDDEN, "missing or wrong token\n")
+        if path == "/ws":
+            return None  # go on with the WebSocket handshake
+        if path in ("/", "/index.html"):
+            body = self._page.encode()
+            headers = Headers(
+                [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                    ("Cache-Control", "no-store"),
+                ]
+            )
+            return Response(200, "OK", headers, body)
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _handler(self, ws) -> None:
+        self.clients += 1
+        try:
+            async for raw in ws:
+                try:
+                    packet = json.loads(raw)
+                except (json.JSONDecodeError, TypeError):
+                    continue
+                if packet.get("hand", self.hand) != self.hand or not _valid_packet(packet):
+                    continue
+                with self._lock:
+                    self._latest = packet
+                    self.packets += 1
+        finally:
+            self.clients -= 1
+
+    async def _serve(self) -> None:
+        import ssl
+
+        from websockets.asyncio.server import serve
+
+        ctx = None
+        if self.certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.certfile, self.keyfile or None)
+        self._stop = asyncio.Event()
+        async with serve(self._handler, self.host, self.port, process_request=self._process_request, ssl=ctx) as srv:
+            self.port = srv.sockets[0].getsockname()[1]  # port 0 = any free port
+            self._ready.set()
+            await self._stop.wait()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as e:  # reported to connect()
+            self._error = e
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def connect(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="quest3-webxr", daemon=True)
+        self._thread.start()
+        self._ready.wait(10.0)
+        if self._error is not None:
+            raise OSError(f"quest3 web server on {self.host}:{self.port}: {self._error}") from self._error
+
+    def disconnect(self) -> None:
+        if self._loop is not None and self._stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def latest_packet(self) -> dict | None:
+        with self._lock:
+            return None if self._latest is None else dict(self._latest)
+
+    def read(self) -> TeleopCommand | None:
+        packet = self.latest_packet()
+        return None if packet is None else command_from_packet(packet, self.clutch)
+
+
+# --- leader arm -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderArmMapping:
+    """Absolute joint mapping: target = sign * raw + offset, clipped to [lower, upper]."""
+
+    names: tuple[str, ...]
+    offsets: tuple[float, ...] = ()
+    signs: tuple[float, ...] = ()
+    lower: tuple[float, ...] = ()
+    upper: tuple[float, ...] = ()
+    _arrays: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        n = len(self.names)
+        for name, default in (("offsets", 0.0), ("signs", 1.0), ("lower", -np.inf), ("upper", np.inf)):
+            v = tuple(getattr(self, name)) or (default,) * n
+            if len(v) != n:
+                raise ValueError(f"leader arm {name}: {len(v)} values for {n} joints")
+            self._arrays[name] = np.asarray(v, dtype=np.float64)
+
+    def map(self, raw) -> dict[str, float]:
+        raw = np.asarray(raw, dtype=np.float64)
+        if raw.shape != (len(self.names),):
+            raise ValueError(f"leader arm: {raw.shape} readings for {len(self.names)} joints")
+        if not np.all(np.isfinite(raw)):
+            raise ValueError("leader arm: non-finite reading")
+        a = self._arrays
+        out = np.clip(a["signs"] * raw + a["offsets"], a["lower"], a["upper"])
+        return dict(zip(self.names, out.tolist(), strict=True))
+
+
+class JointStateLeader(TeleopDevice):
+    """A leader arm whose raw readings arrive as a JointState (fed by the node's callback), by name."""
+
+    def __init__(self, mapping: LeaderArmMapping, raw_names: tuple[str, ...] = ()):
+        self.mapping = mapping
+        self.raw_names = tuple(raw_names) or mapping.names
+        self.engaged = False
+        self._raw: dict[str, float] = {}
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def feed(self, names, positions) -> None:
+        self._raw.update(zip(names, positions, strict=False))
+
+    def read(self) -> TeleopCommand | None:
+        if not all(n in self._raw for n in self.raw_names):
+            return None
+        joints = self.mapping.map([self._raw[n] for n in self.raw_names])
+        return TeleopCommand(engaged=self.engaged, joints=joints)
+
+
+class DynamixelLeader(TeleopDevice):
+    """A leader arm of Dynamixel servos (protocol 2, present position) read with the dynamixel_sdk."""
+
+    ADDR_PRESENT_POSITION = 132
+    TICKS_PER_REV = 4096
+
+    def __init__(self, mapping: LeaderArmMapping, port: str, ids: tuple[int, ...], baudrate: int = 1_000_000):
+        if len(ids) != len(mapping.names):
+            raise ValueError(f"dynamixel leader: {len(ids)} servo ids for {len(mapping.names)} joints")
+        self.mapping, self.port_name, self.ids, self.baudrate = mapping, port, tuple(ids), int(baudrate)
+        self.engaged = False
+        self._port = self._reader = None
+
+    def connect(self) -> None:
+        try:
+            import dynamixel_sdk as sdk
+        except ImportError:
+            raise RuntimeError(
+                "the Dynamixel leader arm needs the dynamixel_sdk package (pip install dynamixel-sdk); "
+                "or feed the leader's readings as a JointState (source: topic)"
+            ) from None
+        if not Path(self.port_name).exists():
+            raise OSError(f"dynamixel leader: no serial port {self.port_name}")
+        self._port = sdk.PortHandler(self.port_name)
+        packet = sdk.PacketHandler(2.0)
+        if not self._port.openPort() or not self._port.setBaudRate(self.baudrate):
+            raise OSError(f"dynamixel leader: cannot open {self.port_name} at {self.baudrate} baud")
+        self._reader = sdk.GroupSyncRead(self._port, packet, self.ADDR_PRESENT_POSITION, 4)
+        for i in self.ids:
+            self._reader.addParam(i)
+
+    def disconnect(self) -> None:
+        if self._port is not None:
+            self._port.closePort()
+            self._port = None
+
+    def read(self) -> TeleopCommand | None:
+        if self._reader is None or self._reader.txRxPacket() != 0:
+            return None
+        ticks = []
+        for i in self.ids:
+            v = self._reader.getData(i, self.ADDR_PRESENT_POSITION, 4)
+            ticks.append(v - (1 << 32) if v >= 1 << 31 else v)
+        raw = (np.asarray(ticks, np.float64) - self.TICKS_PER_REV / 2) * (2 * np.pi / self.TICKS_PER_REV)
+        return TeleopCommand(engaged=self.engaged, joints=self.mapping.map(raw))
+
+
+__all__ = [
+    "IDENTITY_Q",
+    "Clutch",
+    "DynamixelLeader",
+    "JointStateLeader",
+    "LeaderArmMapping",
+    "Quest3Topics",
+    "Quest3WebXR",
+    "TeleopCommand",
+    "TeleopDevice",
+    "command_from_packet",
+]
