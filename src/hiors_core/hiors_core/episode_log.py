@@ -466,10 +466,14 @@ def read_episode_bag(path: str | Path) -> EpisodeData:
                     frames.append(frame_from_observation(msg))
                 elif conn.topic == BAG_TOPIC_LABEL:
                     label = label_from_msg(msg)
-    except (ReaderError, EOFError, OSError, ValueError, KeyError, IndexError, AssertionError) as e:
-        raise EpisodeLogError(f"{path}: corrupt or truncated bag ({type(e).__name__}: {e})") from None
+    except EpisodeLogError:
+        raise
     except BadInputError as e:
         raise EpisodeLogError(f"{path}: bad message in bag: {e}") from None
+    except (ReaderError, Exception) as e:
+        # A corrupted file can make the third-party reader fail in many ways (bad lengths -> MemoryError,
+        # struct/unicode/yaml errors): all of them mean the same thing to the user.
+        raise EpisodeLogError(f"{path}: corrupt or truncated bag ({type(e).__name__}: {str(e)[:200]})") from None
     if meta is None:
         raise EpisodeLogError(f"{path}: not a hiors episode bag (no {BAG_TOPIC_META} message)")
     executed.sort(key=lambda e: e.step)
