@@ -1,0 +1,131 @@
+"""`episode_runner` node (simulation only): resets the twin and starts episodes one after another.
+
+On a real robot the person does this with the Quest 3 / keyboard buttons. In simulation this node stands in:
+reset the twin (new seed, a train cell), start an episode on the recorder, and wait until the episode is
+labelled (by the reward oracle; the recorder ends an episode on its label) or its time limit passes, in which
+case it ends the episode itself with a failure label. All waiting happens in a worker thread, never in a callback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hiors_core import topics
+from hiors_msgs.msg import EpisodeLabel
+from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
+
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+class EpisodeRunner(Node):
+    def __init__(self, **kwargs):
+        super().__init__("episode_runner", **kwargs)
+
+        def param(name, default, desc):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
+
+        self.robot = param("robot", "tora_one", "robot kind")
+        self.task = param("task", "", "task to run ('' = the sim's current task)")
+        self.episodes = int(param("episodes", 10, "episodes to run, then idle"))
+        self.seed = int(param("seed", 0, "seed of the first episode; episode k uses seed + k"))
+        self.time_limit_s = float(
+            param("episode_time_s", 12.0, "sim seconds before an unlabelled episode is ended as a failure")
+        )
+        self.label_grace_s = float(param("label_grace_s", 3.0, "extra seconds to wait for the oracle's label"))
+        self.pause_s = float(
+            param("pause_s", 0.5, "sim seconds between episodes (the robot is idle; the learner keeps training)")
+        )
+        group = ReentrantCallbackGroup()
+        self.reset_client = self.create_client(ResetSim, topics.RESET, callback_group=group)
+        self.start_client = self.create_client(StartEpisode, topics.START_EPISODE, callback_group=group)
+        self.end_client = self.create_client(EndEpisode, topics.END_EPISODE, callback_group=group)
+        self.labels: dict[str, EpisodeLabel] = {}
+        self.lock = threading.Lock()
+        self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
+        self.done = 0
+        self.stop = threading.Event()
+        self.worker = threading.Thread(target=self.run, name="episode-runner", daemon=True)
+        self.worker.start()
+
+    def on_label(self, msg: EpisodeLabel) -> None:
+        with self.lock:
+            self.labels[msg.episode_id] = msg
+
+    def _call(self, client, request, what: str, timeout: float = 30.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"{what}: service {client.srv_name} not available after {timeout:.0f} s")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if self.stop.is_set() or time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: no response from {client.srv_name}")
+            time.sleep(0.01)
+        return future.result()
+
+    def _sim_sleep(self, seconds: float) -> None:
+        end = self.get_clock().now().nanoseconds + int(seconds * 1e9)
+        while not self.stop.is_set() and self.get_clock().now().nanoseconds < end:
+            time.sleep(0.01)
+
+    def run(self) -> None:
+        try:
+            for k in range(self.episodes):
+                if self.stop.is_set():
+                    return
+                self.run_episode(k)
+                self.done += 1
+                self._sim_sleep(self.pause_s)
+            self.get_logger().info(f"ran {self.done} episodes; idle")
+        except TimeoutError as e:
+            self.get_logger().error(str(e))
+
+    def run_episode(self, k: int) -> None:
+        reset = self._call(self.reset_client, ResetSim.Request(seed=self.seed + k, task=self.task, cell=-1), "reset")
+        if not reset.success:
+            self.get_logger().error(f"reset refused: {reset.message}")
+            return
+        start = self._call(self.start_client, StartEpisode.Request(task=self.task), "start episode")
+        if not start.success:
+            self.get_logger().error(f"start refused: {start.message}")
+            return
+        eid = start.episode_id
+        t0 = self.get_clock().now().nanoseconds
+        limit_ns = int((self.time_limit_s + self.label_grace_s) * 1e9)
+        while not self.stop.is_set():
+            with self.lock:
+                if eid in self.labels:
+                    return  # the recorder ends the episode on its label
+            if self.get_clock().now().nanoseconds - t0 > limit_ns:
+                break
+            time.sleep(0.02)
+        if self.stop.is_set():
+            return
+        self.get_logger().warn(
+            f"{eid}: no label within {self.time_limit_s + self.label_grace_s:.0f} s; ending it as a failure"
+        )
+        req = EndEpisode.Request(episode_id=eid, has_label=True, reward=0.0, success=False, label_source="timeout")
+        self._call(self.end_client, req, "end episode")
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = EpisodeRunner()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop.set()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
