@@ -6,8 +6,8 @@ Episode life: start (service, Joy button 1, keyboard) -> recording -> end (servi
 label and end; an EpisodeLabel for the current episode ends it too when end_on_label) -> once labelled: bag
 closed, Episode published, kept on disk -> acked in the index when its EpisodeVerdict arrives. Unacknowledged
 labelled episodes are re-sent every resend_period_s and at start-up.
-Samples: whenever an ExecutedCommand with is_sample arrives during an episode, the latest Observation is
-recorded as that step's frame. Its stamp is kept when it lies between the previous and this command, otherwise
+Samples: whenever an ExecutedCommand with is_sample arrives during an episode, the newest Observation captured
+at or before that command (of the last 16 received; else the latest) is recorded as that step's frame. Its stamp is kept when it lies between the previous and this command, otherwise
 it is set to this command's stamp, so reading the bag back assigns the frame to exactly the sampled step.
 """
 
@@ -17,6 +17,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -64,6 +65,7 @@ class Recorder(Node):
         self.prev_exec_ns = -1
         self.pending_label: Label | None = None
         self.latest_obs: Observation | None = None
+        self.recent_obs: deque = deque(maxlen=16)
         self.last_exec: ExecutedCommand | None = None
         self.issued: set[str] = set()
         self.missing_obs = 0
@@ -149,6 +151,14 @@ class Recorder(Node):
     # callbacks ------------------------------------------------------------------------------------------------------
     def on_observation(self, msg: Observation) -> None:
         self.latest_obs = msg
+        self.recent_obs.append((stamp_to_ns(msg.header.stamp), msg))
+
+    def _obs_for(self, exec_ns: int) -> Observation | None:
+        """The newest observation captured at or before the command's time (the latest one if none is)."""
+        for obs_ns, obs in reversed(self.recent_obs):
+            if obs_ns <= exec_ns:
+                return obs
+        return self.latest_obs
 
     def on_executed(self, msg: ExecutedCommand) -> None:
         with self.lock:
@@ -158,7 +168,7 @@ class Recorder(Node):
             e = executed_from_msg(msg)
             e.step = self.step
             if e.is_sample:
-                obs = self.latest_obs
+                obs = self._obs_for(e.stamp_ns)
                 if obs is None:
                     self.missing_obs += 1
                 else:

@@ -86,7 +86,7 @@ def test_recorder_episode_bag_handover_and_ack(tmp_path):
                 data = EpisodeLog(tmp_path).read(eid)
                 assert data.human_mask.tolist() == [t in HUMAN for t in range(20)]
                 assert [f.step for f in data.frames] == sample_steps
-                assert all(f.state[0] == f.step for f in data.frames)  # the observation seen at that step
+                assert [int(f.state[0]) for f in data.frames] == sample_steps  # the observation seen at that step
                 # Not acknowledged: re-sent.
                 wait_for(lambda: len(episodes) >= 2, what="re-send of the unacknowledged episode")
                 verdict_pub.publish(EpisodeVerdict(episode_id=eid, accepted=True, reason="accepted"))
