@@ -3,12 +3,13 @@
 Included by tora_one.launch.py and xtrainer.launch.py; the pip-only `hiors up` starts the same graph.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 ARGUMENTS = [
     ("robot", "tora_one", "Robot kind: tora_one or xtrainer."),
@@ -56,11 +57,18 @@ def _graph_nodes(context):
 
 
 def generate_launch_description():
-    declared = [DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS]
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS
+    ]
     rviz = Node(
         package="rviz2",
         executable="rviz2",
-        arguments=["-d", PathJoinSubstitution([FindPackageShare("hiors_bringup"), "config", [LaunchConfiguration("robot"), ".rviz"]])],
+        arguments=[
+            "-d",
+            PathJoinSubstitution(
+                [FindPackageShare("hiors_bringup"), "config", [LaunchConfiguration("robot"), ".rviz"]]
+            ),
+        ],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
     return LaunchDescription([*declared, OpaqueFunction(function=_graph_nodes), rviz])

@@ -1,10 +1,11 @@
 """Hi-ORS on the tora one (real robot or its simulated twin): `ros2 launch hiors_bringup tora_one.launch.py sim:=true`."""
 
-from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description():
@@ -12,5 +13,9 @@ def generate_launch_description():
     # Every other argument (sim, policy, task, learner, use_sim_time, namespace, rviz, run_dir) is declared,
     # with its description, by the common file and passes through unchanged.
     return LaunchDescription(
-        [IncludeLaunchDescription(PythonLaunchDescriptionSource(common), launch_arguments={"robot": "tora_one"}.items())]
+        [
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(common), launch_arguments={"robot": "tora_one"}.items()
+            )
+        ]
     )
