@@ -16,5 +16,10 @@ setup(
     maintainer_email="dev@hiors.org",
     description="The pi0 policy wrapper (transformers PI0ForConditionalGeneration), preprocessing, checkpoints, and the capture and policy (actor) nodes.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "capture = hiors_policy.capture_node:main",
+            "policy = hiors_policy.policy_node:main",
+        ]
+    },
 )

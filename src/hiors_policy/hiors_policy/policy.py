@@ -33,7 +33,7 @@ from hiors_core.robots import get_robot
 
 from .layout import action_layout, state_layout, task_spec
 from .preprocess import NormStats, images_to_tensor, pad_last
-from .presets import ModelPreset, get_preset, pi0_config
+from .presets import PRESETS, ModelPreset, get_preset, pi0_config
 from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer
 
 CONFIG_FILE = "hiors_policy.json"
@@ -353,7 +353,7 @@ class Pi0Policy:
         from safetensors.torch import save
 
         sd = {k: v.detach().to("cpu").contiguous() for k, v in self.model.state_dict().items()}
-        return save(sd, metadata={"format": "pt", "hiors_policy": "1"})
+        return save(sd, metadata={"format": "pt"})
 
     def parse_blob(self, blob: bytes, source: str = "weight blob") -> dict[str, torch.Tensor]:
         """Decode and verify a safetensors blob against the model (keys, shapes, finiteness); no change made."""
@@ -400,7 +400,8 @@ class Pi0Policy:
             raise CheckpointError(f"{p}: no {CONFIG_FILE}; for a lerobot checkpoint use Pi0Policy.from_lerobot")
         config = PolicyConfig.from_json((p / CONFIG_FILE).read_text(), str(p / CONFIG_FILE))
         if not (p / PI0_CONFIG_FILE).is_file():
-            return cls.from_lerobot(p, config.robot, config.task, device=device, dtype=dtype, seed=seed)
+            preset = config.preset if config.preset in PRESETS else None
+            return cls.from_lerobot(p, config.robot, config.task, preset=preset, device=device, dtype=dtype, seed=seed)
         from safetensors.torch import load_file
         from transformers import PI0Config, PI0ForConditionalGeneration
 
@@ -459,9 +460,12 @@ class Pi0Policy:
         mc = pi0_config(pr, chunk_size=chunk, num_steps=steps)
         if not (p / WEIGHTS_FILE).is_file():
             raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
-        model, info = PI0ForConditionalGeneration.from_pretrained(
-            str(p), config=mc, local_files_only=True, output_loading_info=True, use_safetensors=True
-        )
+        try:
+            model, info = PI0ForConditionalGeneration.from_pretrained(
+                str(p), config=mc, local_files_only=True, output_loading_info=True, use_safetensors=True
+            )
+        except (RuntimeError, ValueError, OSError) as e:
+            raise CheckpointError(f"{p}: lerobot weights do not match pi0 preset {pr.name!r}: {str(e)[:500]}") from None
         problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if problems:
             raise CheckpointError(

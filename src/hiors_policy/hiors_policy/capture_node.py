@@ -1,0 +1,205 @@
+"""capture: cameras + proprioception -> time-aligned hiors_msgs/Observation at a fixed rate.
+
+At each tick the newest joint state is the reference (its stamp becomes Observation.header.stamp). The bundle is
+published only when every camera (and, for end-effector tasks, every EE pose) has a sample within `max_skew` of it;
+otherwise the tick is dropped and `dropped_stale` counts it, so an old image is never paired with a new state.
+A joint state is used at most once. The state layout is `hiors_policy.layout.state_layout(robot, task)`.
+Optionally (real robots) cameras are read from OpenCV devices (`opencv_devices: ["top=0", ...]`, off by default).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+
+from hiors_core import topics
+from hiors_core.convert import NS, stamp_to_ns
+from hiors_core.convert_ros import image_msg
+from hiors_core.errors import ConfigError
+from hiors_core.robots import get_robot
+from hiors_msgs.msg import Observation
+
+from .layout import ee_arms, state_layout, task_spec
+
+CAPTURE_PARAMS = {
+    "robot": ("tora_one", "robot name (hiors_core.robots)"),
+    "task": ("raise_hand", "task name; fixes the state layout"),
+    "instruction": ("", "instruction put into every Observation ('' = the task's default)"),
+    "rate_hz": (10.0, "Observation publishing rate (Hz)"),
+    "max_skew": (0.1, "largest allowed |image stamp - joint state stamp| (s); older frames are dropped"),
+    "cameras": ([""], "camera names ([''] = the robot's cameras)"),
+    "frame_id": ("", "Observation.header.frame_id ('' = the robot's base frame)"),
+    "opencv_devices": ([""], "real robot only: read cameras from OpenCV devices, e.g. ['top=0', 'left_wrist=2']"),
+}
+OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class CaptureNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("capture", **kwargs)
+        p = {}
+        for name, (default, desc) in CAPTURE_PARAMS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=desc))
+            p[name] = self.get_parameter(name).value
+        self.p = p
+        robot, task = str(p["robot"]), str(p["task"])
+        spec = task_spec(robot, task)
+        rs = get_robot(robot)
+        self.robot, self.task = robot, task
+        self.instruction = str(p["instruction"]) or spec.instruction
+        self.cameras = tuple(c for c in p["cameras"] if c) or rs.cameras
+        self.frame_id = str(p["frame_id"]) or rs.base_frame
+        self.state_names = state_layout(robot, task)
+        self.joint_names = tuple(n for n in self.state_names if "_ee_" not in n)
+        self.ee_arms = ee_arms(robot, task)
+        if float(p["rate_hz"]) <= 0 or float(p["max_skew"]) <= 0:
+            raise ConfigError("rate_hz and max_skew must be positive")
+        self.max_skew_ns = int(float(p["max_skew"]) * NS)
+
+        self._lock = threading.Lock()
+        self.images: dict[str, Image] = {}
+        self.joints: JointState | None = None
+        self.poses: dict[str, PoseStamped] = {}
+        self.last_joint_ns = -1
+        self.sequence = 0
+        self.dropped_stale = 0
+        self.missing = 0
+
+        self.pub = self.create_publisher(Observation, topics.OBSERVATION, OBS_QOS)
+        devices = [d for d in p["opencv_devices"] if d]
+        for cam in self.cameras:
+            if not any(d.split("=")[0] == cam for d in devices):
+                self.create_subscription(
+                    Image,
+                    topics.CAMERA.format(name=cam),
+                    lambda m, c=cam: self._on_image(c, m),
+                    qos_profile_sensor_data,
+                )
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos_profile_sensor_data)
+        for arm in self.ee_arms:
+            self.create_subscription(
+                PoseStamped,
+                topics.EE_POSE.format(arm=arm),
+                lambda m, a=arm: self._on_pose(a, m),
+                qos_profile_sensor_data,
+            )
+        self._stop = threading.Event()
+        self._threads = [self._start_device(d) for d in devices]
+        self.create_timer(1.0 / float(p["rate_hz"]), self._tick)
+
+    # ---------------------------------------------------------------- inputs
+    def _on_image(self, cam: str, msg: Image) -> None:
+        with self._lock:
+            self.images[cam] = msg
+
+    def _on_joints(self, msg: JointState) -> None:
+        with self._lock:
+            self.joints = msg
+
+    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
+        with self._lock:
+            self.poses[arm] = msg
+
+    def _start_device(self, spec: str) -> threading.Thread:
+        name, _, index = spec.partition("=")
+        if name not in self.cameras or not index:
+            raise ConfigError(f"opencv_devices entry {spec!r}: expected <camera>=<device>, camera in {self.cameras}")
+        import cv2  # only on real robots
+
+        cap = cv2.VideoCapture(int(index) if index.isdigit() else index)
+        if not cap.isOpened():
+            raise ConfigError(f"cannot open OpenCV device {index!r} for camera {name!r}")
+
+        def grab():
+            while not self._stop.is_set():
+                ok, frame = cap.read()
+                if not ok:
+                    continue
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                self._on_image(name, image_msg(rgb, self.get_clock().now().nanoseconds, name))
+            cap.release()
+
+        t = threading.Thread(target=grab, name=f"camera-{name}", daemon=True)
+        t.start()
+        return t
+
+    # ---------------------------------------------------------------- output
+    def build(self) -> Observation | None:
+        """The next Observation, or None (nothing new, something missing, or stale: then dropped_stale += 1)."""
+        with self._lock:
+            joints, images, poses = self.joints, dict(self.images), dict(self.poses)
+        if joints is None:
+            return None
+        ref = stamp_to_ns(joints.header.stamp)
+        if ref <= self.last_joint_ns:
+            return None  # no new proprioception since the last bundle
+        if any(c not in images for c in self.cameras) or any(a not in poses for a in self.ee_arms):
+            self.missing += 1
+            return None
+        stamps = [stamp_to_ns(images[c].header.stamp) for c in self.cameras]
+        stamps += [stamp_to_ns(poses[a].header.stamp) for a in self.ee_arms]
+        if any(abs(s - ref) > self.max_skew_ns for s in stamps):
+            self.dropped_stale += 1
+            self.last_joint_ns = ref
+            return None
+        index = {n: i for i, n in enumerate(joints.name)}
+        missing = [n for n in self.joint_names if n not in index or index[n] >= len(joints.position)]
+        if missing:
+            self.get_logger().warning(f"joint_states lacks {missing[:4]}; no observation", throttle_duration_sec=5.0)
+            return None
+        state = [float(joints.position[index[n]]) for n in self.joint_names]
+        for arm in self.ee_arms:
+            ps = poses[arm].pose
+            state += [ps.position.x, ps.position.y, ps.position.z]
+            state += [ps.orientation.x, ps.orientation.y, ps.orientation.z, ps.orientation.w]
+        self.last_joint_ns = ref
+        msg = Observation(robot=self.robot, task=self.task, instruction=self.instruction)
+        msg.header.stamp = joints.header.stamp
+        msg.header.frame_id = self.frame_id
+        msg.camera_names = list(self.cameras)
+        msg.images = [images[c] for c in self.cameras]
+        msg.state_names = list(self.state_names)
+        msg.state = np.asarray(state, dtype=np.float32).tolist()
+        msg.sequence = self.sequence
+        msg.dropped_stale = self.dropped_stale
+        self.sequence += 1
+        return msg
+
+    def _tick(self) -> None:
+        msg = self.build()
+        if msg is not None:
+            self.pub.publish(msg)
+
+    def destroy_node(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = CaptureNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
