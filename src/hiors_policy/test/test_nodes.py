@@ -1,0 +1,214 @@
+"""Node tests on a private ROS domain (conftest.py): capture and policy, waiting on conditions, never sleeping."""
+
+import math
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import PoseStamped
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+
+from conftest import make_obs
+from hiors_core import topics
+from hiors_core.convert_ros import image_msg, time_msg
+from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
+from hiors_core.weight_sync import weight_messages, write_atomic
+from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
+from hiors_policy import build_tiny_policy
+from hiors_policy.capture_node import CaptureNode
+from hiors_policy.policy_node import LATCHED, RELIABLE_ALL, PolicyNode
+
+NS = 1_000_000_000
+
+
+def observation(policy, seq, **change):
+    obs = make_obs(policy, seed=seq)
+    msg = Observation(robot="tora_one", task="raise_hand", instruction=obs.instruction, sequence=seq)
+    msg.header.stamp = time_msg(seq * NS)
+    msg.camera_names = list(obs.images)
+    msg.images = [image_msg(im, seq * NS, name) for name, im in obs.images.items()]
+    msg.state_names = list(policy.config.state_names)
+    msg.state = obs.state.tolist()
+    for k, v in change.items():
+        setattr(msg, k, v)
+    return msg
+
+
+@pytest.fixture
+def ctx():
+    with ros_context() as c:
+        yield c
+
+
+def test_policy_node_chunks_and_refusals(ctx):
+    policy = build_tiny_policy("tora_one", "raise_hand", seed=0)
+    node = PolicyNode(policy=policy, context=ctx, parameter_overrides=[Parameter("diagnostics_period", value=0.05)])
+    probe = node.__class__.__mro__[1]("probe", context=ctx)  # a plain rclpy Node
+    chunks, diags = [], []
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, 10)
+    probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, 10)
+    pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
+    try:
+        with spinning([node, probe], context=ctx):
+            wait_for_subscribers(pub)
+            pub.publish(observation(policy, 1))
+            wait_for(lambda: len(chunks) == 1, 20, "first chunk")
+            c = chunks[0]
+            assert (c.horizon, c.action_dim, c.observation_sequence, c.policy_version) == (16, 8, 1, 0)
+            assert len(c.actions) == 16 * 8 and all(math.isfinite(x) for x in c.actions)
+            assert c.header.stamp.sec == 1 and c.control_mode == 1 and c.inference_latency > 0
+            assert list(c.action_names) == list(policy.config.action_names)
+
+            bad_image = observation(policy, 4)
+            bad_image.images[0].encoding = "mono16"
+            short = observation(policy, 5)
+            short.images[1].data = bytes(short.images[1].data[:-3])
+            bads = [
+                observation(policy, 2, camera_names=["top", "nope"]),  # missing camera
+                observation(policy, 3, state=[float("nan")] + [0.0] * 14),  # NaN state
+                bad_image,
+                short,
+                observation(policy, 6, instruction="举手"),  # not representable
+                observation(policy, 7, instruction=""),
+                observation(policy, 8, robot="xtrainer"),
+            ]
+            for i, m in enumerate(bads):
+                pub.publish(m)
+                wait_for(lambda i=i: node.stats["refused_inputs"] == i + 1, 10, f"refusal {i}")
+            pub.publish(observation(policy, 9))
+            wait_for(lambda: len(chunks) == 2, 20, "chunk after the bad ones")
+            assert [c.observation_sequence for c in chunks] == [1, 9]
+            wait_for(
+                lambda: any(kv.key == "refused_inputs" and kv.value == "7" for d in diags for kv in d.status[0].values),
+                5,
+                "diagnostics reporting 7 refusals",
+            )
+            assert diags[-1].status[0].level == DiagnosticStatus.WARN
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_policy_node_weight_swap(ctx, tmp_path):
+    policy = build_tiny_policy("tora_one", "raise_hand", seed=0)
+    new = build_tiny_policy("tora_one", "raise_hand", seed=7)
+    node = PolicyNode(policy=policy, context=ctx)
+    probe = node.__class__.__mro__[1]("probe", context=ctx)
+    chunks = []
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, 10)
+    obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
+    up_pub = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
+    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, RELIABLE_ALL)
+    old = policy.to_safetensors_bytes()
+    good = new.to_safetensors_bytes()
+
+    def send(blob, version, tamper_sha=False, path="", chunks_too=True):
+        update, parts = weight_messages(blob, version, 10 * version, path=path, chunk_size=64 * 1024)
+        if tamper_sha:
+            update.sha256 = "0" * 64
+            for p in parts:
+                p.sha256 = "0" * 64
+        up_pub.publish(update)
+        for p in parts if chunks_too else []:
+            w_pub.publish(p)
+
+    try:
+        with spinning([node, probe], context=ctx):
+            wait_for_subscribers(w_pub)
+            wait_for_subscribers(up_pub)
+            send(good, 1, tamper_sha=True)
+            wait_for(lambda: node.stats["weight_refusals"] == 1, 10, "bad sha256 refused")
+            from safetensors.torch import load, save
+
+            sd = load(good)
+            sd["action_out_proj.weight"] = sd["action_out_proj.weight"][:, :10].contiguous()
+            send(save(sd), 2)
+            wait_for(lambda: node.stats["weight_refusals"] == 2, 10, "wrong shapes refused")
+            assert node.version == 0 and policy.to_safetensors_bytes() == old
+
+            send(good, 3)
+            wait_for(lambda: node.version == 3, 20, "version 3 swapped in")
+            assert policy.to_safetensors_bytes() == good
+            obs_pub.publish(observation(policy, 1))
+            wait_for(lambda: len(chunks) == 1, 20, "chunk from version 3")
+            assert chunks[0].policy_version == 3
+
+            send(old, 2)  # older than current: refused, weights kept
+            wait_for(lambda: node.stats["stale_versions"] >= 1, 10, "stale version refused")
+            assert node.version == 3 and policy.to_safetensors_bytes() == good
+
+            path = write_atomic(tmp_path / "policy-v4.safetensors", old)
+            send(old, 4, path=str(path), chunks_too=False)  # local-file fast path, no chunks sent
+            wait_for(lambda: node.version == 4, 20, "version 4 from the local file")
+            assert policy.to_safetensors_bytes() == old
+            assert node.stats["weight_updates"] == 2
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_capture_aligns_and_drops_stale(ctx):
+    node = CaptureNode(
+        context=ctx,
+        parameter_overrides=[Parameter("rate_hz", value=100.0), Parameter("max_skew", value=0.05)],
+    )
+    probe = node.__class__.__mro__[1]("probe", context=ctx)
+    got = []
+    probe.create_subscription(Observation, topics.OBSERVATION, got.append, 10)
+    cams = {
+        c: probe.create_publisher(type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), 10)
+        for c in ("top", "left_wrist")
+    }
+    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), 10)
+    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, 10)
+    names = [f"left_joint{i}" for i in range(1, 8)] + [f"right_joint{i}" for i in range(1, 8)]
+    names += ["left_gripper", "right_gripper"]
+
+    def send_sensors(t_ns, value):
+        for c, p in cams.items():
+            p.publish(image_msg(np.full((24, 32, 3), value, np.uint8), t_ns, c))
+        pose = PoseStamped()
+        pose.header.stamp = time_msg(t_ns)
+        pose.pose.position.x, pose.pose.orientation.w = 0.3, 1.0
+        pose_pub.publish(pose)
+        wait_for(
+            lambda: (
+                all(n.header.stamp == time_msg(t_ns) for n in [*node.images.values(), *node.poses.values()])
+                and len(node.images) == 2
+                and len(node.poses) == 1
+            ),
+            10,
+            "sensors received",
+        )
+
+    def send_joints(t_ns):
+        js = JointState(name=names, position=[0.01 * i for i in range(len(names))])
+        js.header.stamp = time_msg(t_ns)
+        js_pub.publish(js)
+
+    try:
+        with spinning([node, probe], context=ctx):
+            for p in [*cams.values(), pose_pub, js_pub]:
+                wait_for_subscribers(p)
+            send_sensors(10 * NS, 100)
+            send_joints(10 * NS + 10_000_000)  # 10 ms skew: fine
+            wait_for(lambda: len(got) == 1, 10, "first observation")
+            o = got[0]
+            assert list(o.state_names) == list(node.state_names) and len(o.state) == 15
+            assert o.state[0] == pytest.approx(0.0) and o.state[7] == pytest.approx(0.14)  # left_gripper
+            assert o.state[8] == pytest.approx(0.3) and o.state[14] == pytest.approx(1.0)
+            assert list(o.camera_names) == ["top", "left_wrist"] and o.sequence == 0 and o.dropped_stale == 0
+            assert o.header.stamp == time_msg(10 * NS + 10_000_000)
+
+            send_joints(11 * NS)  # images are 1 s old: dropped, never paired
+            wait_for(lambda: node.dropped_stale == 1, 10, "stale bundle dropped")
+            send_sensors(12 * NS, 50)
+            send_joints(12 * NS)
+            wait_for(lambda: len(got) == 2, 10, "second observation")
+            assert got[1].dropped_stale == 1 and got[1].sequence == 1 and got[1].images[0].data[0] == 50
+            assert len(got) == 2
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
