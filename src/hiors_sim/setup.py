@@ -16,5 +16,11 @@ setup(
     maintainer_email="dev@hiors.org",
     description="MuJoCo twins of Tora One and X-Trainer with the three Hi-ORS tasks, a simulated operator and a reward oracle.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "sim_node = hiors_sim.sim_node:main",
+            "sim_operator = hiors_sim.operator_node:main",
+            "reward_oracle = hiors_sim.oracle_node:main",
+        ]
+    },
 )

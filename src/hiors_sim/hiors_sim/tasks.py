@@ -259,7 +259,7 @@ class InsertMoisturizer(Task):
     robot: RobotSpec = XTRAINER
     instruction: str = "pick up the moisturizer and insert it into the base"
     time_limit: float = 25.0
-    grid: Grid = field(default_factory=lambda: Grid(center=(0.10, -0.16), rows=3, cols=3, cell=(0.05, 0.05)))
+    grid: Grid = field(default_factory=lambda: Grid(center=(0.10, -0.19), rows=3, cols=3, cell=(0.05, 0.05)))
     arm: str = "right"
 
     @property
@@ -283,7 +283,7 @@ class InsertMoisturizer(Task):
             walls += (f'<geom name="socket_wall{i}" class="col" type="box" size="{sx} {sy} {SOCKET_H / 2}" '
                       f'pos="{dx} {dy} {SOCKET_H / 2}" rgba="0.3 0.6 0.85 1"/>')
         world = f"""
-    <body name="base" mocap="true" pos="0.12 0.08 0">{walls}
+    <body name="base" mocap="true" pos="0.10 0.0 0">{walls}
       <geom type="box" size="{SOCKET_INNER} {SOCKET_INNER} 0.001" pos="0 0 0.001" rgba="0.1 0.2 0.5 1"/>
     </body>
     <body name="moisturizer" pos="0.1 -0.15 {MOIST_HALF}">
@@ -303,7 +303,7 @@ class InsertMoisturizer(Task):
 
     def reset(self, env, rng, cell):
         xy = self.grid.sample(rng, cell)
-        base = np.array([0.12 + rng.uniform(-0.02, 0.02), 0.08 + rng.uniform(-0.02, 0.02), 0.0])
+        base = np.array([0.10 + rng.uniform(-0.02, 0.02), 0.0 + rng.uniform(-0.02, 0.02), 0.0])
         env.data.mocap_pos[self.mocap] = base
         env.data.qpos[self.bottle_q : self.bottle_q + 3] = [xy[0], xy[1], MOIST_HALF + 0.001]
         env.data.qpos[self.bottle_q + 3 : self.bottle_q + 7] = [1, 0, 0, 0]

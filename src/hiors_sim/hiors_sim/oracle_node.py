@@ -1,0 +1,78 @@
+"""`reward_oracle`: labels each episode from the privileged task state, publishing hiors_msgs/EpisodeLabel.
+
+Episodes are delimited by the arbiter's latched ControlState.episode_id: when it changes away from a non-empty
+id, that episode is over and gets its label (source "oracle"). See `oracle.RewardOracle` for the rule.
+"""
+
+from __future__ import annotations
+
+import json
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+
+from hiors_core import topics
+from hiors_msgs.msg import ControlState, EpisodeLabel
+
+from .oracle import RewardOracle
+
+
+class RewardOracleNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("reward_oracle", **kwargs)
+
+        def p(name, default, desc):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
+
+        self.oracle = RewardOracle(
+            false_positive_rate=float(p("false_positive_rate", 0.0, "probability of labelling a failure as success")),
+            graded=bool(p("graded", False, "reward = best task progress (0..1) instead of 0 on failure")),
+            seed=int(p("seed", 0, "seed of the false-positive draws")),
+        )
+        self.episode_id = ""
+        self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, QoSProfile(depth=50))
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(ControlState, topics.CONTROL_STATE, self._on_control, latched)
+        self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
+
+    def _on_state(self, msg: String):
+        if self.episode_id:
+            self.oracle.observe(json.loads(msg.data))
+
+    def _on_control(self, msg: ControlState):
+        if msg.episode_id == self.episode_id:
+            return
+        if self.episode_id:
+            self.publish_label(self.episode_id)
+        self.episode_id = msg.episode_id
+        self.oracle.reset()
+
+    def publish_label(self, episode_id: str) -> EpisodeLabel:
+        lab = self.oracle.label()
+        out = EpisodeLabel(episode_id=episode_id, reward=lab.reward, success=lab.success, source="oracle")
+        out.header.stamp = self.get_clock().now().to_msg()
+        self.pub.publish(out)
+        self.get_logger().info(f"episode {episode_id}: success={lab.success} reward={lab.reward:.2f}" + (" (injected false positive)" if lab.false_positive else ""))
+        return out
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RewardOracleNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

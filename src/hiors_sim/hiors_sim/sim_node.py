@@ -1,0 +1,208 @@
+"""`sim_node`: the MuJoCo twin of one robot on ROS 2 (one class, parameterised by `robot`).
+
+Publishes camera images (sensor-data QoS), joint states, EE poses, /clock and the privileged task state (JSON);
+accepts joint, EE-pose and gripper commands and resets on the `reset` service. Physics, rendering and publishing
+run in one dedicated thread (the EGL renderer is bound to the thread that created it); callbacks only move data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+
+from hiors_core import topics
+from hiors_core.convert_ros import image_msg, time_msg
+from hiors_msgs.srv import ResetSim
+
+from .env import Command, SimRobot
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim", **kwargs)
+
+        def p(name, default, desc):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
+
+        robot = p("robot", "tora_one", "robot twin: tora_one or xtrainer")
+        task = p("task", "", "task name ('' = the robot's first task)")
+        self.seed = int(p("seed", 0, "seed of the first episode"))
+        self.cell = int(p("cell", -1, "grid cell of the first episode (-1 = random train cell)"))
+        self.camera_rate = float(p("camera_rate_hz", 25.0, "camera publishing rate in sim time (Hz)"))
+        self.width = int(p("image_width", 224, "camera image width (px)"))
+        self.height = int(p("image_height", 224, "camera image height (px)"))
+        self.rtf = float(p("real_time_factor", 1.0, "1.0 = real time; 0 or >= 1000 = as fast as possible"))
+        self.state_rate = float(p("task_state_rate_hz", 25.0, "task state / joint state publishing rate (Hz, sim time)"))
+        if self.camera_rate <= 0 or self.width < 8 or self.height < 8 or self.rtf < 0:
+            raise ValueError("camera_rate_hz must be > 0, image size >= 8 px, real_time_factor >= 0")
+        self.env = SimRobot(robot, task or None)
+        self.spec = self.env.spec
+
+        sensor = qos_profile_sensor_data
+        self.pub_img = {c: self.create_publisher(Image, topics.CAMERA.format(name=c), sensor) for c in self.spec.cameras}
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.pub_ee = {a.name: self.create_publisher(PoseStamped, topics.EE_POSE.format(arm=a.name), 10) for a in self.spec.arms}
+        self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
+        self.pub_state = self.create_publisher(String, topics.SIM_TASK_STATE, 10)
+
+        self._lock = threading.Lock()
+        self._pending = Command(joints={}, ee={}, gripper={})
+        self._reset_req: list = []
+        self.create_subscription(JointState, topics.CMD_JOINT, self._on_joint, 10)
+        self.create_subscription(JointState, topics.CMD_GRIPPER, self._on_gripper, 10)
+        for a in self.spec.arms:
+            self.create_subscription(PoseStamped, topics.CMD_EE_POSE.format(arm=a.name), lambda m, arm=a.name: self._on_ee(arm, m), 10)
+        self.create_service(ResetSim, topics.RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+
+        self.sim_time = 0.0  # monotonic across resets (the /clock)
+        self._running = True
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sim", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"sim {robot}/{self.env.task.name}: cameras {list(self.spec.cameras)} {self.width}x{self.height} @ {self.camera_rate} Hz, rtf {self.rtf}")
+
+    # ---------------------------------------------------------------- callbacks: only move data
+    def _on_joint(self, msg: JointState):
+        with self._lock:
+            if len(msg.name) != len(msg.position):
+                self.get_logger().warning(f"refused joint command: {len(msg.name)} names, {len(msg.position)} positions")
+                return
+            self._pending.joints.update(dict(zip(msg.name, msg.position, strict=True)))
+
+    def _on_gripper(self, msg: JointState):
+        with self._lock:
+            if len(msg.name) != len(msg.position):
+                self.get_logger().warning("refused gripper command: names and positions differ in length")
+                return
+            self._pending.gripper.update(dict(zip(msg.name, msg.position, strict=True)))
+
+    def _on_ee(self, arm: str, msg: PoseStamped):
+        p, o = msg.pose.position, msg.pose.orientation
+        with self._lock:
+            self._pending.ee[arm] = ((p.x, p.y, p.z), (o.x, o.y, o.z, o.w))
+
+    def _on_reset(self, req, resp):
+        done = threading.Event()
+        item = {"seed": req.seed, "task": req.task, "cell": req.cell, "done": done}
+        with self._lock:
+            self._reset_req.append(item)
+        if not done.wait(30.0):
+            resp.success, resp.message = False, "sim thread did not answer within 30 s"
+            return resp
+        resp.success, resp.message = item["ok"], item["message"]
+        resp.task, resp.cell = self.env.task.name, int(self.env.cell)
+        return resp
+
+    # ---------------------------------------------------------------- the sim thread
+    def _loop(self):
+        env = self.env
+        try:
+            env.reset(self.seed, cell=self.cell)
+        except Exception as e:  # a bad parameter: report and keep going with defaults
+            self.get_logger().error(f"initial reset failed: {e}")
+            env.reset(0)
+        next_cam, next_state = 0.0, 0.0
+        wall0, sim0 = time.monotonic(), self.sim_time
+        self._ready.set()
+        while self._running and rclpy.ok(context=self.context):
+            with self._lock:
+                reqs, self._reset_req = self._reset_req, []
+                cmd, self._pending = self._pending, Command(joints={}, ee={}, gripper={})
+            for r in reqs:
+                try:
+                    env.reset(int(r["seed"]), task=r["task"] or None, cell=int(r["cell"]))
+                    r["ok"], r["message"] = True, f"reset {env.task.name} seed {r['seed']} cell {env.cell}"
+                except (KeyError, ValueError) as e:
+                    r["ok"], r["message"] = False, str(e)
+                r["done"].set()
+                next_cam = next_state = self.sim_time
+            if cmd.joints or cmd.ee or cmd.gripper:
+                ok, why = env.apply(cmd)
+                if not ok:
+                    self.get_logger().warning(f"refused command: {why}", throttle_duration_sec=1.0)
+            env.step()
+            self.sim_time += env.control_dt
+            stamp = time_msg(int(round(self.sim_time * 1e9)))
+            self.pub_clock.publish(Clock(clock=stamp))
+            if self.sim_time + 1e-9 >= next_state:
+                next_state += 1.0 / self.state_rate
+                self._publish_state(stamp)
+            if self.sim_time + 1e-9 >= next_cam:
+                next_cam += 1.0 / self.camera_rate
+                for name, img in env.render(self.spec.cameras, (self.height, self.width)).items():
+                    self.pub_img[name].publish(image_msg(img, int(round(self.sim_time * 1e9)), name))
+            if 0 < self.rtf < 1000:
+                ahead = (self.sim_time - sim0) / self.rtf - (time.monotonic() - wall0)
+                if ahead > 0:
+                    time.sleep(ahead)
+                elif ahead < -0.5:  # fell behind (slow machine): do not try to catch up in a burst
+                    wall0, sim0 = time.monotonic(), self.sim_time
+        env.close()
+
+    def _publish_state(self, stamp):
+        env = self.env
+        js = JointState(name=list(self.spec.joint_names))
+        js.header.stamp = stamp
+        js.header.frame_id = self.spec.base_frame
+        js.position = env.joint_positions().tolist()
+        js.velocity = env.joint_velocities().tolist()
+        self.pub_js.publish(js)
+        for a in self.spec.arms:
+            pos, q = env.ee_pose(a.name)
+            msg = PoseStamped()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.spec.base_frame
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+            msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = (float(v) for v in q)
+            self.pub_ee[a.name].publish(msg)
+        st = env.task_state()
+        st["sim_time"] = self.sim_time
+        st["refused_commands"] = env.refused
+        self.pub_state.publish(String(data=json.dumps(st, default=_json_default)))
+
+    def destroy_node(self):
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = SimNode()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
