@@ -1,0 +1,89 @@
+"""Latency of one chunk through the ROS graph (publish Observation -> receive ActionChunk) vs a direct `infer`
+with the same model, interleaved in one run. `python -m hiors_policy.bench` prints the result as JSON."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+
+
+def run(robot: str = "tora_one", task: str = "raise_hand", n: int = 20, warmup: int = 3, checkpoint: str = "") -> dict:
+    import rclpy  # noqa: F401  (the graph half needs ROS)
+    from rclpy.node import Node
+
+    from hiors_core import topics
+    from hiors_core.convert_ros import image_msg
+    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
+    from hiors_msgs.msg import ActionChunk, Observation
+
+    from .policy import Pi0Policy, PolicyInput, build_tiny_policy
+    from .policy_node import PolicyNode
+
+    policy = Pi0Policy.load(checkpoint) if checkpoint else build_tiny_policy(robot, task, seed=0)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in policy.config.camera_names}
+    state = rng.normal(size=policy.state_dim).astype(np.float32)
+    obs = PolicyInput(images, state, policy.config.instruction, policy.config.state_names)
+    direct, graph, node_latency = [], [], []
+    with ros_context() as ctx:
+        node = PolicyNode(policy=policy, context=ctx)
+        probe = Node("bench_probe", context=ctx)
+        got = threading.Event()
+        received = []
+
+        def on_chunk(m):
+            received.append((time.perf_counter(), m))
+            got.set()
+
+        probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, on_chunk, 10)
+        pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
+        try:
+            with spinning([node, probe], context=ctx):
+                wait_for_subscribers(pub)
+                for i in range(warmup + n):
+                    t0 = time.perf_counter()
+                    policy.infer(obs)
+                    d = time.perf_counter() - t0
+                    msg = Observation(robot=policy.config.robot, task=policy.config.task, sequence=i)
+                    msg.instruction = obs.instruction
+                    msg.camera_names = list(images)
+                    msg.images = [image_msg(im, 0, c) for c, im in images.items()]
+                    msg.state_names = list(obs.state_names)
+                    msg.state = state.tolist()
+                    got.clear()
+                    t0 = time.perf_counter()
+                    pub.publish(msg)
+                    wait_for(got.is_set, 60, f"chunk {i}")
+                    g = received[-1][0] - t0
+                    if i >= warmup:
+                        direct.append(d)
+                        graph.append(g)
+                        node_latency.append(received[-1][1].inference_latency)
+        finally:
+            node.destroy_node()
+            probe.destroy_node()
+    md, mg = statistics.median(direct), statistics.median(graph)
+    return {
+        "model": policy.config.preset,
+        "robot": policy.config.robot,
+        "cameras": len(images),
+        "image": "224x224 rgb8 (resized inside)",
+        "horizon": policy.horizon,
+        "num_steps": policy.num_steps,
+        "device": str(policy.device),
+        "n": n,
+        "direct_infer_median_s": round(md, 5),
+        "graph_median_s": round(mg, 5),
+        "node_reported_inference_median_s": round(statistics.median(node_latency), 5),
+        "graph_over_direct": round(mg / md, 3),
+        "graph_overhead_s": round(mg - md, 5),
+        "within_5_percent": mg <= 1.05 * md,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
