@@ -14,7 +14,9 @@ from .expert import ScriptedExpert
 DEFAULT_TASKS = {"tora_one": "pack_detergent", "xtrainer": "insert_moisturizer"}
 
 
-def run(seconds: float = 4.0, camera_rate_hz: float = 10.0, size=(224, 224), robots=("tora_one", "xtrainer")) -> list[dict]:
+def run(
+    seconds: float = 4.0, camera_rate_hz: float = 10.0, size=(224, 224), robots=("tora_one", "xtrainer")
+) -> list[dict]:
     rows = []
     for robot in robots:
         env = SimRobot(robot, DEFAULT_TASKS[robot])
@@ -60,7 +62,9 @@ def run(seconds: float = 4.0, camera_rate_hz: float = 10.0, size=(224, 224), rob
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'robot':10} {'physics steps/s':>16} {'physics RTF':>12} {'loop RTF (cams)':>16} {'cam Hz':>7} {'pairs/s':>8}"
+    head = (
+        f"{'robot':10} {'physics steps/s':>16} {'physics RTF':>12} {'loop RTF (cams)':>16} {'cam Hz':>7} {'pairs/s':>8}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(

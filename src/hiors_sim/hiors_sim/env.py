@@ -90,7 +90,9 @@ class SimRobot:
     def _load_task(self, task: str | Task) -> None:
         t = task if isinstance(task, Task) else make_task(task)
         if t.robot.name != self.spec.name:
-            raise ValueError(f"task {t.name!r} runs on {t.robot.name!r}, not on {self.spec.name!r}; tasks of {self.spec.name}: {tasks_for(self.spec.name)}")
+            raise ValueError(
+                f"task {t.name!r} runs on {t.robot.name!r}, not on {self.spec.name!r}; tasks of {self.spec.name}: {tasks_for(self.spec.name)}"
+            )
         if self._grid is not None:
             t.grid = self._grid
         if self._time_limit is not None:
@@ -106,7 +108,9 @@ class SimRobot:
         self._qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in self.arm_joints])
         self._dadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in self.arm_joints])
         self._act = np.array([m.actuator(j).id for j in self.arm_joints])
-        self._finger_q = {a.name: [m.jnt_qposadr[m.joint(a.gripper_name + s).id] for s in ("", "_b")] for a in self.spec.arms}
+        self._finger_q = {
+            a.name: [m.jnt_qposadr[m.joint(a.gripper_name + s).id] for s in ("", "_b")] for a in self.spec.arms
+        }
         self._finger_act = {a.name: [m.actuator(a.gripper_name + s).id for s in ("", "_b")] for a in self.spec.arms}
         self._site = {a.name: m.site(f"{a.name}_ee").id for a in self.spec.arms}
         self._pads = {a.name: {m.geom(f"{a.name}_pad").id, m.geom(f"{a.name}_pad_b").id} for a in self.spec.arms}
@@ -222,7 +226,9 @@ class SimRobot:
                 return self.refuse(f"end-effector pose of {arm!r}: quaternion norm {nq:.3g} is not ~1")
             lo, hi = np.array(self.spec.workspace_min), np.array(self.spec.workspace_max)
             if np.any(pos < lo - LIMIT_TOL) or np.any(pos > hi + LIMIT_TOL):
-                return self.refuse(f"end-effector target {np.round(pos, 3).tolist()} of {arm!r} outside the workspace {lo.tolist()}..{hi.tolist()}")
+                return self.refuse(
+                    f"end-effector target {np.round(pos, 3).tolist()} of {arm!r} outside the workspace {lo.tolist()}..{hi.tolist()}"
+                )
             s = self._arm_slice[arm]
             q[s], _, _ = self.ik[arm].solve(q[s], pos, rot.xyzw_to_wxyz(quat / nq))
         self.targets = _Targets(q=q, grip=grip)
@@ -384,7 +390,9 @@ class SimRobot:
         if self._render_thread is None:
             self._render_thread = me
         elif self._render_thread != me:
-            raise RuntimeError("SimRobot.render must be called from the thread that first rendered (EGL contexts are thread-bound)")
+            raise RuntimeError(
+                "SimRobot.render must be called from the thread that first rendered (EGL contexts are thread-bound)"
+            )
         h, w = int(size[0]), int(size[1])
         r = self._renderers.get((h, w))
         if r is None:

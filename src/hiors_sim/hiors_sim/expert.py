@@ -44,7 +44,9 @@ def _closest_mod_pi(angle: float, ref: float) -> float:
 
 
 class ScriptedExpert:
-    def __init__(self, task: str | Task, noise: float = 0.0, seed: int = 0, max_step: float = 0.018, max_rot: float = 0.1):
+    def __init__(
+        self, task: str | Task, noise: float = 0.0, seed: int = 0, max_step: float = 0.018, max_rot: float = 0.1
+    ):
         self.task = task if isinstance(task, Task) else make_task(task)
         self.noise = noise
         self.max_step = max_step
@@ -56,7 +58,9 @@ class ScriptedExpert:
             spec = self.task.robot
             model = mujoco.MjModel.from_xml_string(BUILDERS[spec.name]())
             arm = spec.arm(self.task.arm)
-            self._ik = ArmIK(model, arm.joint_names, f"{arm.name}_ee", posture=IK_POSTURE[spec.name][: len(arm.joint_names)])
+            self._ik = ArmIK(
+                model, arm.joint_names, f"{arm.name}_ee", posture=IK_POSTURE[spec.name][: len(arm.joint_names)]
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -81,7 +85,9 @@ class ScriptedExpert:
             self.cmd_pos, self.cmd_quat = ee_pos.copy(), ee_quat.copy()
             self.grip = float(proprio["gripper"][arm])
             names = proprio["joint_names"]
-            self.q_cmd = np.asarray(proprio.get("commanded_joints", proprio["joint_positions"][: len(names) - 2]), dtype=float)
+            self.q_cmd = np.asarray(
+                proprio.get("commanded_joints", proprio["joint_positions"][: len(names) - 2]), dtype=float
+            )
         m = task_state["measure"]
         name = self.task.name
         if name == "raise_hand":
@@ -138,7 +144,22 @@ class ScriptedExpert:
         return np.asarray(m["target_pos"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]), 1.0
 
     # ------------------------------------------------------------------ pick and place (shared)
-    def _pick_place(self, m, ee_pos, ee_quat, *, grasp_dz, hover, lift_z, place_xy, place_bottle_z, insert_bottle_z, lead, min_y=None, place_tol=0.005):
+    def _pick_place(
+        self,
+        m,
+        ee_pos,
+        ee_quat,
+        *,
+        grasp_dz,
+        hover,
+        lift_z,
+        place_xy,
+        place_bottle_z,
+        insert_bottle_z,
+        lead,
+        min_y=None,
+        place_tol=0.005,
+    ):
         obj = self._track(m["bottle_pos"])
         grasped = bool(m["grasped"])
         if self.yaw is None:
@@ -209,15 +230,31 @@ class ScriptedExpert:
             self.yaw = _closest_mod_pi(yaw, _yaw_of(ee_quat))
         box = np.array(BOX_CENTER)
         return self._pick_place(
-            m, ee_pos, ee_quat,
-            grasp_dz=0.03, hover=0.12, lift_z=TABLE_Z + 0.30, place_xy=box,
-            place_bottle_z=TABLE_Z + 0.17, insert_bottle_z=TABLE_Z + 0.075, lead=0.3, min_y=-0.02, place_tol=0.025,
+            m,
+            ee_pos,
+            ee_quat,
+            grasp_dz=0.03,
+            hover=0.12,
+            lift_z=TABLE_Z + 0.30,
+            place_xy=box,
+            place_bottle_z=TABLE_Z + 0.17,
+            insert_bottle_z=TABLE_Z + 0.075,
+            lead=0.3,
+            min_y=-0.02,
+            place_tol=0.025,
         )
 
     def _insert(self, m, ee_pos, ee_quat):
         base = np.asarray(m["base_pos"])
         return self._pick_place(
-            m, ee_pos, ee_quat,
-            grasp_dz=0.035, hover=0.10, lift_z=0.28, place_xy=base[:2],
-            place_bottle_z=SOCKET_H + 0.02 + MOIST_HALF, insert_bottle_z=MOIST_HALF + 0.004, lead=0.0,
+            m,
+            ee_pos,
+            ee_quat,
+            grasp_dz=0.035,
+            hover=0.10,
+            lift_z=0.28,
+            place_xy=base[:2],
+            place_bottle_z=SOCKET_H + 0.02 + MOIST_HALF,
+            insert_bottle_z=MOIST_HALF + 0.004,
+            lead=0.0,
         )

@@ -135,7 +135,11 @@ def tora_one_xml(task_xml: str = "", task_actuators: str = "") -> str:
     arms = ""
     for side, sy in (("left", 1.0), ("right", -1.0)):
         links = [
-            ((0.0, sy * (0.10 + la[0]), shoulder_z), (0, 1, 0), '<geom type="sphere" size="0.055" rgba="0.3 0.3 0.35 1"/>'),
+            (
+                (0.0, sy * (0.10 + la[0]), shoulder_z),
+                (0, 1, 0),
+                '<geom type="sphere" size="0.055" rgba="0.3 0.3 0.35 1"/>',
+            ),
             ((0, 0, 0), (1, 0, 0), ""),
             ((0, 0, 0), (0, 0, 1), _capsule((0, 0, -la[1]))),
             ((0, 0, -la[1]), (0, 1, 0), _capsule((0, 0, -0.12), 0.032)),
@@ -169,7 +173,11 @@ def xtrainer_xml(task_xml: str = "", task_actuators: str = "") -> str:
     arms = ""
     for side, sy in (("left", 1.0), ("right", -1.0)):
         links = [
-            ((-0.22, sy * 0.25, 0.0), (0, 0, 1), f'<geom type="cylinder" fromto="0 0 0 0 0 {ll[0]}" size="0.045" rgba="0.2 0.2 0.25 1"/>'),
+            (
+                (-0.22, sy * 0.25, 0.0),
+                (0, 0, 1),
+                f'<geom type="cylinder" fromto="0 0 0 0 0 {ll[0]}" size="0.045" rgba="0.2 0.2 0.25 1"/>',
+            ),
             ((0, 0, ll[0]), (0, 1, 0), _capsule((0, 0, ll[1]), 0.03)),
             ((0, 0, ll[1]), (0, 1, 0), '<geom type="sphere" size="0.032"/>'),
             ((0, 0, 0), (1, 0, 0), _capsule((ll[2], 0, 0), 0.027)),

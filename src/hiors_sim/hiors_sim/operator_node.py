@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -48,12 +47,16 @@ class SimOperatorNode(Node):
             intervention_prob=float(p("intervention_prob", 1.0, "probability of stepping in on a detected problem")),
             reaction_delay_s=float(p("reaction_delay_s", 0.4, "delay between noticing a problem and taking over (s)")),
             stall_s=float(p("stall_s", 4.0, "no progress for this long counts as a stall (s)")),
-            drift_m=float(p("drift_m", 0.15, "moving this much further from the goal than the best so far is drift (m)")),
+            drift_m=float(
+                p("drift_m", 0.15, "moving this much further from the goal than the best so far is drift (m)")
+            ),
             min_takeover_s=float(p("min_takeover_s", 1.0, "shortest takeover (s)")),
             hand_noise_m=float(p("hand_noise_m", 0.002, "std of the hand's position noise per step (m)")),
             seed=int(p("seed", 0, "seed of the operator's random choices")),
         )
-        self.episode_buttons = bool(p("episode_buttons", False, "press success/failure buttons at the end of an episode"))
+        self.episode_buttons = bool(
+            p("episode_buttons", False, "press success/failure buttons at the end of an episode")
+        )
         self.task = make_task(task)
         if self.task.robot.name != robot:
             raise ValueError(f"task {task!r} is not a task of {robot!r}: {tasks_for(robot)}")
@@ -95,14 +98,18 @@ class SimOperatorNode(Node):
                 pm.header = joy.header
                 pm.header.frame_id = self.task.robot.base_frame
                 pm.pose.position.x, pm.pose.position.y, pm.pose.position.z = (float(v) for v in dp)
-                pm.pose.orientation.x, pm.pose.orientation.y, pm.pose.orientation.z, pm.pose.orientation.w = (float(v) for v in dq)
+                pm.pose.orientation.x, pm.pose.orientation.y, pm.pose.orientation.z, pm.pose.orientation.w = (
+                    float(v) for v in dq
+                )
                 self.pub_delta.publish(pm)
                 joy.axes[AXIS_TRIGGER] = trigger_from_opening(a[7])
             else:
                 js = JointState(name=list(self.task.layout.names), position=[float(v) for v in a])
                 js.header = joy.header
                 self.pub_joint.publish(js)
-                grips = [float(v) for n, v in zip(self.task.layout.names, a, strict=True) if n == f"{self.task.arm}_gripper"]
+                grips = [
+                    float(v) for n, v in zip(self.task.layout.names, a, strict=True) if n == f"{self.task.arm}_gripper"
+                ]
                 joy.axes[AXIS_TRIGGER] = trigger_from_opening(grips[0] if grips else 1.0)
         else:
             self._engage_pose = None

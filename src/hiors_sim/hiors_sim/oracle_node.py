@@ -56,7 +56,10 @@ class RewardOracleNode(Node):
         out = EpisodeLabel(episode_id=episode_id, reward=lab.reward, success=lab.success, source="oracle")
         out.header.stamp = self.get_clock().now().to_msg()
         self.pub.publish(out)
-        self.get_logger().info(f"episode {episode_id}: success={lab.success} reward={lab.reward:.2f}" + (" (injected false positive)" if lab.false_positive else ""))
+        self.get_logger().info(
+            f"episode {episode_id}: success={lab.success} reward={lab.reward:.2f}"
+            + (" (injected false positive)" if lab.false_positive else "")
+        )
         return out
 
 

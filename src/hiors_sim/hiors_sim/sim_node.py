@@ -53,16 +53,22 @@ class SimNode(Node):
         self.width = int(p("image_width", 224, "camera image width (px)"))
         self.height = int(p("image_height", 224, "camera image height (px)"))
         self.rtf = float(p("real_time_factor", 1.0, "1.0 = real time; 0 or >= 1000 = as fast as possible"))
-        self.state_rate = float(p("task_state_rate_hz", 25.0, "task state / joint state publishing rate (Hz, sim time)"))
+        self.state_rate = float(
+            p("task_state_rate_hz", 25.0, "task state / joint state publishing rate (Hz, sim time)")
+        )
         if self.camera_rate <= 0 or self.width < 8 or self.height < 8 or self.rtf < 0:
             raise ValueError("camera_rate_hz must be > 0, image size >= 8 px, real_time_factor >= 0")
         self.env = SimRobot(robot, task or None)
         self.spec = self.env.spec
 
         sensor = qos_profile_sensor_data
-        self.pub_img = {c: self.create_publisher(Image, topics.CAMERA.format(name=c), sensor) for c in self.spec.cameras}
+        self.pub_img = {
+            c: self.create_publisher(Image, topics.CAMERA.format(name=c), sensor) for c in self.spec.cameras
+        }
         self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
-        self.pub_ee = {a.name: self.create_publisher(PoseStamped, topics.EE_POSE.format(arm=a.name), 10) for a in self.spec.arms}
+        self.pub_ee = {
+            a.name: self.create_publisher(PoseStamped, topics.EE_POSE.format(arm=a.name), 10) for a in self.spec.arms
+        }
         self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
         self.pub_state = self.create_publisher(String, topics.SIM_TASK_STATE, 10)
 
@@ -72,7 +78,9 @@ class SimNode(Node):
         self.create_subscription(JointState, topics.CMD_JOINT, self._on_joint, 10)
         self.create_subscription(JointState, topics.CMD_GRIPPER, self._on_gripper, 10)
         for a in self.spec.arms:
-            self.create_subscription(PoseStamped, topics.CMD_EE_POSE.format(arm=a.name), lambda m, arm=a.name: self._on_ee(arm, m), 10)
+            self.create_subscription(
+                PoseStamped, topics.CMD_EE_POSE.format(arm=a.name), lambda m, arm=a.name: self._on_ee(arm, m), 10
+            )
         self.create_service(ResetSim, topics.RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
 
         self.sim_time = 0.0  # monotonic across resets (the /clock)
@@ -80,13 +88,17 @@ class SimNode(Node):
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sim", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"sim {robot}/{self.env.task.name}: cameras {list(self.spec.cameras)} {self.width}x{self.height} @ {self.camera_rate} Hz, rtf {self.rtf}")
+        self.get_logger().info(
+            f"sim {robot}/{self.env.task.name}: cameras {list(self.spec.cameras)} {self.width}x{self.height} @ {self.camera_rate} Hz, rtf {self.rtf}"
+        )
 
     # ---------------------------------------------------------------- callbacks: only move data
     def _on_joint(self, msg: JointState):
         with self._lock:
             if len(msg.name) != len(msg.position):
-                self.get_logger().warning(f"refused joint command: {len(msg.name)} names, {len(msg.position)} positions")
+                self.get_logger().warning(
+                    f"refused joint command: {len(msg.name)} names, {len(msg.position)} positions"
+                )
                 return
             self._pending.joints.update(dict(zip(msg.name, msg.position, strict=True)))
 
@@ -174,7 +186,9 @@ class SimNode(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = self.spec.base_frame
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-            msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = (float(v) for v in q)
+            msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = (
+                float(v) for v in q
+            )
             self.pub_ee[a.name].publish(msg)
         st = env.task_state()
         st["sim_time"] = self.sim_time

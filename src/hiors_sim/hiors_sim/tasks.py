@@ -108,7 +108,10 @@ class RaiseHand(Task):
         pos = np.array([xy[0], xy[1], rng.uniform(1.25, 1.42)])
         # Hand pointing forward (approach +x), with a random roll about the approach axis and a slight pitch.
         pitch = rng.uniform(-0.3, 0.2)  # < 0: pointing a little upwards
-        q = rot.mul(rot.from_axis_angle((0, 1, 0), -np.pi / 2 + pitch), rot.mul(np.array([0.0, 1, 0, 0]), rot.from_axis_angle((0, 0, 1), rng.uniform(-0.5, 0.5))))
+        q = rot.mul(
+            rot.from_axis_angle((0, 1, 0), -np.pi / 2 + pitch),
+            rot.mul(np.array([0.0, 1, 0, 0]), rot.from_axis_angle((0, 0, 1), rng.uniform(-0.5, 0.5))),
+        )
         env.data.mocap_pos[self.mocap] = pos
         env.data.mocap_quat[self.mocap] = q
         return {"target_pos": pos.tolist(), "target_quat_xyzw": rot.wxyz_to_xyzw(q).tolist()}
@@ -129,8 +132,14 @@ class RaiseHand(Task):
         a = rot.angle_between(rot.xyzw_to_wxyz(m["ee_quat_xyzw"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]))
         progress = float(np.clip(1.0 - d / max(m.get("start_distance", 0.5), 1e-3), 0.0, 1.0))
         ok = d < pos_tol and a < rot_tol
-        return {"success": ok, "failed": False, "failure_reason": "", "progress": 1.0 if ok else 0.95 * progress,
-                "position_error": d, "orientation_error": a}
+        return {
+            "success": ok,
+            "failed": False,
+            "failure_reason": "",
+            "progress": 1.0 if ok else 0.95 * progress,
+            "position_error": d,
+            "orientation_error": a,
+        }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,11 +165,17 @@ class PackDetergent(Task):
         t = 0.008
         walls = ""
         for i, (dx, dy, sx, sy) in enumerate(
-            [(BOX_INNER + t, 0, t, BOX_INNER + 2 * t), (-BOX_INNER - t, 0, t, BOX_INNER + 2 * t),
-             (0, BOX_INNER + t, BOX_INNER, t), (0, -BOX_INNER - t, BOX_INNER, t)]
+            [
+                (BOX_INNER + t, 0, t, BOX_INNER + 2 * t),
+                (-BOX_INNER - t, 0, t, BOX_INNER + 2 * t),
+                (0, BOX_INNER + t, BOX_INNER, t),
+                (0, -BOX_INNER - t, BOX_INNER, t),
+            ]
         ):
-            walls += (f'<geom name="box_wall{i}" class="col" type="box" size="{sx} {sy} {BOX_WALL_H / 2}" '
-                      f'pos="{bx + dx} {by + dy} {TABLE_Z + BOX_WALL_H / 2}" rgba="0.75 0.55 0.3 1"/>')
+            walls += (
+                f'<geom name="box_wall{i}" class="col" type="box" size="{sx} {sy} {BOX_WALL_H / 2}" '
+                f'pos="{bx + dx} {by + dy} {TABLE_Z + BOX_WALL_H / 2}" rgba="0.75 0.55 0.3 1"/>'
+            )
         hx, hy, hz = BOTTLE_HALF
         world = f"""
     <geom name="table" class="col" type="box" size="0.22 0.55 0.015" pos="0.42 0.15 {TABLE_Z - 0.035}" rgba="0.55 0.45 0.35 1"/>
@@ -243,8 +258,7 @@ class PackDetergent(Task):
             progress = 0.45
         else:
             progress = 0.4 * float(np.clip(1 - np.linalg.norm(ee - p) / 0.6, 0, 1))
-        return {"success": success, "failed": failed, "failure_reason": reason, "progress": progress,
-                "in_box": in_box}
+        return {"success": success, "failed": failed, "failure_reason": reason, "progress": progress, "in_box": in_box}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,11 +291,17 @@ class InsertMoisturizer(Task):
         t = 0.012
         walls = ""
         for i, (dx, dy, sx, sy) in enumerate(
-            [(SOCKET_INNER + t, 0, t, SOCKET_INNER + 2 * t), (-SOCKET_INNER - t, 0, t, SOCKET_INNER + 2 * t),
-             (0, SOCKET_INNER + t, SOCKET_INNER, t), (0, -SOCKET_INNER - t, SOCKET_INNER, t)]
+            [
+                (SOCKET_INNER + t, 0, t, SOCKET_INNER + 2 * t),
+                (-SOCKET_INNER - t, 0, t, SOCKET_INNER + 2 * t),
+                (0, SOCKET_INNER + t, SOCKET_INNER, t),
+                (0, -SOCKET_INNER - t, SOCKET_INNER, t),
+            ]
         ):
-            walls += (f'<geom name="socket_wall{i}" class="col" type="box" size="{sx} {sy} {SOCKET_H / 2}" '
-                      f'pos="{dx} {dy} {SOCKET_H / 2}" rgba="0.3 0.6 0.85 1"/>')
+            walls += (
+                f'<geom name="socket_wall{i}" class="col" type="box" size="{sx} {sy} {SOCKET_H / 2}" '
+                f'pos="{dx} {dy} {SOCKET_H / 2}" rgba="0.3 0.6 0.85 1"/>'
+            )
         world = f"""
     <body name="base" mocap="true" pos="0.10 0.0 0">{walls}
       <geom type="box" size="{SOCKET_INNER} {SOCKET_INNER} 0.001" pos="0 0 0.001" rgba="0.1 0.2 0.5 1"/>
@@ -346,8 +366,13 @@ class InsertMoisturizer(Task):
             progress = 0.45
         else:
             progress = 0.4 * float(np.clip(1 - np.linalg.norm(ee - p) / 0.5, 0, 1))
-        return {"success": success, "failed": failed, "failure_reason": reason, "progress": progress,
-                "inserted": bool(inserted)}
+        return {
+            "success": success,
+            "failed": failed,
+            "failure_reason": reason,
+            "progress": progress,
+            "inserted": bool(inserted),
+        }
 
 
 TASK_CLASSES = {"raise_hand": RaiseHand, "pack_detergent": PackDetergent, "insert_moisturizer": InsertMoisturizer}
