@@ -1,13 +1,14 @@
 """`episode_runner` node (simulation only): resets the twin and starts episodes one after another.
 
 On a real robot the person does this with the Quest 3 / keyboard buttons. In simulation this node stands in:
-reset the twin (new seed, a train cell), start an episode on the recorder, and wait until the episode is
-labelled (by the reward oracle; the recorder ends an episode on its label) or its time limit passes, in which
-case it ends the episode itself with a failure label. All waiting happens in a worker thread, never in a callback.
+reset the twin (new seed, a train cell), start an episode on the recorder, end it when the twin reports the task
+done or its time limit reached, and wait for the reward oracle's label (the recorder finishes the episode on it);
+if none comes, it labels the episode a failure itself. All waiting happens in a worker thread, never in a callback.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -17,6 +18,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_msgs.msg import EpisodeLabel
@@ -50,6 +52,11 @@ class EpisodeRunner(Node):
         self.labels: dict[str, EpisodeLabel] = {}
         self.lock = threading.Lock()
         self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
+        self.task_state: dict = {}
+        self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
+        self.settle_s = float(
+            param("settle_s", 0.4, "sim seconds the task must stay successful before the episode ends")
+        )
         self.done = 0
         self.stop = threading.Event()
         self.worker = threading.Thread(target=self.run, name="episode-runner", daemon=True)
@@ -58,6 +65,14 @@ class EpisodeRunner(Node):
     def on_label(self, msg: EpisodeLabel) -> None:
         with self.lock:
             self.labels[msg.episode_id] = msg
+
+    def on_task_state(self, msg: String) -> None:
+        try:
+            state = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        with self.lock:
+            self.task_state = state
 
     def _call(self, client, request, what: str, timeout: float = 30.0):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -97,20 +112,34 @@ class EpisodeRunner(Node):
             self.get_logger().error(f"start refused: {start.message}")
             return
         eid = start.episode_id
-        t0 = self.get_clock().now().nanoseconds
-        limit_ns = int((self.time_limit_s + self.label_grace_s) * 1e9)
+        clock = self.get_clock()
+        t0 = clock.now().nanoseconds
+        success_since = None
         while not self.stop.is_set():
             with self.lock:
-                if eid in self.labels:
-                    return  # the recorder ends the episode on its label
-            if self.get_clock().now().nanoseconds - t0 > limit_ns:
+                state = dict(self.task_state)
+            now = clock.now().nanoseconds
+            if state.get("success"):
+                success_since = success_since or now
+                if now - success_since >= self.settle_s * 1e9:
+                    break
+            else:
+                success_since = None
+            if state.get("failed") or state.get("timed_out") or now - t0 > self.time_limit_s * 1e9:
                 break
             time.sleep(0.02)
         if self.stop.is_set():
             return
-        self.get_logger().warn(
-            f"{eid}: no label within {self.time_limit_s + self.label_grace_s:.0f} s; ending it as a failure"
-        )
+        self._call(self.end_client, EndEpisode.Request(episode_id=eid), "end episode")
+        t1 = time.monotonic()
+        while not self.stop.is_set() and time.monotonic() - t1 < self.label_grace_s:
+            with self.lock:
+                if eid in self.labels:
+                    return  # labelled by the oracle; the recorder has finished the episode
+            time.sleep(0.02)
+        if self.stop.is_set():
+            return
+        self.get_logger().warn(f"{eid}: no label within {self.label_grace_s:.0f} s of its end; labelling it a failure")
         req = EndEpisode.Request(episode_id=eid, has_label=True, reward=0.0, success=False, label_source="timeout")
         self._call(self.end_client, req, "end episode")
 

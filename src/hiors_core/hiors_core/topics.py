@@ -21,6 +21,7 @@ TELEOP_JOY = "teleop/joy"  # sensor_msgs/Joy, buttons (clutch, trigger, episode 
 ESTOP = "estop"  # std_msgs/Bool, true = stop now
 CONTROL_STATE = "control_state"  # hiors_msgs/ControlState (latched)
 EXECUTED = "executed"  # hiors_msgs/ExecutedCommand, every command sent to the robot
+EPISODE_STATUS = "episode_status"  # std_msgs/String (latched): id of the episode being recorded, "" when none
 EPISODE_LABEL = "episode_label"  # hiors_msgs/EpisodeLabel
 START_EPISODE = "start_episode"  # hiors_msgs/srv/StartEpisode
 END_EPISODE = "end_episode"  # hiors_msgs/srv/EndEpisode

@@ -1,6 +1,6 @@
 """`reward_oracle`: labels each episode from the privileged task state, publishing hiors_msgs/EpisodeLabel.
 
-Episodes are delimited by the arbiter's latched ControlState.episode_id: when it changes away from a non-empty
+Episodes are delimited by the recorder's latched episode_status (the id being recorded): when it changes away from a non-empty
 id, that episode is over and gets its label (source "oracle"). See `oracle.RewardOracle` for the rule.
 """
 
@@ -16,7 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 
 from hiors_core import topics
-from hiors_msgs.msg import ControlState, EpisodeLabel
+from hiors_msgs.msg import EpisodeLabel
 
 from .oracle import RewardOracle
 
@@ -36,19 +36,19 @@ class RewardOracleNode(Node):
         self.episode_id = ""
         self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, QoSProfile(depth=50))
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(ControlState, topics.CONTROL_STATE, self._on_control, latched)
+        self.create_subscription(String, topics.EPISODE_STATUS, self._on_status, latched)
         self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
 
     def _on_state(self, msg: String):
         if self.episode_id:
             self.oracle.observe(json.loads(msg.data))
 
-    def _on_control(self, msg: ControlState):
-        if msg.episode_id == self.episode_id:
+    def _on_status(self, msg: String):
+        if msg.data == self.episode_id:
             return
         if self.episode_id:
             self.publish_label(self.episode_id)
-        self.episode_id = msg.episode_id
+        self.episode_id = msg.data
         self.oracle.reset()
 
     def publish_label(self, episode_id: str) -> EpisodeLabel:

@@ -23,8 +23,9 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Joy
+from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.convert import executed_from_msg, frame_from_observation, label_from_msg, stamp_to_ns
@@ -76,6 +77,11 @@ class Recorder(Node):
         self.jobs: queue.Queue = queue.Queue()
         self.worker = threading.Thread(target=self._work, name="recorder-writer", daemon=True)
         self.pub_episode = self.create_publisher(Episode, topics.EPISODE, EPISODE_QOS)
+        # Latched: who labels episodes (the reward oracle, a UI) learns when one starts and stops recording.
+        self.pub_status = self.create_publisher(
+            String, topics.EPISODE_STATUS, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        )
+        self.pub_status.publish(String(data=""))
         group = MutuallyExclusiveCallbackGroup()
         sub = self.create_subscription
         sub(Observation, topics.OBSERVATION, self.on_observation, qos_profile_sensor_data, callback_group=group)
@@ -120,6 +126,7 @@ class Recorder(Node):
             self.jobs.put(("open", meta))
             self.state, self.episode_id, self.step, self.prev_exec_ns = RECORDING, eid, 0, -1
             self.pending_label = None
+        self.pub_status.publish(String(data=eid))
         self.get_logger().info(f"episode {eid} started")
         return True, eid, "recording"
 
@@ -131,9 +138,11 @@ class Recorder(Node):
             label = label or self.pending_label
             if label is None:
                 self.state = AWAITING_LABEL
+                self.pub_status.publish(String(data=""))
                 return True, eid, "ended; waiting for a label"
             self.jobs.put(("close", label))
             self.state, self.episode_id, self.pending_label = IDLE, "", None
+        self.pub_status.publish(String(data=""))
         self.get_logger().info(f"episode {eid} ended: reward {label.reward} ({label.source})")
         return True, eid, "ended and labelled"
 
