@@ -43,7 +43,7 @@ class UpOptions:
     task: str = ""
     sim: bool = True
     episodes: int = 12
-    demos: int = 4
+    demos: int = 0
     run_dir: str = ""
     policy: str = ""
     seed: int = 0
