@@ -31,7 +31,7 @@ def start(run, log):
     args = {
         "run_dir": str(run),
         "log_dir": str(log),
-        "policy_factory": "test_nodes:fake_factory",
+        "policy_factory": "test_learner_nodes:fake_factory",
         "horizon": 4,
         "batch_size": 4,
         "utd_target": 50.0,

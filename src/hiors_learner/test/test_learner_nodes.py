@@ -53,7 +53,7 @@ def test_filter_and_learner_nodes(tmp_path):
             context=ctx,
             parameter_overrides=[
                 Parameter("run_dir", value=str(tmp_path / "run")),
-                Parameter("policy_factory", value="test_nodes:fake_factory"),
+                Parameter("policy_factory", value="test_learner_nodes:fake_factory"),
                 Parameter("horizon", value=H),
                 Parameter("batch_size", value=4),
                 Parameter("utd_target", value=1.0),
