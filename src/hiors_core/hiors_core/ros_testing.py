@@ -44,13 +44,22 @@ def spinning(nodes: Iterable[Node] | Node, context: Context | None = None, threa
     executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for n in nodes:
         executor.add_node(n)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set() and executor.context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    # Stop the spinning thread before shutting the executor down: shutting it down under a running spin()
+    # destroys its guard condition while spin_once still uses it.
+    thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     try:
         yield executor
     finally:
-        executor.shutdown(timeout_sec=2.0)
+        stop.set()
         thread.join(timeout=5.0)
+        executor.shutdown(timeout_sec=2.0)
 
 
 @contextmanager

@@ -49,7 +49,9 @@ class Rig(Node):
         actions[:, 0] = x
         if nan:
             actions[5, 2] = np.nan
-        msg = ActionChunk(policy_version=version, control_mode=MODE_EE_POSE, horizon=h, action_dim=8, dt=0.04)
+        # Actions 10 s apart: on a loaded CI machine the chunk may start late, and the arbiter would (rightly)
+        # skip the actions whose time has passed; this test counts steps, so none may be in the past.
+        msg = ActionChunk(policy_version=version, control_mode=MODE_EE_POSE, horizon=h, action_dim=8, dt=10.0)
         msg.action_names = list(LIMITS.names)
         msg.actions = actions.reshape(-1).tolist()
         msg.header.stamp = arbiter.get_clock().now().to_msg()
@@ -66,6 +68,7 @@ def rig():
                 Parameter("k_auto", value=20),
                 Parameter("control_rate_hz", value=50.0),
                 Parameter("marker_rate_hz", value=10.0),
+                Parameter("policy_timeout_steps", value=250),  # 5 s: a slow CI machine is not a stale policy
             ],
         )
         rig = Rig(ctx)
