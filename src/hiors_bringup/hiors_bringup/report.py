@@ -94,7 +94,7 @@ def summary_lines(run: Path) -> list[str]:
     if metrics:
         last = metrics[-1]
         lines.append(
-            f"learner: {last.get('step')} steps, last loss {_float(last, 'loss'):.4f}, policy version {last.get('version', '?')}"
+            f"learner: {last.get('step')} steps, last loss {_float(last, 'loss'):.4f}, policy version {last.get('policy_version', '?')}"
         )
     return lines
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -300,7 +301,8 @@ class EpisodeLog:
     def new_episode_id(self, prefix: str = "ep") -> str:
         """A fresh id that no bag, recovered bag or index record uses."""
         taken = set(self.entries()) | {p.name.split(".")[0] for p in self.root.iterdir()}
-        n = len(taken)
+        numbers = [int(t[len(prefix) + 1 :]) for t in taken if re.fullmatch(rf"{re.escape(prefix)}-\d+", t)]
+        n = max(numbers, default=-1) + 1
         while True:
             candidate = f"{prefix}-{n:06d}"
             if candidate not in taken:

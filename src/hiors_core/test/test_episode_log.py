@@ -81,6 +81,16 @@ def test_never_overwrites_an_episode(tmp_path):
     assert log.new_episode_id() != ep.meta.episode_id
 
 
+def test_new_episode_ids_are_consecutive_and_skip_taken_ones(tmp_path):
+    log = EpisodeLog(tmp_path)
+    assert log.new_episode_id() == "ep-000000"
+    log.write_episode(make_episode(episode_id="ep-000000"))
+    assert log.new_episode_id() == "ep-000001"  # the index file is not an episode
+    (tmp_path / "ep-000007.recovered").mkdir()
+    assert log.new_episode_id() == "ep-000008"
+    assert log.new_episode_id("demo") == "demo-000000"
+
+
 def test_killed_writer_is_detected_salvaged_and_never_used(tmp_path):
     # A real process writes half an episode and is killed with SIGKILL mid-write.
     script = textwrap.dedent(

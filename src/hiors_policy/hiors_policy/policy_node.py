@@ -129,9 +129,11 @@ class PolicyNode(Node):
             self._cv.notify_all()
 
     def _on_update(self, msg: PolicyUpdate) -> None:
-        if int(msg.version) <= self.version:
+        if int(msg.version) == self.version:
+            return  # the same update again (re-announced, or already taken from the shared-disk fast path)
+        if int(msg.version) < self.version:
             self.stats["stale_versions"] += 1
-            self.get_logger().warning(f"refusing policy version {msg.version}: current is {self.version}")
+            self.get_logger().warning(f"refusing policy version {msg.version}: older than current {self.version}")
             return
         self._queue_blob(self.receiver.on_update(msg))
 

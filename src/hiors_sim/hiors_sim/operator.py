@@ -10,7 +10,7 @@ Behaviour (mode "intervene"): every control step it reads the privileged task st
 On trouble it decides (with probability `intervention_prob`, seeded) to step in, and does so after
 `reaction_delay_s`. While engaged it drives with the scripted expert plus Gaussian hand noise. It hands control back
 once back on track: at least `min_takeover_s` engaged and progress risen by `handback_progress` since it took over
-(or the task succeeded). Mode "never" never intervenes; mode "demo" is always in control (initial demonstrations).
+(or the task succeeded); a person who has brought the task past `finish_progress` finishes it instead. Mode "never" never intervenes; mode "demo" is always in control (initial demonstrations).
 
 Device interface (what `operator_node` publishes, the same as the real devices):
 
@@ -58,6 +58,7 @@ class OperatorConfig:
     tilt_rad: float = 0.5
     min_takeover_s: float = 1.0
     handback_progress: float = 0.1
+    finish_progress: float = 0.8  # this close to done, a person finishes the task rather than hand back
     hand_noise_m: float = 0.002
     seed: int = 0
 
@@ -155,6 +156,7 @@ class SimOperator:
         elif (
             t - self._engaged_at >= c.min_takeover_s
             and state["progress"] >= self._progress_at_engage + c.handback_progress
+            and state["progress"] < c.finish_progress
             and self.expert.phase not in ("close", "release")
         ):
             self.engaged = False
