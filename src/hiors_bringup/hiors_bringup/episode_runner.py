@@ -53,6 +53,7 @@ class EpisodeRunner(Node):
         self.lock = threading.Lock()
         self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
         self.task_state: dict = {}
+        self.expect_seed: int | None = None  # task states from before the last reset are ignored
         self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
         self.settle_s = float(
             param("settle_s", 0.4, "sim seconds the task must stay successful before the episode ends")
@@ -72,7 +73,8 @@ class EpisodeRunner(Node):
         except json.JSONDecodeError:
             return
         with self.lock:
-            self.task_state = state
+            if state.get("seed") == self.expect_seed:
+                self.task_state = state
 
     def _call(self, client, request, what: str, timeout: float = 30.0):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -103,6 +105,9 @@ class EpisodeRunner(Node):
             self.get_logger().error(str(e))
 
     def run_episode(self, k: int) -> None:
+        with self.lock:
+            # The last state before the reset says failed/succeeded: it must not end the new episode.
+            self.expect_seed, self.task_state = self.seed + k, {}
         reset = self._call(self.reset_client, ResetSim.Request(seed=self.seed + k, task=self.task, cell=-1), "reset")
         if not reset.success:
             self.get_logger().error(f"reset refused: {reset.message}")

@@ -128,6 +128,16 @@ class SimNode(Node):
 
     # ---------------------------------------------------------------- the sim thread
     def _loop(self):
+        try:
+            self._run_loop()
+        except Exception:
+            if rclpy.ok(context=self.context):
+                raise
+            # Ctrl-C / SIGINT shut the context down under a publish: a normal stop, not an error.
+        finally:
+            self.env.close()  # in this thread: the EGL renderer is bound to it
+
+    def _run_loop(self):
         env = self.env
         try:
             env.reset(self.seed, cell=self.cell)
@@ -170,7 +180,6 @@ class SimNode(Node):
                     time.sleep(ahead)
                 elif ahead < -0.5:  # fell behind (slow machine): do not try to catch up in a burst
                     wall0, sim0 = time.monotonic(), self.sim_time
-        env.close()
 
     def _publish_state(self, stamp):
         env = self.env
