@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--task", help="task name (default: the robot's first task)")
     up.add_argument("--sim", action="store_true", help="use the MuJoCo twin, simulated operator and oracle")
     up.add_argument("--episodes", type=int, default=12, help="online episodes to run (default 12)")
-    up.add_argument("--demos", type=int, default=0, help="scripted initial demonstrations to record first (default 0)")
+    up.add_argument("--demos", type=int, default=8, help="scripted initial demonstrations to record first (default 8)")
     up.add_argument("--run-dir", default="", help="run folder (default runs/<robot>-<time>)")
     up.add_argument("--policy", help="pi0 checkpoint folder (default: tiny pi0 built offline)")
     up.add_argument("--seed", type=int, default=0)

@@ -20,6 +20,8 @@ ROBOT_TASKS = {
     "xtrainer": ("insert_moisturizer",),
 }
 LEARNER_MODES = ("local", "remote", "none")
+# Nodes that take robot and task from the data they receive (task state, episodes), not from parameters.
+ROBOT_AGNOSTIC = frozenset({"reward_oracle", "episode_filter"})
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,12 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
     cfg_path = Path(args.config_file) if args.config_file else config_dir() / f"{args.robot}.yaml"
     cfg = load_yaml(cfg_path)
     run = Path(args.run_dir)
-    common = {"use_sim_time": args.use_sim_time, "robot": args.robot, "task": args.task}
+    robot_task = {"robot": args.robot, "task": args.task}
     policy = args.policy or f"tiny:{args.robot}:{args.task}"
 
     def params(node: str, **extra) -> dict:
-        p = {**common, **node_parameters(cfg, node, str(cfg_path)), **extra}
-        return p
+        common = {"use_sim_time": args.use_sim_time, **({} if node in ROBOT_AGNOSTIC else robot_task)}
+        return {**common, **node_parameters(cfg, node, str(cfg_path)), **extra}
 
     nodes: list[NodeSpec] = []
     if args.sim:

@@ -18,6 +18,7 @@ from hiors_core import topics
 from hiors_core.errors import HiorsError
 
 from .graph import GraphArgs, robot_graph
+from .graph_check import check_running_graph
 from .processes import GraphProcesses
 from .report import EPISODES_CSV, plot, summary_lines
 
@@ -43,7 +44,7 @@ class UpOptions:
     task: str = ""
     sim: bool = True
     episodes: int = 12
-    demos: int = 0
+    demos: int = 8
     run_dir: str = ""
     policy: str = ""
     seed: int = 0
@@ -180,7 +181,16 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     deadline = time.monotonic() + opts.timeout_s
     rc = 0
     try:
-        while len(monitor.verdicts) < opts.episodes:
+        problems = check_running_graph(monitor.node, specs, timeout_s=min(opts.timeout_s, 180.0))
+        if problems:
+            for name, what in problems.items():
+                tail = procs.tail(name) if any(w.startswith("not ") for w in what) else ""
+                say(f"hiors up: node {name}: " + ", ".join(what) + (f"; last log lines:\n{tail}" if tail else ""))
+            say("hiors up: the running graph does not match its description (see above); stopping")
+            rc = 2
+        else:
+            say("hiors up: every node is up and declares every parameter it was given")
+        while rc == 0 and len(monitor.verdicts) < opts.episodes:
             if time.monotonic() > deadline:
                 say(f"hiors up: timed out after {opts.timeout_s:.0f} s with {len(monitor.verdicts)} episodes")
                 rc = 1

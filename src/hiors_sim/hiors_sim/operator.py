@@ -9,7 +9,8 @@ Behaviour (mode "intervene"): every control step it reads the privileged task st
   * heading into failure: the object tips (> `tilt_rad`) while not held, or the hand goes below the work surface.
 On trouble it decides (with probability `intervention_prob`, seeded) to step in, and does so after
 `reaction_delay_s`. While engaged it drives with the scripted expert plus Gaussian hand noise. It hands control back
-once back on track: at least `min_takeover_s` engaged and progress risen by `handback_progress` since it took over
+once back on track: at least `min_takeover_s` engaged and progress `handback_progress` beyond the best the policy had
+reached before it took over
 (or the task succeeded); a person who has brought the task past `finish_progress` finishes it instead. Mode "never" never intervenes; mode "demo" is always in control (initial demonstrations).
 
 Device interface (what `operator_node` publishes, the same as the real devices):
@@ -155,7 +156,8 @@ class SimOperator:
                 reason = f"take over: {self._pending_reason}"
         elif (
             t - self._engaged_at >= c.min_takeover_s
-            and state["progress"] >= self._progress_at_engage + c.handback_progress
+            # Undo the drift, then make real progress: measured from the best the policy had reached.
+            and state["progress"] >= max(self._progress_at_engage, self._best_progress) + c.handback_progress
             and state["progress"] < c.finish_progress
             and self.expert.phase not in ("close", "release")
         ):

@@ -1,0 +1,50 @@
+"""Check a running graph against its description: every node is up and declares every parameter it was given.
+
+rclpy silently ignores a parameter that a node never declares, so a misspelt key in config/<robot>.yaml would
+otherwise run with the default. `hiors up` runs this check once all nodes are started and stops on a mismatch.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .graph import NodeSpec
+
+# Parameters every rclpy node has without declaring them.
+IMPLICIT = frozenset({"use_sim_time", "start_type_description_service"})
+
+
+def undeclared(configured: dict, declared: set[str]) -> list[str]:
+    """Configured parameter names that the node does not declare, sorted."""
+    return sorted(k for k in configured if k not in declared and k not in IMPLICIT)
+
+
+def check_running_graph(node, specs: list[NodeSpec], namespace: str = "", timeout_s: float = 120.0) -> dict:
+    """{node name: [undeclared parameter names] or ["not running"]} for every node that does not match.
+
+    `node` is any rclpy node whose executor is spinning in another thread.
+    """
+    from rcl_interfaces.srv import ListParameters
+
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    deadline = time.monotonic() + timeout_s
+    problems: dict[str, list[str]] = {}
+    for spec in specs:
+        client = node.create_client(ListParameters, f"{ns}/{spec.name}/list_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=max(0.1, deadline - time.monotonic())):
+                problems[spec.name] = ["not running (no parameter services)"]
+                continue
+            future = client.call_async(ListParameters.Request())
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not future.done():
+                problems[spec.name] = ["not answering parameter requests"]
+                continue
+            declared = set(future.result().result.names)
+            missing = undeclared(spec.parameters, declared)
+            if missing:
+                problems[spec.name] = missing
+        finally:
+            node.destroy_client(client)
+    return problems
