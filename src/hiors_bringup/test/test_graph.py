@@ -78,3 +78,11 @@ def test_launch_files_declare_every_argument_with_a_description():
         ast.parse(text)
         assert f'"robot": "{robot}"' in text and "hiors_common.launch.py" in text
     assert (config_dir() / "tora_one.yaml").exists()
+
+
+def test_undeclared_parameters_are_found_and_implicit_ones_ignored():
+    from hiors_bringup.graph_check import undeclared
+
+    configured = {"use_sim_time": True, "k_auto": 12, "k_autoo": 3, "robot": "x"}
+    assert undeclared(configured, {"k_auto", "robot"}) == ["k_autoo"]
+    assert undeclared(configured, {"k_auto", "k_autoo", "robot"}) == []
