@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
@@ -23,7 +25,8 @@ def image_msg(img: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> Image:
     msg = Image(height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3)
     msg.header.stamp = time_msg(stamp_ns)
     msg.header.frame_id = frame_id
-    msg.data = img.tobytes()
+    # array('B') rather than bytes: rclpy serialises it with one copy instead of element by element (~20x faster).
+    msg.data = array.array("B", img.tobytes())
     return msg
 
 
