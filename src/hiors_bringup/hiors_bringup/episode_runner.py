@@ -12,15 +12,14 @@ import json
 import threading
 import time
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from hiors_core import topics
+from hiors_core.node_main import run_node
 from hiors_msgs.msg import EpisodeLabel
 from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
 
@@ -62,6 +61,10 @@ class EpisodeRunner(Node):
         self.stop = threading.Event()
         self.worker = threading.Thread(target=self.run, name="episode-runner", daemon=True)
         self.worker.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.worker.join(timeout=5.0)
 
     def on_label(self, msg: EpisodeLabel) -> None:
         with self.lock:
@@ -150,16 +153,4 @@ class EpisodeRunner(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = EpisodeRunner()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop.set()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(EpisodeRunner, args, threads=2)

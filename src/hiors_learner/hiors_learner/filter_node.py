@@ -6,8 +6,6 @@ while no learner is heard. It never deletes anything: rejected episodes stay in 
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -15,6 +13,7 @@ from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import HiorsError
 from hiors_core.filters import filter_episode
+from hiors_core.node_main import run_node
 from hiors_core.rejection import ThresholdSchedule
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
 
@@ -97,14 +96,4 @@ class EpisodeFilterNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = EpisodeFilterNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(EpisodeFilterNode, args, threads=1)

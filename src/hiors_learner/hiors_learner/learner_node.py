@@ -18,14 +18,13 @@ import queue
 import threading
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import HiorsError
+from hiors_core.node_main import run_node
 from hiors_core.weight_sync import CHUNK_SIZE, weight_messages
 from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
 
@@ -248,20 +247,9 @@ def follower_main() -> None:
 
 def main(args=None):
     if int(os.environ.get("RANK", "0")) > 0:
-        follower_main()
-        return
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        follower_main()  # DeepSpeed ranks > 0 follow rank 0's steps; only rank 0 owns the ROS node
+        return 0
+    return run_node(LearnerNode, args)
 
 
 if __name__ == "__main__":

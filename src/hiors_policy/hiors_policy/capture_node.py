@@ -12,10 +12,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -24,6 +22,7 @@ from hiors_core import topics
 from hiors_core.convert import NS, stamp_to_ns
 from hiors_core.convert_ros import image_msg
 from hiors_core.errors import ConfigError
+from hiors_core.node_main import run_node
 from hiors_core.robots import get_robot
 from hiors_msgs.msg import Observation
 
@@ -186,19 +185,7 @@ class CaptureNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CaptureNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(CaptureNode, args, threads=2)
 
 
 if __name__ == "__main__":

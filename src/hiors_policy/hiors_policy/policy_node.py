@@ -13,17 +13,16 @@ import traceback
 from collections import deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.convert import frame_from_observation
 from hiors_core.errors import BadInputError, HiorsError
+from hiors_core.node_main import run_node
 from hiors_core.weight_sync import WeightReceiver, WeightSyncError
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
@@ -284,19 +283,7 @@ class PolicyNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(PolicyNode, args, threads=3)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
 
 from hiors_core import topics
+from hiors_core.node_main import run_node
 
 from .operator import (
     AXIS_TRIGGER,
@@ -120,17 +119,7 @@ class SimOperatorNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimOperatorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(SimOperatorNode, args, threads=1)
 
 
 if __name__ == "__main__":

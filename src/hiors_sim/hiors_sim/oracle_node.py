@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 
 from hiors_core import topics
+from hiors_core.node_main import run_node
 from hiors_msgs.msg import EpisodeLabel
 
 from .oracle import RewardOracle
@@ -64,17 +63,7 @@ class RewardOracleNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RewardOracleNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(RewardOracleNode, args, threads=1)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -25,6 +24,7 @@ from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
+from hiors_core.node_main import run_node
 from hiors_msgs.srv import ResetSim
 
 from .env import Command, SimRobot
@@ -212,19 +212,7 @@ class SimNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(SimNode, args, threads=3)
 
 
 if __name__ == "__main__":

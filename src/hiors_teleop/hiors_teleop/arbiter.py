@@ -7,10 +7,8 @@ import threading
 from collections import deque
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
@@ -19,6 +17,7 @@ from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
 from hiors_core.convert import stamp_to_ns
+from hiors_core.node_main import run_node
 from hiors_core.robots import MODE_EE_POSE, get_robot
 from hiors_core.schema import AUTHORITY_HUMAN
 from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
@@ -262,19 +261,7 @@ class Arbiter(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Arbiter()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(Arbiter, args, threads=3)
 
 
 if __name__ == "__main__":

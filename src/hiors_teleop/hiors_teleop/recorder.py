@@ -19,9 +19,7 @@ import threading
 import time
 from collections import deque
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Joy
@@ -32,6 +30,7 @@ from hiors_core.convert import executed_from_msg, frame_from_observation, label_
 from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
 from hiors_core.episode_msg import episode_to_msg
 from hiors_core.errors import HiorsError
+from hiors_core.node_main import run_node
 from hiors_core.robots import get_robot
 from hiors_core.schema import EpisodeMeta, Label
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
@@ -302,20 +301,7 @@ class Recorder(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Recorder()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(Recorder, args, threads=2)
 
 
 if __name__ == "__main__":
