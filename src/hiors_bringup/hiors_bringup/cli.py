@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from hiors_core.errors import HiorsError
@@ -118,8 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, CI: stop the graph in order, as on Ctrl-C
     try:
         return int(args.func(args) or 0)
     except HiorsError as e:

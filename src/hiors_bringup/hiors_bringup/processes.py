@@ -15,12 +15,30 @@ import yaml
 from .graph import NodeSpec, entry_point
 
 
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 @dataclass
 class NodeProcess:
     spec: NodeSpec
     popen: subprocess.Popen
     log_path: Path
     restarts: int = 0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGINT (a clean rclpy shutdown) if `hiors` itself dies, even by SIGKILL,
+    so that no node outlives the command that started it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
 
 
 def node_command(spec: NodeSpec, params_file: Path, namespace: str = "") -> list[str]:
@@ -60,6 +78,7 @@ class GraphProcesses:
             stderr=subprocess.STDOUT,
             env=self.env,
             start_new_session=True,  # Ctrl-C in the terminal reaches `hiors`, which stops the nodes in order
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         log.close()
         prev = self.procs.get(spec.name)
@@ -82,6 +101,15 @@ class GraphProcesses:
         return self.start(self.procs[name].spec)
 
     def stop_all(self, timeout: float = 10.0) -> None:
+        """SIGINT every node, wait, SIGKILL what is left. A second Ctrl-C meanwhile cannot cut this short."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            self._stop_all(timeout)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _stop_all(self, timeout: float) -> None:
         for p in self.procs.values():
             if p.popen.poll() is None:
                 p.popen.send_signal(signal.SIGINT)

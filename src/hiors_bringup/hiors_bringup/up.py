@@ -74,6 +74,7 @@ class Monitor:
         self.lock = threading.Lock()
         self.episodes: dict[str, object] = {}
         self.verdicts: list = []
+        self.pending: dict[str, object] = {}  # verdicts whose Episode message has not arrived yet
         self.status = None
         self.control = None
         self.policy_versions_used: set[int] = set()
@@ -101,6 +102,9 @@ class Monitor:
                 msg.max_policy_version,
             )
             self.policy_versions_used.add(int(msg.max_policy_version))
+            verdict = self.pending.pop(msg.episode_id, None)
+        if verdict is not None:
+            self._on_verdict(verdict)
 
     def _on_status(self, msg) -> None:
         self.status = msg
@@ -108,10 +112,14 @@ class Monitor:
     def _on_control(self, msg) -> None:
         self.control = msg
 
-    def _on_verdict(self, msg) -> None:
+    def _on_verdict(self, msg, wait_for_episode: bool = True) -> None:
         with self.lock:
             if any(v.episode_id == msg.episode_id for v in self.verdicts):
                 return  # a re-sent episode gets a second verdict; count it once
+            if wait_for_episode and msg.episode_id not in self.episodes:
+                # The (large) Episode message can arrive after its (small) verdict: row written when it does.
+                self.pending[msg.episode_id] = msg
+                return
             self.verdicts.append(msg)
             human, steps, interventions, version = self.episodes.get(msg.episode_id, (0, 0, 0, 0))
             row = {
@@ -142,7 +150,22 @@ class Monitor:
                 flush=True,
             )
 
+    def count(self) -> int:
+        """Episodes with a verdict (including those whose Episode message is still on its way)."""
+        with self.lock:
+            return len(self.verdicts) + len(self.pending)
+
+    def settle(self, timeout_s: float) -> None:
+        """Give Episode messages still on their way a moment to arrive."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def close(self) -> None:
+        with self.lock:
+            late, self.pending = list(self.pending.values()), {}
+        for v in late:  # never arrived: write the row with what is known rather than drop it
+            self._on_verdict(v, wait_for_episode=False)
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
@@ -190,7 +213,7 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             rc = 2
         else:
             say("hiors up: every node is up and declares every parameter it was given")
-        while rc == 0 and len(monitor.verdicts) < opts.episodes:
+        while rc == 0 and monitor.count() < opts.episodes:
             if time.monotonic() > deadline:
                 say(f"hiors up: timed out after {opts.timeout_s:.0f} s with {len(monitor.verdicts)} episodes")
                 rc = 1
@@ -204,6 +227,7 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
                 rc = 1
                 break
             time.sleep(0.2)
+        monitor.settle(timeout_s=10.0)
     finally:
         procs.stop_all()
         monitor.close()

@@ -188,6 +188,42 @@ def apply_ee_delta(delta_pos, delta_quat_xyzw, engage_pos, engage_quat_xyzw) -> 
     return p, rot.wxyz_to_xyzw(rot.normalize(q))
 
 
+class QuestHand:
+    """The operator's hand on a relative (clutch) device, steered by eye: each step the hand moves a fraction of
+    the way the arm still has to go, as seen from the arm's measured pose, never by more than a hand's speed.
+
+    A person does not know where the arbiter anchored the relative command (the last *commanded* pose, which may
+    differ from where the arm is); closing the loop on what they see makes that offset irrelevant, as it is for a
+    real operator. Output: the (position delta, rotation delta xyzw) since engage, what `teleop/ee_delta` carries.
+    """
+
+    def __init__(self, gain: float = 0.35, max_step_m: float = 0.03, max_step_rad: float = 0.15, reach_m: float = 1.5):
+        self.gain, self.max_step_m, self.max_step_rad, self.reach_m = gain, max_step_m, max_step_rad, reach_m
+        self.reset()
+
+    def reset(self) -> None:
+        self.dp = np.zeros(3)
+        self.dq = np.array([1.0, 0.0, 0.0, 0.0])  # wxyz
+
+    def update(self, goal_pos, goal_quat_xyzw, ee_pos, ee_quat_xyzw) -> tuple[np.ndarray, np.ndarray]:
+        step = self.gain * (np.asarray(goal_pos, float) - np.asarray(ee_pos, float))
+        n = float(np.linalg.norm(step))
+        if n > self.max_step_m:
+            step *= self.max_step_m / n
+        self.dp = self.dp + step
+        n = float(np.linalg.norm(self.dp))
+        if n > self.reach_m:  # an arm's length: the hand cannot wind up without bound
+            self.dp *= self.reach_m / n
+        err = rot.mul(rot.xyzw_to_wxyz(goal_quat_xyzw), rot.conj(rot.xyzw_to_wxyz(ee_quat_xyzw)))
+        v = rot.to_rotvec(err)  # shortest rotation the hand still has to make (base frame)
+        v = v * self.gain
+        a = float(np.linalg.norm(v))
+        if a > self.max_step_rad:
+            v *= self.max_step_rad / a
+        self.dq = rot.normalize(rot.mul(rot.from_rotvec(v), self.dq))
+        return self.dp.copy(), rot.wxyz_to_xyzw(self.dq)
+
+
 def trigger_from_opening(opening: float) -> float:
     return float(np.clip(1.0 - opening, 0.0, 1.0))
 

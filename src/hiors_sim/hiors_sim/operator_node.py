@@ -1,7 +1,7 @@
 """`sim_operator`: the simulated operator (see `operator.py`) on ROS 2, driving through the real devices' topics.
 
 Subscribes to the privileged task state (`sim/task_state`); publishes `teleop/joy` on every state message and,
-while engaged, `teleop/ee_delta/<arm>` (Tora One, relative to the EE pose measured at clutch engage) or
+while engaged, `teleop/ee_delta/<arm>` (Tora One, relative motion since clutch engage, steered by eye: `QuestHand`) or
 `teleop/joint` (X-Trainer leader arm, absolute joints). Joy layout and conventions: `hiors_sim.operator`.
 """
 
@@ -24,8 +24,8 @@ from .operator import (
     BUTTON_FAILURE,
     BUTTON_SUCCESS,
     OperatorConfig,
+    QuestHand,
     SimOperator,
-    ee_delta,
     is_ee_task,
     trigger_from_opening,
 )
@@ -67,7 +67,8 @@ class SimOperatorNode(Node):
         else:
             self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, 10)
         self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
-        self._engage_pose = None
+        self.hand = QuestHand()
+        self._hand_engaged = False
         self._last_key = None
         self._ended = False
         self.get_logger().info(f"simulated operator for {robot}/{task}, mode {self.cfg.mode}")
@@ -78,7 +79,7 @@ class SimOperatorNode(Node):
         if key != self._last_key or st["step"] < getattr(self, "_last_step", 0):
             self.op.reset()
             self._ended = False
-            self._engage_pose = None
+            self._hand_engaged = False
         self._last_key, self._last_step = key, st["step"]
         out = self.op.update(st)
         if out.reason:
@@ -89,10 +90,11 @@ class SimOperatorNode(Node):
             joy.buttons[BUTTON_CLUTCH] = 1
             a = out.action
             if self.ee_mode:
-                if self._engage_pose is None:
-                    ee = st["proprio"]["ee"][self.task.arm]
-                    self._engage_pose = (ee["pos"], ee["quat_xyzw"])
-                dp, dq = ee_delta(a, *self._engage_pose)
+                if not self._hand_engaged:
+                    self.hand.reset()  # clutch pressed: the relative command starts at zero
+                    self._hand_engaged = True
+                ee = st["proprio"]["ee"][self.task.arm]
+                dp, dq = self.hand.update(a[:3], a[3:7], ee["pos"], ee["quat_xyzw"])
                 pm = PoseStamped()
                 pm.header = joy.header
                 pm.header.frame_id = self.task.robot.base_frame
@@ -111,7 +113,7 @@ class SimOperatorNode(Node):
                 ]
                 joy.axes[AXIS_TRIGGER] = trigger_from_opening(grips[0] if grips else 1.0)
         else:
-            self._engage_pose = None
+            self._hand_engaged = False
         if self.episode_buttons and not self._ended and (st.get("success") or st.get("failed") or st.get("timed_out")):
             self._ended = True
             joy.buttons[BUTTON_SUCCESS if st.get("success") else BUTTON_FAILURE] = 1

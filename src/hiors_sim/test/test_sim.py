@@ -11,7 +11,7 @@ from hiors_sim import rot
 from hiors_sim.env import Command, SimRobot
 from hiors_sim.expert import ScriptedExpert
 from hiors_sim.grid import Grid
-from hiors_sim.operator import OperatorConfig, SimOperator, apply_ee_delta, ee_delta
+from hiors_sim.operator import OperatorConfig, QuestHand, SimOperator, apply_ee_delta, ee_delta
 from hiors_sim.oracle import RewardOracle
 from hiors_sim.tasks import BOX_CENTER, MOIST_HALF, TABLE_Z, InsertMoisturizer, PackDetergent, RaiseHand, make_task
 
@@ -216,6 +216,25 @@ def test_ee_delta_roundtrip():
     p0, q0 = [0.3, 0.25, 0.9], rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 2.0))
     p, q = apply_ee_delta(*ee_delta(a, p0, q0), p0, q0)
     assert np.allclose(p, a[:3]) and rot.angle_between(rot.xyzw_to_wxyz(q), rot.xyzw_to_wxyz(a[3:7])) < 1e-6
+
+
+def test_quest_hand_steers_by_eye_whatever_the_anchor():
+    """The arbiter anchors the relative command at its last commanded pose, which the operator cannot see; the
+    hand closes the loop on the arm's measured pose, so the arm reaches the goal from any anchor offset."""
+    goal_p, goal_q = np.array([0.35, 0.3, 1.35]), rot.from_axis_angle((0, 0, 1), 0.8)
+    for anchor_offset in ([0.0, 0.0, 0.0], [0.2, -0.15, 0.1]):
+        anchor_p = np.array([0.3, 0.2, 1.0]) + anchor_offset
+        anchor_q = rot.from_axis_angle((1, 0, 0), 0.9)  # commanded orientation, far from the arm's
+        ee_p, ee_q = np.array([0.3, 0.2, 1.0]), np.array([1.0, 0, 0, 0])
+        hand = QuestHand()
+        for _ in range(200):
+            dp, dq = hand.update(goal_p, rot.wxyz_to_xyzw(goal_q), ee_p, rot.wxyz_to_xyzw(ee_q))
+            cmd_p, cmd_q = apply_ee_delta(dp, dq, anchor_p, rot.wxyz_to_xyzw(anchor_q))
+            step = cmd_p - ee_p  # the arm follows its command at most 3 cm per step
+            ee_p = ee_p + step * min(1.0, 0.03 / max(np.linalg.norm(step), 1e-9))
+            ee_q = rot.step_towards(ee_q, rot.xyzw_to_wxyz(cmd_q), 0.1)
+        assert np.linalg.norm(ee_p - goal_p) < 0.01
+        assert rot.angle_between(ee_q, goal_q) < 0.05
 
 
 def test_oracle_labels_and_false_positives():
