@@ -6,7 +6,9 @@ Behaviour (mode "intervene"): every control step it reads the privileged task st
   * drift: the end effector moved more than `drift_m` further from the current goal (target, object, or place)
     than the closest it had come since the policy last got control;
   * stall: task progress did not rise by `stall_progress` for `stall_s` seconds;
-  * heading into failure: the object tips (> `tilt_rad`) while not held, or the hand goes below the work surface.
+  * heading into failure: the object tips (> `tilt_rad`) while not held, or the hand goes below the work surface;
+  * a critical moment: the policy's hand comes within `near_object_m` of an object it has not grasped (people
+    watch grasps closely: a knocked-over object ends the episode before a reaction to the tipping can help).
 On trouble it decides (with probability `intervention_prob`, seeded) to step in, and does so after
 `reaction_delay_s`. While engaged it drives with the scripted expert plus Gaussian hand noise. It hands control back
 once back on track: at least `min_takeover_s` engaged and progress `handback_progress` beyond the best the policy had
@@ -57,6 +59,7 @@ class OperatorConfig:
     stall_progress: float = 0.02
     drift_m: float = 0.15
     tilt_rad: float = 0.5
+    near_object_m: float = 0.07  # 0 = never take over just for a grasp
     min_takeover_s: float = 1.0
     handback_progress: float = 0.1
     finish_progress: float = 0.8  # this close to done, a person finishes the task rather than hand back
@@ -117,6 +120,10 @@ class SimOperator:
             up = rot.to_matrix(rot.xyzw_to_wxyz(m["bottle_quat_xyzw"]))[:, 2]
             if np.arccos(np.clip(up[2], -1, 1)) > c.tilt_rad and not state.get("failed"):
                 return "object tipping"
+        if c.near_object_m > 0 and "bottle_pos" in m and not m.get("grasped"):
+            near = float(np.linalg.norm(ee - np.asarray(m["bottle_pos"])))
+            if near < c.near_object_m:
+                return f"grasp: hand {near:.2f} m from the object"
         dist = float(np.linalg.norm(ee - self.goal(state)))
         self._best_dist = min(self._best_dist, dist)
         if dist > self._best_dist + c.drift_m:

@@ -49,6 +49,9 @@ class SimOperatorNode(Node):
             drift_m=float(
                 p("drift_m", 0.15, "moving this much further from the goal than the best so far is drift (m)")
             ),
+            near_object_m=float(
+                p("near_object_m", 0.07, "take over when the policy's hand is this close to an ungrasped object (m)")
+            ),
             min_takeover_s=float(p("min_takeover_s", 1.0, "shortest takeover (s)")),
             hand_noise_m=float(p("hand_noise_m", 0.002, "std of the hand's position noise per step (m)")),
             seed=int(p("seed", 0, "seed of the operator's random choices")),

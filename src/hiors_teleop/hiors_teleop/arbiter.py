@@ -12,7 +12,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
@@ -89,6 +89,9 @@ class Arbiter(Node):
         sub(Bool, topics.ESTOP, self.on_estop, LATCHED, callback_group=inputs)
         sub(JointState, topics.JOINT_STATES, self.on_joint_states, 10, callback_group=inputs)
         sub(PoseStamped, topics.EE_POSE.format(arm=self.arm), self.on_ee_pose, 10, callback_group=inputs)
+        status_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        sub(String, topics.EPISODE_STATUS, self.on_episode_status, status_qos, callback_group=inputs)
+        self._episode = ""
         self.create_timer(1.0 / rate, self.on_control, callback_group=control)
         self.create_timer(1.0, self.publish_state, callback_group=slow)
         if self.marker_rate > 0:
@@ -149,6 +152,15 @@ class Arbiter(Node):
     def on_teleop_joint(self, msg: JointState) -> None:
         with self.lock:
             self.core.human_joint(self.now_ns(), list(msg.name), list(msg.position))
+
+    def on_episode_status(self, msg: String) -> None:
+        # A new episode starts after the scene was reset (in simulation the twin jumps home): hold where the robot
+        # is now, not where the last episode left the command, or the first hold would drag the arm back.
+        if msg.data and msg.data != self._episode:
+            with self.lock:
+                self.core.resync()
+            self.get_logger().info(f"episode {msg.data}: holding at the measured pose")
+        self._episode = msg.data
 
     def on_estop(self, msg: Bool) -> None:
         with self.lock:

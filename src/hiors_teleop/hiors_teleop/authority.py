@@ -204,6 +204,14 @@ class ArbiterCore:
         except RefusedCommand:
             pass
 
+    def resync(self) -> None:
+        """The robot was put somewhere else (a new episode after a scene reset): forget the last command, any
+        chunk and any clutch anchor, and hold wherever the next measured state says the robot is."""
+        self.last_cmd = None
+        self.measured = None
+        self.anchor = None
+        self.executor.reset()
+
     def set_estop(self, on: bool) -> None:
         self.estop = bool(on)
         if on:

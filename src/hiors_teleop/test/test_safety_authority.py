@@ -224,3 +224,19 @@ def test_sampling_modes(mode, human, policy):
     assert [int(s.is_sample(AUTHORITY_POLICY, k == 0, k)) for k in range(4)] == policy
     assert s.is_sample(AUTHORITY_HOLD, True, 0) is False
     assert s.rate_hz(AUTHORITY_HUMAN, 25.0) == (25.0 / 4 if mode == "fixed_low" else 25.0)
+
+
+def test_resync_holds_where_the_robot_now_is_not_where_the_last_command_was():
+    core = ee_core()
+    for k in range(3):
+        core.tick(k * PERIOD)
+    core.offer_chunk(chunk_at([0.35, 0.2, 1.1], 3 * PERIOD), 3 * PERIOD)
+    core.tick(3 * PERIOD)
+    core.resync()  # the scene was reset: the twin jumped home
+    assert core.tick(4 * PERIOD) is None  # no command until the robot state after the reset is known
+    moved = HOME_EE.copy()
+    moved[:3] = [0.1, -0.2, 0.9]
+    core.set_measured(moved)
+    for k in range(5, 10):
+        r = core.tick(k * PERIOD)
+        assert r.authority == AUTHORITY_HOLD and np.allclose(r.action, moved)
