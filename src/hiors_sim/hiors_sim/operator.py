@@ -12,7 +12,7 @@ Behaviour (mode "intervene"): every control step it reads the privileged task st
 On trouble it decides (with probability `intervention_prob`, seeded) to step in, and does so after
 `reaction_delay_s`. While engaged it drives with the scripted expert plus Gaussian hand noise. It hands control back
 once back on track: at least `min_takeover_s` engaged and progress `handback_progress` beyond the best the policy had
-reached before it took over
+reached before it took over, and not while holding an object
 (or the task succeeded); a person who has brought the task past `finish_progress` finishes it instead. Mode "never" never intervenes; mode "demo" is always in control (initial demonstrations).
 
 Device interface (what `operator_node` publishes, the same as the real devices):
@@ -166,6 +166,7 @@ class SimOperator:
             # Undo the drift, then make real progress: measured from the best the policy had reached.
             and state["progress"] >= max(self._progress_at_engage, self._best_progress) + c.handback_progress
             and state["progress"] < c.finish_progress
+            and not state["measure"].get("grasped")  # an object in hand is placed before letting go of control
             and self.expert.phase not in ("close", "release")
         ):
             self.engaged = False

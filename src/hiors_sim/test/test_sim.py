@@ -186,8 +186,8 @@ def test_headless_render():
 
 # ---------------------------------------------------------------- operator and oracle
 def test_operator_takes_over_and_hands_back():
-    env = env_for("tora_one", "pack_detergent")
-    op = SimOperator("pack_detergent", OperatorConfig(stall_s=1.0, reaction_delay_s=0.2, seed=1))
+    env = env_for("tora_one", "raise_hand")
+    op = SimOperator("raise_hand", OperatorConfig(stall_s=1.0, reaction_delay_s=0.2, min_takeover_s=0.2, seed=1))
     st = env.reset(seed=4)
     op.reset()
     hold = env.commanded_action()  # a "policy" that does nothing: stalls
