@@ -13,7 +13,7 @@ setup-test:
 	tools/setup.sh --with-browser
 
 demo: setup
-	$(VENV)/bin/hiors up tora_one --sim --episodes $${EPISODES:-12}
+	ROS_AUTOMATIC_DISCOVERY_RANGE=$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST} $(VENV)/bin/hiors up tora_one --sim --episodes $${EPISODES:-12}
 
 lint: setup
 	$(VENV)/bin/ruff check .
