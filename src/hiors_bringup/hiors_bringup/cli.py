@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("robot", choices=["tora_one", "xtrainer"])
     ev.add_argument("--task")
     ev.add_argument("--policy", help="checkpoint folder (default: the tiny policy)")
+    ev.add_argument("--run", help="a `hiors up` run folder: evaluate its learner's latest weights")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--retries", type=int, default=3, help="largest retry budget")
     ev.add_argument("--seed", type=int, default=1000)

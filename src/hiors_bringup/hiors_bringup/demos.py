@@ -14,6 +14,8 @@ import numpy as np
 from hiors_core.episode_log import EpisodeLog
 from hiors_core.schema import AUTHORITY_HUMAN, EpisodeData, EpisodeMeta, Executed, Frame, Label
 
+from .sim_io import policy_state
+
 
 def record_demos(
     robot: str, task: str, count: int, out_dir: str | Path, seed: int = 10_000, image_size: int = 224
@@ -49,10 +51,7 @@ def record_demos(
             success = False
             for step in range(int(env.task.time_limit * env.spec.control_rate_hz)):
                 stamp = t0 + step * dt_ns
-                all_names, values = env.state_vector()
-                lookup = dict(zip(all_names, values, strict=True))
-                lookup.update({f"{a.name}_gripper": env.gripper_opening(a.name) for a in env.spec.arms})
-                state = np.array([lookup[n] for n in names], dtype=np.float32)
+                state = policy_state(env, names)
                 images = env.render(size=(image_size, image_size))
                 ep.frames.append(Frame(step, stamp - 1, images, state, names, meta.instruction, step))
                 action = np.asarray(expert.act(env.task_state()), dtype=np.float32)
