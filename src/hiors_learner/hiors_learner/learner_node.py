@@ -2,7 +2,8 @@
 
 Callbacks only move data: accepted episodes go into a queue; a training thread converts them, filters them
 against the current m, trains at the target update-to-data ratio, publishes weights every N steps (chunked over
-a reliable topic plus a local file for a shared disk), checkpoints, and publishes LearnerStatus (latched).
+a reliable, transient-local topic whose history keeps the latest version for actors that start later, plus a local
+file for a shared disk), checkpoints, and publishes LearnerStatus (latched).
 
 DeepSpeed ZeRO-2: launch every rank with torchrun / the deepspeed launcher and `-p engine:=deepspeed`, e.g.
     torchrun --nproc_per_node 2 -m hiors_learner.learner_node --ros-args -p engine:=deepspeed -p run_dir:=...
@@ -25,7 +26,7 @@ from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import HiorsError
 from hiors_core.node_main import run_node
-from hiors_core.weight_sync import CHUNK_SIZE, weight_messages
+from hiors_core.weight_sync import CHUNK_SIZE, weight_messages, weights_qos
 from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
 
 from .engine import DeepSpeedEngine, TorchEngine
@@ -144,7 +145,11 @@ class LearnerNode(Node):
         self.chunk_bytes = int(p["chunk_bytes"])
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, LATCHED)
         self.update_pub = self.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
-        self.weights_pub = self.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, RELIABLE_ALL)
+        # Created with the first blob: its history (transient-local) holds exactly one version's chunks, so an actor
+        # that starts later still gets the current version (hiors_core.weight_sync.weights_qos).
+        self.weights_pub = None
+        self.weights_depth = 0
+        self._weights_lock = threading.Lock()
         self.learner = Learner(self.cfg, self.engine, publish=self.publish_weights, logger=self.get_logger().info)
         self.inbox: queue.Queue = queue.Queue()
         self.stop = threading.Event()
@@ -203,10 +208,18 @@ class LearnerNode(Node):
         update, chunks = weight_messages(blob, version, step, path, self.chunk_bytes)
         now = self.get_clock().now().to_msg()
         update.header.stamp = now
-        self.update_pub.publish(update)
-        for c in chunks:
-            c.header.stamp = now
-            self.weights_pub.publish(c)
+        with self._weights_lock:
+            if self.weights_pub is None or len(chunks) > self.weights_depth:
+                if self.weights_pub is not None:
+                    self.destroy_publisher(self.weights_pub)
+                self.weights_depth = len(chunks)
+                self.weights_pub = self.create_publisher(
+                    PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(self.weights_depth)
+                )
+            self.update_pub.publish(update)
+            for c in chunks:
+                c.header.stamp = now
+                self.weights_pub.publish(c)
 
     def publish_status(self) -> None:
         s = self.learner.status()

@@ -17,19 +17,23 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.convert import frame_from_observation
 from hiors_core.errors import BadInputError, HiorsError
 from hiors_core.node_main import run_node
-from hiors_core.weight_sync import WeightReceiver, WeightSyncError
+from hiors_core.weight_sync import WeightReceiver, WeightSyncError, weights_qos
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
 from .policy import CheckpointError, Pi0Policy, PolicyInput, make_policy
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+# PolicyWeights: reliable, keep-all, transient-local (hiors_core.weight_sync.weights_qos): a policy node started after
+# the learner published gets the current version's chunks from the learner's history. Publishers in tests and
+# benchmarks use the same profile (a volatile publisher does not match a transient-local subscription).
+WEIGHTS_QOS = weights_qos()
+RELIABLE_ALL = WEIGHTS_QOS
 OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 CHUNK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -107,7 +111,7 @@ class PolicyNode(Node):
             PolicyUpdate, topics.POLICY_UPDATE, self._on_update, LATCHED, callback_group=weights_group
         )
         self.create_subscription(
-            PolicyWeights, topics.POLICY_WEIGHTS, self._on_weights, RELIABLE_ALL, callback_group=weights_group
+            PolicyWeights, topics.POLICY_WEIGHTS, self._on_weights, WEIGHTS_QOS, callback_group=weights_group
         )
         self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
         self._worker = threading.Thread(target=self._inference_loop, name="policy-inference", daemon=True)
