@@ -138,35 +138,41 @@ def bench_async(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
     rounds, seconds, k_auto = (6 if full else 3), 2.0, 12
     train_step()  # warm-up (first step, first render, first inference) outside the timing
     _rollout(env, actor, names, limits, k_auto, 0.5)
-    # Synchronous alternation: collect a round, then train for as long as the collection took.
-    t0, sync_steps, sync_collect = time.perf_counter(), 0, 0.0
-    for _ in range(rounds):
-        c0 = time.perf_counter()
-        _rollout(env, actor, names, limits, k_auto, seconds)
-        budget = time.perf_counter() - c0
-        sync_collect += budget
-        t1 = time.perf_counter()
-        while time.perf_counter() - t1 < budget:
-            train_step()
-            sync_steps += 1
-    sync_wall = time.perf_counter() - t0
-    # Asynchronous: the learner trains in its own thread while the same rounds are collected.
-    stop, async_steps = threading.Event(), [0]
+    stop = threading.Event()
+    async_steps = [0]
 
     def trainer():
         while not stop.is_set():
             train_step()
             async_steps[0] += 1
 
-    th = threading.Thread(target=trainer)
-    t0 = time.perf_counter()
-    th.start()
-    for _ in range(rounds):
+    # Rounds alternate the two modes from the same start (seed), so that load drift on a shared machine hits both.
+    sync_wall = sync_collect = async_wall = collect_wall = 0.0
+    sync_steps = 0
+    for k in range(rounds):
+        # Synchronous alternation: collect a round, then train for as long as the collection took.
+        env.reset(seed=k)
+        torch.manual_seed(k)
+        t0 = time.perf_counter()
         _rollout(env, actor, names, limits, k_auto, seconds)
-    collect_wall = time.perf_counter() - t0
-    stop.set()
-    th.join()
-    async_wall = time.perf_counter() - t0
+        budget = time.perf_counter() - t0
+        while time.perf_counter() - t0 < 2 * budget:
+            train_step()
+            sync_steps += 1
+        sync_collect += budget
+        sync_wall += time.perf_counter() - t0
+        # Asynchronous: the learner trains in its own thread while the same round is collected.
+        env.reset(seed=k)
+        torch.manual_seed(k)
+        stop.clear()
+        th = threading.Thread(target=trainer)
+        t0 = time.perf_counter()
+        th.start()
+        _rollout(env, actor, names, limits, k_auto, seconds)
+        collect_wall += time.perf_counter() - t0
+        stop.set()
+        th.join()
+        async_wall += time.perf_counter() - t0
     env.close()
     rows = [
         {
