@@ -1,6 +1,11 @@
 """Teleoperation devices behind one small ROS-free interface: connect(), read() -> TeleopCommand | None,
-buttons, disconnect(). Quest 3 (relative EE control with a clutch; WebXR page or Quest2ROS-style poses) and the
-leader arm (absolute joint mapping; from a JointState feed or from Dynamixel servos)."""
+buttons, stats(), disconnect(). Quest 3 (relative EE control with a clutch; WebXR page or Quest2ROS-style poses) and
+the leader arm (absolute joint mapping; from a JointState feed or from Dynamixel servos).
+
+Input that cannot be a command is refused and counted, never passed on: packets without the token (HTTP 403),
+malformed packets and poses (not JSON, NaN, wrong sizes, zero quaternion, bad buttons/values), leader readings that
+are non-finite or further than `max_excess` beyond a joint limit. With `max_age_s` > 0, `read()` returns None once
+the newest input is older than that, so a bridge stops publishing and the arbiter's teleop watchdog takes over."""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import abc
 import asyncio
 import hmac
 import json
+import math
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
@@ -51,6 +58,26 @@ class TeleopDevice(abc.ABC):
     def buttons(self) -> tuple[bool, bool, bool]:
         cmd = self.read()
         return cmd.buttons if cmd else (False, False, False)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for diagnostics (inputs taken, inputs refused, ...)."""
+        return {}
+
+
+class _Freshness:
+    """When the newest input arrived; `fresh()` is False once it is older than max_age_s (0 = never stale)."""
+
+    def __init__(self, max_age_s: float = 0.0, clock=time.monotonic):
+        self.max_age_s, self.clock = float(max_age_s), clock
+        self.last: float | None = None
+
+    def touch(self) -> None:
+        self.last = self.clock()
+
+    def fresh(self) -> bool:
+        if self.last is None:
+            return False
+        return self.max_age_s <= 0 or self.clock() - self.last <= self.max_age_s
 
 
 class Clutch:
@@ -94,21 +121,47 @@ def command_from_packet(packet: dict, clutch: Clutch) -> TeleopCommand:
     )
 
 
-def _valid_packet(packet) -> bool:
+def _valid_pose(p, q) -> bool:
     try:
-        p, q = np.asarray(packet["p"], float), np.asarray(packet["q"], float)
-    except (KeyError, TypeError, ValueError):
+        p, q = np.asarray(p, float), np.asarray(q, float)
+    except (TypeError, ValueError):
         return False
-    return p.shape == (3,) and q.shape == (4,) and bool(np.all(np.isfinite(p)) and np.all(np.isfinite(q)))
+    return (
+        p.shape == (3,)
+        and q.shape == (4,)
+        and bool(np.all(np.isfinite(p)) and np.all(np.isfinite(q)))
+        and float(np.linalg.norm(q)) > 1e-6
+    )
+
+
+def _finite_numbers(v, limit: int = 32) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) <= limit
+        and all(isinstance(x, (bool, int, float)) and math.isfinite(float(x)) for x in v)
+    )
+
+
+def _valid_packet(packet) -> bool:
+    """A controller packet the adapter can use: a JSON object with p (3 finite numbers), q (4, not all zero) and,
+    when present, buttons and values as short lists of finite numbers."""
+    if not isinstance(packet, dict) or "p" not in packet or "q" not in packet:
+        return False
+    if not _valid_pose(packet["p"], packet["q"]):
+        return False
+    return all(_finite_numbers(packet[k]) for k in ("buttons", "values") if k in packet)
 
 
 class Quest3Topics(TeleopDevice):
     """Quest2ROS-style input: absolute controller PoseStamped + Joy, fed by a node's callbacks."""
 
-    def __init__(self, scale: float = 1.0, rotation=None):
+    def __init__(self, scale: float = 1.0, rotation=None, max_age_s: float = 0.0, clock=time.monotonic):
         self.clutch = Clutch(np.eye(3) if rotation is None else rotation, scale)
         self.pose: tuple[list, list] | None = None
         self.joy: tuple[list, list] = ([], [])
+        self.poses = 0
+        self.malformed = 0
+        self._fresh = _Freshness(max_age_s, clock)
 
     def connect(self) -> None:
         pass
@@ -116,14 +169,25 @@ class Quest3Topics(TeleopDevice):
     def disconnect(self) -> None:
         pass
 
-    def feed_pose(self, pos, quat) -> None:
+    def feed_pose(self, pos, quat) -> bool:
+        """Take a controller pose; a non-finite one or a zero quaternion is refused (counted in `malformed`)."""
+        if not _valid_pose(list(pos), list(quat)):
+            self.malformed += 1
+            return False
         self.pose = (list(pos), list(quat))
+        self.poses += 1
+        self._fresh.touch()
+        return True
 
     def feed_joy(self, buttons, axes) -> None:
-        self.joy = (list(buttons), list(axes))
+        axes = [float(a) for a in axes]
+        self.joy = (list(buttons), [a if math.isfinite(a) else 0.0 for a in axes])
+
+    def stats(self) -> dict[str, int]:
+        return {"poses": self.poses, "malformed": self.malformed}
 
     def read(self) -> TeleopCommand | None:
-        if self.pose is None:
+        if self.pose is None or not self._fresh.fresh():
             return None
         buttons, axes = self.joy
         # Quest2ROS layout as the simulated operator uses it: buttons[0] grip, [1..3] start/success/failure.
@@ -152,6 +216,8 @@ class Quest3WebXR(TeleopDevice):
         scale: float = 1.0,
         certfile: str = "",
         keyfile: str = "",
+        max_age_s: float = 0.0,
+        clock=time.monotonic,
     ):
         self.host, self.port = host, int(port)
         self.token = token or secrets.token_urlsafe(16)
@@ -159,8 +225,10 @@ class Quest3WebXR(TeleopDevice):
         self.clutch = Clutch(XR_TO_BASE, scale)
         self.certfile, self.keyfile = certfile, keyfile
         self.packets = 0
-        self.rejected = 0
+        self.rejected = 0  # requests (page or WebSocket) without the right token: HTTP 403
+        self.malformed = 0  # packets on an authorised socket that cannot be a command
         self.clients = 0
+        self._fresh = _Freshness(max_age_s, clock)
         self._latest: dict | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -207,13 +275,18 @@ class Quest3WebXR(TeleopDevice):
             async for raw in ws:
                 try:
                     packet = json.loads(raw)
-                except (json.JSONDecodeError, TypeError):
+                except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+                    packet = None
+                if not _valid_packet(packet):
+                    with self._lock:
+                        self.malformed += 1
                     continue
-                if packet.get("hand", self.hand) != self.hand or not _valid_packet(packet):
-                    continue
+                if packet.get("hand", self.hand) != self.hand:
+                    continue  # the other controller
                 with self._lock:
                     self._latest = packet
                     self.packets += 1
+                    self._fresh.touch()
         finally:
             self.clients -= 1
 
@@ -259,8 +332,13 @@ class Quest3WebXR(TeleopDevice):
         with self._lock:
             return None if self._latest is None else dict(self._latest)
 
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"packets": self.packets, "rejected": self.rejected, "malformed": self.malformed}
+
     def read(self) -> TeleopCommand | None:
-        packet = self.latest_packet()
+        with self._lock:
+            packet = None if self._latest is None or not self._fresh.fresh() else dict(self._latest)
         return None if packet is None else command_from_packet(packet, self.clutch)
 
 
@@ -269,13 +347,16 @@ class Quest3WebXR(TeleopDevice):
 
 @dataclass(frozen=True)
 class LeaderArmMapping:
-    """Absolute joint mapping: target = sign * raw + offset, clipped to [lower, upper]."""
+    """Absolute joint mapping: target = sign * raw + offset, clipped to [lower, upper]. A target further than
+    `max_excess` beyond a limit is refused instead (ValueError): a miscalibrated offset or a wrapped encoder, not a
+    pose to chase; within it, clipping covers a leader resting against its own stop."""
 
     names: tuple[str, ...]
     offsets: tuple[float, ...] = ()
     signs: tuple[float, ...] = ()
     lower: tuple[float, ...] = ()
     upper: tuple[float, ...] = ()
+    max_excess: float = math.inf
     _arrays: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -293,18 +374,35 @@ class LeaderArmMapping:
         if not np.all(np.isfinite(raw)):
             raise ValueError("leader arm: non-finite reading")
         a = self._arrays
-        out = np.clip(a["signs"] * raw + a["offsets"], a["lower"], a["upper"])
+        target = a["signs"] * raw + a["offsets"]
+        excess = np.maximum(a["lower"] - target, target - a["upper"])
+        if np.any(excess > self.max_excess):
+            i = int(np.argmax(excess))
+            raise ValueError(
+                f"leader arm: {self.names[i]} target {target[i]:.3f} is {excess[i]:.3f} beyond its limits "
+                f"[{a['lower'][i]:.3f}, {a['upper'][i]:.3f}] (more than {self.max_excess})"
+            )
+        out = np.clip(target, a["lower"], a["upper"])
         return dict(zip(self.names, out.tolist(), strict=True))
 
 
 class JointStateLeader(TeleopDevice):
     """A leader arm whose raw readings arrive as a JointState (fed by the node's callback), by name."""
 
-    def __init__(self, mapping: LeaderArmMapping, raw_names: tuple[str, ...] = ()):
+    def __init__(
+        self, mapping: LeaderArmMapping, raw_names: tuple[str, ...] = (), max_age_s: float = 0.0, clock=time.monotonic
+    ):
         self.mapping = mapping
         self.raw_names = tuple(raw_names) or mapping.names
+        if len(self.raw_names) != len(mapping.names):
+            raise ValueError(f"leader arm: {len(self.raw_names)} raw names for {len(mapping.names)} joints")
         self.engaged = False
+        self.readings = 0
+        self.refused = 0
+        self.last_refusal = ""
         self._raw: dict[str, float] = {}
+        self._joints: dict[str, float] | None = None
+        self._fresh = _Freshness(max_age_s, clock)
 
     def connect(self) -> None:
         pass
@@ -312,14 +410,38 @@ class JointStateLeader(TeleopDevice):
     def disconnect(self) -> None:
         pass
 
-    def feed(self, names, positions) -> None:
-        self._raw.update(zip(names, positions, strict=False))
+    def feed(self, names, positions) -> bool:
+        """Take one reading (by name; other names are ignored). A reading that maps to no valid target (non-finite,
+        too far out of limits, names and values of different lengths) is refused and counted, and nothing is
+        commanded until a valid one arrives."""
+        if len(names) != len(positions):
+            return self._refuse(f"{len(names)} names, {len(positions)} positions")
+        raw = {**self._raw, **{n: float(v) for n, v in zip(names, positions, strict=True) if n in self.raw_names}}
+        if all(n in raw for n in self.raw_names):
+            try:
+                joints = self.mapping.map([raw[n] for n in self.raw_names])
+            except ValueError as e:
+                self._raw = {}
+                return self._refuse(str(e))
+            self._joints = joints
+            self._fresh.touch()
+        self._raw = raw
+        self.readings += 1
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        self.refused += 1
+        self.last_refusal = why
+        self._joints = None
+        return False
+
+    def stats(self) -> dict[str, int]:
+        return {"readings": self.readings, "refused": self.refused}
 
     def read(self) -> TeleopCommand | None:
-        if not all(n in self._raw for n in self.raw_names):
+        if self._joints is None or not self._fresh.fresh():
             return None
-        joints = self.mapping.map([self._raw[n] for n in self.raw_names])
-        return TeleopCommand(engaged=self.engaged, joints=joints)
+        return TeleopCommand(engaged=self.engaged, joints=dict(self._joints))
 
 
 class DynamixelLeader(TeleopDevice):
@@ -333,6 +455,8 @@ class DynamixelLeader(TeleopDevice):
             raise ValueError(f"dynamixel leader: {len(ids)} servo ids for {len(mapping.names)} joints")
         self.mapping, self.port_name, self.ids, self.baudrate = mapping, port, tuple(ids), int(baudrate)
         self.engaged = False
+        self.refused = 0
+        self.last_refusal = ""
         self._port = self._reader = None
 
     def connect(self) -> None:
@@ -366,7 +490,16 @@ class DynamixelLeader(TeleopDevice):
             v = self._reader.getData(i, self.ADDR_PRESENT_POSITION, 4)
             ticks.append(v - (1 << 32) if v >= 1 << 31 else v)
         raw = (np.asarray(ticks, np.float64) - self.TICKS_PER_REV / 2) * (2 * np.pi / self.TICKS_PER_REV)
-        return TeleopCommand(engaged=self.engaged, joints=self.mapping.map(raw))
+        try:
+            joints = self.mapping.map(raw)
+        except ValueError as e:
+            self.refused += 1
+            self.last_refusal = str(e)
+            return None
+        return TeleopCommand(engaged=self.engaged, joints=joints)
+
+    def stats(self) -> dict[str, int]:
+        return {"refused": self.refused}
 
 
 __all__ = [

@@ -14,7 +14,14 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from hiors_core.ros_testing import wait_for
-from hiors_teleop.devices import Clutch, LeaderArmMapping, Quest3Topics, Quest3WebXR, command_from_packet
+from hiors_teleop.devices import (
+    Clutch,
+    JointStateLeader,
+    LeaderArmMapping,
+    Quest3Topics,
+    Quest3WebXR,
+    command_from_packet,
+)
 from hiors_teleop.poses import quat_angle, quat_normalize
 
 CHROMIUM = "/usr/bin/chromium"
@@ -181,3 +188,52 @@ def test_webxr_page_in_headless_chromium(server):
         assert server.rejected > rejected and server.clients == 1
     finally:
         browser.close()
+
+
+def test_leader_arm_mapping_refuses_far_out_of_limits():
+    m = LeaderArmMapping(("a", "b"), lower=(-1, 0), upper=(1, 1), max_excess=0.2)
+    assert m.map([1.1, -0.2]) == pytest.approx({"a": 1.0, "b": 0.0})  # within max_excess: clipped
+    with pytest.raises(ValueError, match="a target 1.500 is 0.500 beyond"):
+        m.map([1.5, 0.5])
+    dev = JointStateLeader(m, ("ra", "rb"))
+    assert dev.feed(["rb", "ra", "other"], [0.5, 0.3, 99.0]) and dev.read().joints == pytest.approx(
+        {"a": 0.3, "b": 0.5}
+    )
+    assert not dev.feed(["ra", "rb"], [float("nan"), 0.5]) and dev.read() is None
+    assert not dev.feed(["ra", "rb"], [0.0]) and dev.stats() == {"readings": 1, "refused": 2}
+    assert dev.feed(["ra", "rb"], [0.0, 0.2]) and dev.read().joints == pytest.approx({"a": 0.0, "b": 0.2})
+
+
+def test_devices_go_quiet_when_their_input_is_stale():
+    now = [100.0]
+
+    def clock():
+        return now[0]
+
+    quest = Quest3Topics(max_age_s=0.5, clock=clock)
+    assert not quest.feed_pose([0, 0, float("inf")], [0, 0, 0, 1]) and quest.stats()["malformed"] == 1
+    quest.feed_pose([0, 0, 0], [0, 0, 0, 1])
+    quest.feed_joy([1], [0.2])
+    assert quest.read().engaged
+    now[0] += 0.6  # no pose for longer than max_age_s: nothing to publish (the arbiter's watchdog holds)
+    assert quest.read() is None
+    quest.feed_pose([0, 0, 0], [0, 0, 0, 1])
+    assert quest.read() is not None
+
+    leader = JointStateLeader(LeaderArmMapping(("a",)), max_age_s=0.5, clock=clock)
+    leader.feed(["a"], [0.1])
+    assert leader.read() is not None
+    now[0] += 0.6
+    assert leader.read() is None
+
+    web = Quest3WebXR(host="127.0.0.1", port=0, token="t", max_age_s=0.5, clock=clock)
+    web.connect()
+    try:
+        with connect(f"ws://127.0.0.1:{web.port}/ws?token=t", open_timeout=5) as ws:
+            ws.send(json.dumps({"hand": "right", "p": [0, 1, 0], "q": [0, 0, 0, 1], "buttons": [0, 1]}))
+            wait_for(lambda: web.packets == 1, what="one packet")
+        assert web.read().engaged
+        now[0] += 0.6
+        assert web.read() is None and web.latest_packet() is not None
+    finally:
+        web.disconnect()
