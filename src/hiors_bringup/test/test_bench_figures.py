@@ -70,3 +70,13 @@ def run_bench_unknown(tmp_path):
     from hiors_bringup.bench import run_bench
 
     return run_bench("plumbin", tmp_path)
+
+
+def test_results_doc_tables_come_from_the_csvs(tmp_path):
+    from hiors_bringup.results_doc import render
+
+    bench = tmp_path / "bench"
+    write_figure(bench, "sim", [{"robot": "tora_one", "loop_rtf": 7.95}], ["robot", "loop_rtf"], ("robot", "loop_rtf"))
+    text = render(bench, tmp_path / "docs")
+    assert "| robot | loop_rtf |" in text and "| tora_one | 7.95 |" in text
+    assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
