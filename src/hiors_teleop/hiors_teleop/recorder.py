@@ -8,7 +8,9 @@ closed, Episode published, kept on disk -> acked in the index when its EpisodeVe
 labelled episodes are re-sent every resend_period_s and at start-up.
 Samples: whenever an ExecutedCommand with is_sample arrives during an episode, the newest Observation captured
 at or before that command (of the last 16 received; else the latest) is recorded as that step's frame. Its stamp is kept when it lies between the previous and this command, otherwise
-it is set to this command's stamp, so reading the bag back assigns the frame to exactly the sampled step.
+it is set to this command's stamp, so reading the bag back assigns the frame to exactly the sampled step. For that
+the recorded command stamps strictly increase: a command stamped at or before the previous one (two sent at one
+clock reading) is recorded 1 ns after it.
 """
 
 from __future__ import annotations
@@ -175,6 +177,10 @@ class Recorder(Node):
                 return
             e = executed_from_msg(msg)
             e.step = self.step
+            if e.stamp_ns <= self.prev_exec_ns:
+                # Two commands at one clock reading (a control timer catching up on simulated time): keep the
+                # stamps strictly increasing, or reading the bag back would give this step's frame to the one before.
+                e.stamp_ns = self.prev_exec_ns + 1
             if e.is_sample:
                 obs = self._obs_for(e.stamp_ns)
                 if obs is None:

@@ -10,7 +10,7 @@ from hiors_core import topics
 from hiors_core.convert_ros import observation_msg, time_msg
 from hiors_core.episode_log import STATUS_ACKED, EpisodeLog
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame
+from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame, Label
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import StartEpisode
 from hiors_teleop.recorder import EPISODE_QOS, RELIABLE, Recorder
@@ -95,3 +95,54 @@ def test_recorder_episode_bag_handover_and_ack(tmp_path):
             rec.shutdown()
             rec.destroy_node()
             rig.destroy_node()
+
+
+def test_recorder_commands_at_one_clock_reading_keep_their_frames(tmp_path):
+    """On simulated time the arbiter's control timer can catch up and send two commands at one clock reading; the
+    recorded stamps still increase strictly, so each sample's frame is read back at its own step."""
+    stamps = [1_000_000_000, 1_040_000_000, 1_120_000_000, 1_120_000_000, 1_160_000_000]  # a late tick, then two
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        rig = Node("recorder_rig_ties", context=ctx)
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        start = rig.create_client(StartEpisode, topics.START_EPISODE)
+        try:
+            with spinning([rec, rig], context=ctx):
+                for pub in (obs_pub, exec_pub):
+                    wait_for_subscribers(pub)
+                    wait_for(lambda p=pub: rec.count_publishers(p.topic_name) >= 1, what="recorder sees publishers")
+                wait_for(start.service_is_ready, what="start_episode service")
+                fut = start.call_async(StartEpisode.Request(task="raise_hand"))
+                wait_for(fut.done, what="start_episode response")
+                eid = fut.result().episode_id
+                for t, stamp in enumerate(stamps):
+                    frame = Frame(
+                        step=t,
+                        stamp_ns=stamp - 1_000_000,
+                        images={"top": np.full((8, 8, 3), t, np.uint8)},
+                        state=np.full(3, t, np.float32),
+                        state_names=("a", "b", "c"),
+                        sequence=t,
+                    )
+                    obs_pub.publish(observation_msg(frame, "tora_one", "raise_hand"))
+                    wait_for(lambda s=t: rec.latest_obs is not None and rec.latest_obs.sequence == s, what="obs")
+                    msg = ExecutedCommand(
+                        authority=AUTHORITY_HUMAN, source="quest3", action_names=["a"], action=[0.0], is_sample=True
+                    )
+                    msg.header.stamp = time_msg(stamp)
+                    exec_pub.publish(msg)
+                    wait_for(lambda s=t: rec.step == s + 1, what=f"command {t}")
+                ok, _, _ = rec.end(Label(1.0, True, "test", 1))
+                assert ok
+                wait_for(lambda: eid in rec.published, what="episode closed")
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+            rig.destroy_node()
+    data = EpisodeLog(tmp_path).read(eid)
+    recorded = [e.stamp_ns for e in data.executed]
+    assert all(b > a for a, b in zip(recorded, recorded[1:], strict=False))
+    assert recorded[3] == stamps[3] + 1
+    assert [f.step for f in data.frames] == [0, 1, 2, 3, 4]
+    assert [int(f.state[0]) for f in data.frames] == [0, 1, 2, 3, 4]
