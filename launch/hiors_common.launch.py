@@ -3,11 +3,11 @@
 Included by tora_one.launch.py and xtrainer.launch.py; the pip-only `hiors up` starts the same graph.
 """
 
+import os
+
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 
@@ -19,7 +19,7 @@ ARGUMENTS = [
     ("learner", "local", "local: start episode_filter and learner here; remote: they run elsewhere; none."),
     ("use_sim_time", "true", "Follow /clock from the simulator (true only with sim:=true)."),
     ("namespace", "", "Namespace for every node and relative topic."),
-    ("rviz", "false", "Start rviz2 with config/<robot>.rviz."),
+    ("rviz", "false", "Start rviz2 with config/<robot>.rviz (needs a full ROS 2 install; not in the pip wheels)."),
     ("run_dir", "runs/latest", "Folder for episode bags, checkpoints and metrics."),
 ]
 
@@ -42,7 +42,9 @@ def _graph_nodes(context):
         namespace=get("namespace"),
         run_dir=get("run_dir"),
     )
-    actions = [PushRosNamespace(args.namespace)] if args.namespace else []
+    actions = [_rviz(args)] if _truthy(get("rviz")) else []
+    if args.namespace:
+        actions.append(PushRosNamespace(args.namespace))
     for spec in robot_graph(args):
         actions.append(
             Node(
@@ -56,19 +58,26 @@ def _graph_nodes(context):
     return actions
 
 
+def _rviz(args):
+    """rviz2 on config/<robot>.rviz; its absolute topics are remapped into the stack's namespace, if any."""
+    from ament_index_python.packages import get_package_share_directory
+
+    from hiors_bringup.rviz_config import rviz_remappings
+
+    config = os.path.join(get_package_share_directory("hiors_bringup"), "config", f"{args.robot}.rviz")
+    return Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", config],
+        parameters=[{"use_sim_time": args.use_sim_time}],
+        remappings=rviz_remappings(args.robot, args.namespace),
+        output="screen",
+    )
+
+
 def generate_launch_description():
     declared = [
         DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS
     ]
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        arguments=[
-            "-d",
-            PathJoinSubstitution(
-                [FindPackageShare("hiors_bringup"), "config", [LaunchConfiguration("robot"), ".rviz"]]
-            ),
-        ],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    return LaunchDescription([*declared, OpaqueFunction(function=_graph_nodes), rviz])
+    return LaunchDescription([*declared, OpaqueFunction(function=_graph_nodes)])

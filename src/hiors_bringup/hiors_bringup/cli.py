@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--retries", type=int, default=3, help="largest retry budget")
     ev.add_argument("--seed", type=int, default=1000)
+    ev.add_argument("--time-limit", type=float, default=0.0, help="seconds per attempt (default: the task's)")
     ev.add_argument("--run-dir", default="")
     ev.set_defaults(func=_eval)
 
@@ -126,6 +128,9 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    # In-process twins (demonstrations, eval, bench) render offscreen; MuJoCo reads this at import.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, CI: stop the graph in order, as on Ctrl-C
     try:
         return int(args.func(args) or 0)

@@ -4,7 +4,9 @@ The policy runs in process against `hiors_sim.env.SimRobot` the way the graph ru
 chunk (cameras at the sim node's size, state in the policy's layout), the first k_auto actions of each chunk
 made safe by the arbiter's own limits (`hiors_teleop.safety.make_safe`) and executed one per control period.
 Initial states cycle over the grid's cells (train and test) so that per-cell success comes out of the same run.
-A retry restarts the same initial state; the policy draws fresh noise.
+A retry restarts the same initial state; the policy draws fresh noise. An attempt ends at the task's success,
+failure or time limit (`--time-limit` shortens it). Written to the run folder: `attempts.csv` (one row per
+attempt), `success_vs_budget.csv`, `per_cell.csv` and `eval.txt` (the printed tables).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
 
-from .evaluation import per_cell, success_vs_budget
+from .evaluation import per_cell, success_vs_budget, table_lines
 from .graph import ROBOT_TASKS, config_dir
 from .sim_io import policy_state
 
@@ -74,6 +76,9 @@ def run_eval(args) -> int:
         raise ConfigError(f"robot {robot!r} has no task {task!r}; its tasks: {list(ROBOT_TASKS[robot])}")
     if args.episodes < 1 or args.retries < 1:
         raise ConfigError("--episodes and --retries must be at least 1")
+    time_limit = float(getattr(args, "time_limit", 0.0) or 0.0)
+    if time_limit < 0:
+        raise ConfigError("--time-limit must be positive (0: the task's own)")
     cfg_path = config_dir() / f"{robot}.yaml"
     cfg = load_yaml(cfg_path)
     arbiter = node_parameters(cfg, "arbiter", str(cfg_path))
@@ -82,7 +87,7 @@ def run_eval(args) -> int:
     model, source = load_eval_policy(robot, task, args.policy or "", getattr(args, "run", "") or "")
     run_dir = Path(args.run_dir or f"runs/eval-{robot}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = SimRobot(robot, task)
+    env = SimRobot(robot, task, time_limit=time_limit or None)
     limits = Limits.for_robot(env.spec, layout_for(env.spec, arbiter.get("control_mode", "ee"), env.task.arm))
     grid = env.task.grid
     outcomes, cells, train = [], [], []
@@ -120,11 +125,9 @@ def run_eval(args) -> int:
         w = csv.writer(f)
         w.writerow(["cell", "split", "episodes", "first_try", "any_try"])
         w.writerows([r.cell, r.split, r.episodes, f"{r.first_try:.3f}", f"{r.any_try:.3f}"] for r in rows)
-    print("\nretry budget  success rate")
-    for b, s in enumerate(curve, 1):
-        print(f"{b:12d}  {s:.2f}")
-    print("\ncell  split  episodes  first try  within budget")
-    for r in rows:
-        print(f"{r.cell:4d}  {r.split:5s}  {r.episodes:8d}  {r.first_try:9.2f}  {r.any_try:13.2f}")
-    print(f"\nwritten: {run_dir}/attempts.csv, success_vs_budget.csv, per_cell.csv")
+    lines = [f"{robot}/{task}, policy {source}, time limit {env.task.time_limit:g} s, k_auto {k_auto}", ""]
+    lines += table_lines(curve, rows)
+    (run_dir / "eval.txt").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines[2:]))
+    print(f"\nwritten: {run_dir}/attempts.csv, success_vs_budget.csv, per_cell.csv, eval.txt")
     return 0

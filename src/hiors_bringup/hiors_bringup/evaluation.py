@@ -40,7 +40,9 @@ def per_cell(outcomes: list[list[bool]], cells: list[int], train: list[bool]) ->
     split: dict[int, str] = {}
     for attempts, c, t in zip(outcomes, cells, train, strict=True):
         by_cell[c].append(attempts)
-        split[c] = "train" if t else "test"
+        s = "train" if t else "test"
+        if split.setdefault(c, s) != s:
+            raise ValueError(f"cell {c} is marked both train and test")
     return [
         CellRow(
             cell=c,
@@ -51,3 +53,20 @@ def per_cell(outcomes: list[list[bool]], cells: list[int], train: list[bool]) ->
         )
         for c, eps in sorted(by_cell.items())
     ]
+
+
+def table_lines(curve: list[float], rows: list[CellRow]) -> list[str]:
+    """The two tables `hiors eval` prints and writes: success rate by retry budget, then one line per cell
+    (with the train/test split totals)."""
+    lines = ["retry budget  success rate"]
+    lines += [f"{b:12d}  {s:12.2f}" for b, s in enumerate(curve, 1)]
+    lines += ["", "cell  split  episodes  first try  within budget"]
+    lines += [f"{r.cell:4d}  {r.split:5s}  {r.episodes:8d}  {r.first_try:9.2f}  {r.any_try:13.2f}" for r in rows]
+    for split in ("train", "test"):
+        part = [r for r in rows if r.split == split]
+        n = sum(r.episodes for r in part)
+        if n:
+            first = sum(r.first_try * r.episodes for r in part) / n
+            anyt = sum(r.any_try * r.episodes for r in part) / n
+            lines.append(f" all  {split:5s}  {n:8d}  {first:9.2f}  {anyt:13.2f}")
+    return lines

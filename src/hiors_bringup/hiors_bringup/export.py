@@ -1,10 +1,13 @@
 """`hiors export --lerobot <run>`: a run's accepted episodes as a LeRobot v2.0 dataset (no lerobot dependency).
 
-Layout: `meta/info.json`, `meta/episodes.jsonl`, `meta/tasks.jsonl`, `data/chunk-000/episode_NNNNNN.parquet`.
+Layout: `meta/info.json`, `meta/episodes.jsonl`, `meta/tasks.jsonl`, `meta/stats.json` (mean/std/min/max of
+`observation.state` and `action`; none for images), `data/chunk-000/episode_NNNNNN.parquet`.
 One parquet row per recorded frame: `observation.state`, `action` (the command executed at that frame's step),
 `observation.images.<camera>` as PNG (the `image` feature: a struct of bytes and path, so no video encoder is
 needed), `timestamp` (s since the episode's first frame), the usual indices, and `authority` (0 hold,
 1 policy, 2 human). Hi-ORS records at two rates, so timestamps are irregular; `fps` is the control rate.
+Accepted = the episode filter's verdict at the time (`accepted` in the run's `episodes.csv`); every recorded frame
+of an episode is exported (the learner's no-op filter is not applied).
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def export_lerobot(run: str | Path, out: str | Path = "", accepted_only: bool = 
     if out.exists() and any(out.iterdir()):
         raise HiorsError(f"{out} exists and is not empty; not overwriting it")
     log = EpisodeLog(run / "episodes")
-    ids = accepted_ids(run) if accepted_only else log.ids("complete") + log.ids("acked")
+    ids = accepted_ids(run) if accepted_only else log.trainable_ids()
     if not ids:
         raise HiorsError(f"{run}: no {'accepted ' if accepted_only else ''}episodes to export")
     episodes = [log.read(i) for i in sorted(set(ids))]
@@ -173,4 +176,24 @@ def export_lerobot(run: str | Path, out: str | Path = "", accepted_only: bool = 
         "features": _features(episodes[0]),
     }
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    (out / "meta" / "stats.json").write_text(json.dumps(_stats(out), indent=2))
     return out
+
+
+def _stats(out: Path) -> dict:
+    """Per-dimension mean, std, min and max of the vector features over every exported frame."""
+    import pyarrow.parquet as pq
+
+    stats = {}
+    for key in ("observation.state", "action"):
+        parts = [pq.read_table(f, columns=[key])[key].to_pylist() for f in sorted((out / "data").rglob("*.parquet"))]
+        x = np.asarray([v for part in parts for v in part], dtype=np.float64)
+        if x.ndim != 2 or not len(x):
+            continue
+        stats[key] = {
+            "mean": x.mean(0).tolist(),
+            "std": x.std(0).tolist(),
+            "min": x.min(0).tolist(),
+            "max": x.max(0).tolist(),
+        }
+    return stats

@@ -1,7 +1,8 @@
 """rviz2 configs for both robots, generated from the robot facts and topic names (`config/<robot>.rviz`).
 
 `python -m hiors_bringup.rviz_config` rewrites them; a test checks the committed files match and that every
-topic they display is published, with the displayed type, by the running nodes.
+topic they display is published, with the displayed type and a compatible QoS, by the running nodes. Topics are
+absolute (`/monitor/markers`); `launch/hiors_common.launch.py` remaps them when the stack runs in a namespace.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ def displayed_topics(config: dict) -> dict[str, str]:
         if d.get("Enabled") and "Topic" in d:
             out[d["Topic"]["Value"]] = DISPLAY_TYPES[d["Class"]]
     return out
+
+
+def rviz_remappings(robot: str, namespace: str = "") -> list[tuple[str, str]]:
+    """Remappings that point the config's (absolute) topics into `namespace`, for a namespaced launch."""
+    ns = namespace.strip("/")
+    if not ns:
+        return []
+    return [(t, f"/{ns}{t}") for t in displayed_topics(rviz_config(robot))]
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,8 @@
-"""The policy's view of an in-process twin (scripted demonstrations, `hiors eval`): state in the policy's layout.
+"""The policy's view of an in-process twin (scripted demonstrations, `hiors eval`, benchmarks).
 
-On the running graph the capture node builds the same vector from JointState and end-effector poses.
+The state goes through the capture node's own mapping (`hiors_policy.layout.assemble_state`), fed with what the
+sim node publishes: `JointState` (`spec.joint_names`, `env.joint_positions()`) and one end-effector `PoseStamped`
+per arm (`env.ee_pose`, quaternion as xyzw). So an in-process evaluation sees the vector the running graph sees.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import numpy as np
 
 def policy_state(env, names) -> np.ndarray:
     """The twin's state as the float32 vector named by `names` (`hiors_policy.layout.state_layout`)."""
-    all_names, values = env.state_vector()
-    lookup = dict(zip(all_names, values, strict=True))
-    lookup.update({f"{a.name}_gripper": env.gripper_opening(a.name) for a in env.spec.arms})
-    missing = [n for n in names if n not in lookup]
-    if missing:
-        raise KeyError(f"the twin has no state entries {missing}")
-    return np.array([lookup[n] for n in names], dtype=np.float32)
+    from hiors_policy.layout import assemble_state
+    from hiors_sim.rot import wxyz_to_xyzw
+
+    joints = dict(zip(env.spec.joint_names, env.joint_positions(), strict=True))
+    poses = {}
+    for arm in env.spec.arms:
+        pos, quat = env.ee_pose(arm.name)
+        poses[arm.name] = (*pos, *wxyz_to_xyzw(quat))
+    return assemble_state(names, joints, poses)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hiors_bringup.export import export_lerobot
+from hiors_bringup.up import EPISODE_FIELDS
 from hiors_core.episode_log import EpisodeLog
 from hiors_core.errors import HiorsError
 
@@ -20,15 +21,18 @@ from episode_factory import make_episode
 
 @pytest.fixture
 def run(tmp_path):
-    """A run folder as `hiors up` leaves it: an episode log and episodes.csv with the verdicts."""
+    """A run folder as `hiors up` leaves it: an episode log and episodes.csv (the monitor's columns) with the
+    verdicts. The rejected episode has a success reward: only the verdict decides."""
     log = EpisodeLog(tmp_path / "episodes")
     verdicts = {"ep-000000": 1, "ep-000001": 0, "ep-000002": 1}
     for k, eid in enumerate(verdicts):
-        log.write_episode(make_episode(eid, steps=12 + k, seed=k, reward=float(verdicts[eid])))
+        log.write_episode(make_episode(eid, steps=12 + k, seed=k, reward=1.0))
     with open(tmp_path / "episodes.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "episode_id", "accepted"])
-        w.writerows([k + 1, eid, acc] for k, (eid, acc) in enumerate(verdicts.items()))
+        w = csv.DictWriter(f, fieldnames=EPISODE_FIELDS, restval="0")
+        w.writeheader()
+        w.writerows(
+            {"index": k + 1, "episode_id": eid, "accepted": acc} for k, (eid, acc) in enumerate(verdicts.items())
+        )
     return tmp_path
 
 
@@ -55,13 +59,31 @@ def test_accepted_episodes_read_back_frame_for_frame(run):
             assert np.array_equal(cv2.imdecode(png, cv2.IMREAD_COLOR)[..., ::-1], fr.images["top"])
         assert table["timestamp"][0] == 0.0 and table["timestamp"] == sorted(table["timestamp"])
     assert info["total_frames"] == index
-    assert info["features"]["observation.state"]["shape"] == [3]
-    assert info["features"]["observation.images.top"]["dtype"] == "image"
+    feats = info["features"]
+    assert feats["observation.state"]["shape"] == [3] and feats["action"]["shape"] == [8]
+    assert feats["observation.images.top"]["dtype"] == "image" and feats["observation.images.top"]["shape"] == [
+        16,
+        16,
+        3,
+    ]
+    for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        assert feats[key]["shape"] == [1]
+    tasks = [json.loads(line) for line in (out / "meta" / "tasks.jsonl").read_text().splitlines()]
+    assert tasks == [{"task_index": 0, "task": "raise your left hand"}] and info["total_tasks"] == 1
+    stats = json.loads((out / "meta" / "stats.json").read_text())
+    assert len(stats["action"]["mean"]) == 8 and len(stats["observation.state"]["std"]) == 3
+    assert sorted(p.name for p in (out / "data" / "chunk-000").iterdir()) == [
+        "episode_000000.parquet",
+        "episode_000001.parquet",
+    ]
+    schema = pq.read_schema(out / "data" / "chunk-000" / "episode_000000.parquet")
+    assert set(schema.names) == set(feats) and str(schema.field("timestamp").type) == "float"
 
 
 def test_all_episodes_on_request_and_never_over_an_existing_dataset(run):
     out = export_lerobot(run, run / "ds", accepted_only=False)
     assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 3
+    assert len((out / "meta" / "episodes.jsonl").read_text().splitlines()) == 3
     with pytest.raises(HiorsError, match="not overwriting"):
         export_lerobot(run, run / "ds")
 
@@ -69,3 +91,15 @@ def test_all_episodes_on_request_and_never_over_an_existing_dataset(run):
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):
     with pytest.raises(HiorsError, match="not a `hiors up` run folder"):
         export_lerobot(tmp_path)
+    with pytest.raises(HiorsError, match="not a `hiors up` run folder"):
+        export_lerobot(tmp_path / "missing")
+
+
+def test_a_run_without_accepted_episodes_exports_nothing(run):
+    with open(run / "episodes.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=EPISODE_FIELDS, restval="0")
+        w.writeheader()
+        w.writerow({"index": 1, "episode_id": "ep-000001", "accepted": 0})
+    with pytest.raises(HiorsError, match="no accepted episodes"):
+        export_lerobot(run, run / "ds")
+    assert not (run / "ds").exists()

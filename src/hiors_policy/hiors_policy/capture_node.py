@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -26,7 +25,7 @@ from hiors_core.node_main import run_node
 from hiors_core.robots import get_robot
 from hiors_msgs.msg import Observation
 
-from .layout import ee_arms, state_layout, task_spec
+from .layout import assemble_state, ee_arms, state_layout, task_spec
 
 CAPTURE_PARAMS = {
     "robot": ("tora_one", "robot name (hiors_core.robots)"),
@@ -57,7 +56,6 @@ class CaptureNode(Node):
         self.cameras = tuple(c for c in p["cameras"] if c) or rs.cameras
         self.frame_id = str(p["frame_id"]) or rs.base_frame
         self.state_names = state_layout(robot, task)
-        self.joint_names = tuple(n for n in self.state_names if "_ee_" not in n)
         self.ee_arms = ee_arms(robot, task)
         if float(p["rate_hz"]) <= 0 or float(p["max_skew"]) <= 0:
             raise ConfigError("rate_hz and max_skew must be positive")
@@ -149,16 +147,16 @@ class CaptureNode(Node):
             self.dropped_stale += 1
             self.last_joint_ns = ref
             return None
-        index = {n: i for i, n in enumerate(joints.name)}
-        missing = [n for n in self.joint_names if n not in index or index[n] >= len(joints.position)]
-        if missing:
-            self.get_logger().warning(f"joint_states lacks {missing[:4]}; no observation", throttle_duration_sec=5.0)
-            return None
-        state = [float(joints.position[index[n]]) for n in self.joint_names]
+        positions = dict(zip(joints.name, joints.position, strict=False))
+        ee = {}
         for arm in self.ee_arms:
-            ps = poses[arm].pose
-            state += [ps.position.x, ps.position.y, ps.position.z]
-            state += [ps.orientation.x, ps.orientation.y, ps.orientation.z, ps.orientation.w]
+            p, q = poses[arm].pose.position, poses[arm].pose.orientation
+            ee[arm] = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+        try:
+            state = assemble_state(self.state_names, positions, ee)
+        except KeyError as e:
+            self.get_logger().warning(f"joint_states: {e}; no observation", throttle_duration_sec=5.0)
+            return None
         self.last_joint_ns = ref
         msg = Observation(robot=self.robot, task=self.task, instruction=self.instruction)
         msg.header.stamp = joints.header.stamp
@@ -166,7 +164,7 @@ class CaptureNode(Node):
         msg.camera_names = list(self.cameras)
         msg.images = [images[c] for c in self.cameras]
         msg.state_names = list(self.state_names)
-        msg.state = np.asarray(state, dtype=np.float32).tolist()
+        msg.state = state.tolist()
         msg.sequence = self.sequence
         msg.dropped_stale = self.dropped_stale
         self.sequence += 1

@@ -13,7 +13,10 @@ the leader arm).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from hiors_core.errors import ConfigError
 from hiors_core.robots import MODE_EE_POSE, ActionLayout, ee_layout, get_robot, joint_layout
@@ -79,3 +82,28 @@ def ee_arms(robot: str, task: str) -> tuple[str, ...]:
     """Arms whose measured EE pose the state needs (subscribe topics.EE_POSE for each)."""
     spec = task_spec(robot, task)
     return (spec.ee_arm,) if spec.mode == MODE_EE_POSE else ()
+
+
+def assemble_state(
+    names: Sequence[str], joints: Mapping[str, float], ee_poses: Mapping[str, Sequence[float]]
+) -> np.ndarray:
+    """The float32 state vector named by `names` (`state_layout`) from joint positions by name (grippers
+    included, as `JointState` carries them) and end-effector poses by arm as (x, y, z, qx, qy, qz, qw).
+    The one mapping used by the capture node (from JointState + PoseStamped) and by in-process twins
+    (`hiors eval`, scripted demonstrations). Raises KeyError naming every missing entry."""
+    values, missing = [], []
+    for n in names:
+        arm, sep, key = n.partition("_ee_")
+        if sep and ("ee_" + key) in EE_STATE_SUFFIXES:
+            pose = ee_poses.get(arm)
+            if pose is None or len(pose) != len(EE_STATE_SUFFIXES):
+                missing.append(n)
+                continue
+            values.append(pose[EE_STATE_SUFFIXES.index("ee_" + key)])
+        elif n in joints:
+            values.append(joints[n])
+        else:
+            missing.append(n)
+    if missing:
+        raise KeyError(f"no value for state entries {missing}")
+    return np.asarray(values, dtype=np.float32)
