@@ -8,5 +8,6 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 80))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see hiors_bringup.processes: no spinning torch threads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -131,6 +131,7 @@ def main(argv=None) -> int:
     # In-process twins (demonstrations, eval, bench) render offscreen; MuJoCo reads this at import.
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see hiors_bringup.processes
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, CI: stop the graph in order, as on Ctrl-C
     try:
         return int(args.func(args) or 0)
