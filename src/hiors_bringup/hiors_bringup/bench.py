@@ -3,53 +3,109 @@
 <figure>.csv and <figure>.png under the run folder. `all` runs every micro benchmark (not `paper`).
 
   plumbing     chunk latency through the ROS graph vs a direct `infer` call (same model, same inputs)
-  recording    episode-log write throughput vs the sensor data rate (frames of two 224x224 cameras)
-  async        learner steps/s when training alongside data collection vs collect-then-train alternation
-  weight_sync  weights publish-to-swap time at the actor (topic chunks; shared-disk fast path) vs serialisation
-  sim          twin physics and control-loop real-time factors, render rate
+  recording    the recorder node driven with observations + sampled commands at 1x..16x the sensor rate and
+               unthrottled: frames on disk per second vs offered; the episode-log writer alone as the ceiling
+  async        learner steps/s training alongside data collection vs collect-then-train alternation; achieved
+               update-to-data ratio vs the target with the learner's own pacer
+  weight_sync  weights publish-to-swap time at a live policy node (topic chunks; shared-disk fast path) vs
+               plain safetensors serialisation of the same weights
+  sim          twin physics and control-loop real-time factors, render rate vs the camera rate
   paper        the paper's comparisons on the twins (see `paper_bench.py`)
+
+Sizes: `small` (default, CPU minutes), `full` (`--full`, longer runs for a quiet or GPU machine), `tiny` (tests).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hiors_core.errors import ConfigError
 
-from .bench_table import format_table, median, ratio, write_figure
+from .bench_table import bench_command, format_table, median, ratio, write_figure, write_provenance
 
 MICRO = ("plumbing", "recording", "async", "weight_sync", "sim")
 
 
-def bench_plumbing(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
+@dataclass(frozen=True)
+class MicroSize:
+    plumbing_chunks: int
+    recording_frames: int  # per offered rate
+    recording_multiples: tuple[float, ...]  # offered rates as multiples of the sensor rate
+    async_rounds: int
+    async_seconds: float  # sim seconds collected per round
+    weight_versions: int  # per path
+    sim_seconds: float
+
+
+SIZES = {
+    "tiny": MicroSize(3, 12, (1.0, 8.0), 1, 0.5, 1, 0.5),
+    "small": MicroSize(20, 60, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 3, 2.0, 4, 3.0),
+    "full": MicroSize(60, 250, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 6, 4.0, 10, 8.0),
+}
+
+Figure = tuple[list[dict], list[str], tuple[str, str]]  # rows, CSV columns, (bar label column, bar value column)
+
+
+# --- plumbing -----------------------------------------------------------------------------------------------------
+def bench_plumbing(size: MicroSize) -> Figure:
     from hiors_policy.bench import run
 
-    r = run(n=60 if full else 20)
+    r = run(n=size.plumbing_chunks)
     row = {
         "model": r["model"],
+        "chunks": r["n"],
         "direct_ms": 1e3 * r["direct_infer_median_s"],
         "graph_ms": 1e3 * r["graph_median_s"],
         "overhead_ms": 1e3 * r["graph_overhead_s"],
-        "graph_over_direct": r["graph_over_direct"],
+        "graph_over_direct": ratio(r["graph_median_s"], r["direct_infer_median_s"]),
     }
     return [row], list(row), ("model", "graph_over_direct")
 
 
-def bench_recording(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
+# --- recording ----------------------------------------------------------------------------------------------------
+SENSOR_HZ = 25.0  # f_high: a sample every control step of the twins (tora_one, xtrainer) while the human drives
+CAMERAS = ("top", "left_wrist")
+
+
+def _bench_images(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in CAMERAS}
+
+
+def recording_row(
+    label: str, offered_hz: float, frames_offered: int, frames_written: int, fresh: int, wall_s: float, frame_bytes: int
+) -> dict:
+    """One row of the recording figure (pure). Achieved rate = distinct observations on disk per second (a frame
+    recorded twice because its successor never arrived does not count twice), against the offered and the
+    sensor rate."""
+    achieved = ratio(fresh, wall_s)
+    return {
+        "offered": label,
+        "offered_hz": offered_hz,
+        "frames": frames_written,
+        "achieved_hz": achieved,
+        "achieved_over_offered": ratio(achieved, offered_hz),
+        "fresh_fraction": ratio(fresh, frames_offered),
+        "achieved_over_sensor": ratio(achieved, SENSOR_HZ),
+        "MB_per_s": achieved * frame_bytes / 1e6,
+    }
+
+
+def _writer_ceiling(frames: int, images: dict, state: np.ndarray) -> dict:
+    """The episode-log writer alone (no DDS, no node): the storage path's ceiling."""
     import tempfile
 
     from hiors_core.episode_log import EpisodeLog
     from hiors_core.robots import MODE_EE_POSE
     from hiors_core.schema import AUTHORITY_HUMAN, EpisodeMeta, Executed, Frame
 
-    n, rate_hz, cams = (500 if full else 150), 25.0, ("top", "left_wrist")
-    rng = np.random.default_rng(0)
-    images = {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in cams}
-    state = rng.normal(size=15).astype(np.float32)
+    names = tuple(f"s{i}" for i in range(state.size))
     with tempfile.TemporaryDirectory() as d:
         meta = EpisodeMeta(
             "bench-000000",
@@ -58,41 +114,158 @@ def bench_recording(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]
             "raise the left hand",
             MODE_EE_POSE,
             tuple(f"a{i}" for i in range(8)),
-            tuple(f"s{i}" for i in range(15)),
-            cams,
-            rate_hz,
+            names,
+            CAMERAS,
+            SENSOR_HZ,
         )
         writer = EpisodeLog(d).open_writer(meta)
         t0 = time.perf_counter()
-        for k in range(n):
-            stamp = k * int(1e9 / rate_hz)
-            writer.write_frame(Frame(k, stamp, images, state, meta.state_names, meta.instruction, k))
+        for k in range(frames):
+            stamp = k * int(1e9 / SENSOR_HZ)
+            writer.write_frame(Frame(k, stamp, images, state, names, meta.instruction, k))
             writer.write_executed(Executed(k, stamp, np.zeros(8, np.float32), AUTHORITY_HUMAN, "bench", 0, False, True))
         writer.close()
         wall = time.perf_counter() - t0
-    fps = n / wall
-    mb_s = n * sum(im.nbytes for im in images.values()) / wall / 1e6
-    row = {
-        "frames": n,
-        "frames_per_s": fps,
-        "sensor_hz": rate_hz,
-        "MB_per_s": mb_s,
-        "throughput_over_rate": fps / rate_hz,
-    }
-    return [row], list(row), ("sensor_hz", "throughput_over_rate")
+    frame_bytes = sum(im.nbytes for im in images.values())
+    return recording_row("writer only", frames / wall, frames, frames, frames, wall, frame_bytes)
 
 
-def _rollout(env, policy, names, limits, k_auto: int, seconds: float) -> int:
-    """Collect `seconds` of sim time with the policy driving (what the actor does while the learner trains)."""
+def _drive_recorder(rec, obs_pub, exec_pub, images, state, frames: int, rate_hz: float, seq0: int) -> dict:
+    """One episode: `frames` observations, each followed by a sampled command, offered at `rate_hz` (as far as
+    this thread can publish that fast: the offered rate is the one measured). Time runs from the first publish
+    until the recorder's writer has taken the last frame off its queue; the frames on disk and the distinct
+    observations among them come from the bag."""
+    from hiors_core.convert_ros import image_msg, time_msg
+    from hiors_core.episode_log import EpisodeLog
+    from hiors_core.ros_testing import wait_for
+    from hiors_core.schema import AUTHORITY_HUMAN, Label
+    from hiors_msgs.msg import ExecutedCommand, Observation
+
+    ok, eid, why = rec.start(task="raise_hand", instruction="bench")
+    if not ok:
+        raise RuntimeError(f"recorder refused to start an episode: {why}")
+    step0 = rec.step
+    obs = Observation(robot="tora_one", task="raise_hand", instruction="bench", camera_names=list(images))
+    obs.images = [image_msg(im, 0, c) for c, im in images.items()]
+    obs.state_names = [f"s{i}" for i in range(state.size)]
+    obs.state = state.tolist()
+    cmd = ExecutedCommand(
+        episode_id=eid,
+        authority=AUTHORITY_HUMAN,
+        source="bench",
+        action_names=[f"a{i}" for i in range(8)],
+        action=[0.0] * 8,
+        is_sample=True,
+    )
+    period = 1.0 / rate_hz
+    base_ns = time.time_ns()
+    t0 = time.perf_counter()
+    for k in range(frames):
+        delay = t0 + k * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        stamp = base_ns + k * 1_000_000
+        obs.header.stamp = time_msg(stamp)
+        obs.sequence = seq0 + k
+        obs_pub.publish(obs)
+        cmd.header.stamp = time_msg(stamp + 1)
+        cmd.step = k
+        exec_pub.publish(cmd)
+    offered_wall = time.perf_counter() - t0
+    # Every command handled (reliable; or none more for 2 s), then the writer done with the frames: a no-op job
+    # queued behind them has been taken off the queue.
+    last = [-1, time.monotonic()]
+
+    def commands_in() -> bool:
+        n = rec.step - step0
+        if n != last[0]:
+            last[:] = [n, time.monotonic()]
+        return n >= frames or time.monotonic() - last[1] > 2.0
+
+    wait_for(commands_in, 120, f"{frames} sampled commands at the recorder")
+    rec.jobs.put(("ack", ""))
+    wait_for(lambda: rec.jobs.qsize() == 0, 120, "recorder writer drained")
+    wall = time.perf_counter() - t0
+    rec.end(Label(reward=1.0, success=True, source="bench", stamp_ns=time.time_ns()))
+    wait_for(lambda: eid in rec.published, 120, f"episode {eid} closed")
+    data = EpisodeLog(rec.log.root).read(eid)
+    fresh = len({f.sequence for f in data.frames})
+    offered_hz = frames / offered_wall
+    label = f"{rate_hz / SENSOR_HZ:g}x"
+    frame_bytes = sum(im.nbytes for im in images.values())
+    return recording_row(label, offered_hz, frames, len(data.frames), fresh, wall, frame_bytes)
+
+
+def bench_recording(size: MicroSize) -> Figure:
+    import tempfile
+
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+
+    from hiors_core import topics
+    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
+    from hiors_msgs.msg import ExecutedCommand, Observation
+    from hiors_teleop.recorder import RELIABLE, Recorder
+
+    images, state = _bench_images(), np.random.default_rng(1).normal(size=15).astype(np.float32)
+    rows = []
+    with ros_context() as ctx, tempfile.TemporaryDirectory() as d:
+        rec = Recorder(
+            context=ctx,
+            parameter_overrides=[
+                Parameter("log_dir", value=d),
+                Parameter("horizon", value=16),
+                Parameter("resend_period_s", value=0.0),
+            ],
+        )
+        rig = Node("recording_bench_rig", context=ctx)
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        try:
+            with spinning([rec, rig], context=ctx):
+                for pub in (obs_pub, exec_pub):
+                    wait_for_subscribers(pub)
+                    wait_for(lambda p=pub: rec.count_publishers(p.topic_name) >= 1, what="recorder sees publishers")
+                _drive_recorder(rec, obs_pub, exec_pub, images, state, 5, SENSOR_HZ, 0)  # warm-up: first bag
+                seq = 100
+                for m in size.recording_multiples:
+                    rows.append(
+                        _drive_recorder(
+                            rec, obs_pub, exec_pub, images, state, size.recording_frames, m * SENSOR_HZ, seq
+                        )
+                    )
+                    rows[-1]["offered"] = f"node {rows[-1]['offered']}"
+                    seq += size.recording_frames
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+            rig.destroy_node()
+    rows.append(_writer_ceiling(max(size.recording_frames, 20), images, state))
+    return rows, list(rows[0]), ("offered", "achieved_over_offered")
+
+
+# --- async --------------------------------------------------------------------------------------------------------
+def utd(trained_samples: int, received_samples: int) -> float:
+    """Achieved update-to-data ratio (pure): samples trained on / samples received (0 before any data)."""
+    return trained_samples / received_samples if received_samples else 0.0
+
+
+def _rollout(env, policy, names, limits, k_auto: int, seconds: float, on_sample=None) -> int:
+    """Collect `seconds` of sim time with the policy driving (what the actor does while the learner trains):
+    k_auto actions of each chunk through the arbiter's limits, one training sample per chunk (f_low)."""
     from hiors_policy.policy import PolicyInput
     from hiors_teleop.safety import make_safe
 
     from .sim_io import policy_state
 
-    steps, total = 0, int(round(seconds / env.control_dt))
+    steps, samples, total = 0, 0, int(round(seconds / env.control_dt))
     prev = np.asarray(env.commanded_action(), dtype=np.float64)
     while steps < total:
         obs = PolicyInput(env.render(size=(224, 224)), policy_state(env, names), env.task.instruction, names)
+        samples += 1
+        if on_sample is not None:
+            on_sample()
         for a in policy.infer(obs)[:k_auto]:
             prev = make_safe(a, prev, limits).action
             steps += 1
@@ -100,18 +273,43 @@ def _rollout(env, policy, names, limits, k_auto: int, seconds: float) -> int:
                 env.reset(seed=steps)
                 prev = np.asarray(env.commanded_action(), dtype=np.float64)
                 break
-    return steps
+    return samples
 
 
-def bench_async(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
+class _Trainer(threading.Thread):
+    """The learner's loop in a thread of its own (in both modes, so that the thread layout is not what differs):
+    train until stopped; with a pacer, only while it allows (the learner node's UTDPacer), else wait for data."""
+
+    def __init__(self, train_step, batch_size: int, pacer=None, until_paced: bool = False):
+        super().__init__(daemon=True)
+        self.train_step, self.batch_size, self.pacer = train_step, batch_size, pacer
+        self.until_paced = until_paced  # stop by itself once the pacer allows no more (the target reached)
+        self.stop = threading.Event()
+        self.steps = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.pacer is not None and not self.pacer.may_train(self.batch_size, time.monotonic()):
+                if self.until_paced:
+                    return
+                self.stop.wait(0.002)
+                continue
+            self.train_step()
+            self.steps += 1
+            if self.pacer is not None:
+                self.pacer.on_trained(self.batch_size)
+
+
+def bench_async(size: MicroSize, utd_target: float = 8.0) -> Figure:
     import torch
 
+    from hiors_learner.pacing import UTDPacer
     from hiors_policy.layout import state_layout
     from hiors_policy.policy import build_tiny_policy
     from hiors_sim.env import SimRobot
     from hiors_teleop.safety import Limits, layout_for
 
-    robot, task = "tora_one", "raise_hand"
+    robot, task, batch_size, k_auto = "tora_one", "raise_hand", 8, 12
     actor, learner = build_tiny_policy(robot, task, seed=0), build_tiny_policy(robot, task, seed=1)
     rng = np.random.default_rng(0)
     samples = [
@@ -121,7 +319,7 @@ def bench_async(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
             "action_label": rng.normal(size=(learner.horizon, learner.action_dim)).astype(np.float32),
             "instruction": "",
         }
-        for _ in range(8)
+        for _ in range(batch_size)
     ]
     batch = learner.collate(samples)
     opt = torch.optim.AdamW(learner.model.parameters(), lr=1e-4)
@@ -132,106 +330,132 @@ def bench_async(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
         opt.step()
 
     env = SimRobot(robot, task)
-    env.reset(seed=0)
     names = state_layout(robot, task)
     limits = Limits.for_robot(env.spec, layout_for(env.spec, "ee", env.task.arm))
-    rounds, seconds, k_auto = (6 if full else 3), 2.0, 12
-    train_step()  # warm-up (first step, first render, first inference) outside the timing
-    _rollout(env, actor, names, limits, k_auto, 0.5)
-    stop = threading.Event()
-    async_steps = [0]
 
-    def trainer():
-        while not stop.is_set():
-            train_step()
-            async_steps[0] += 1
-
-    # Rounds alternate the two modes from the same start (seed), so that load drift on a shared machine hits both.
-    sync_wall = sync_collect = async_wall = collect_wall = 0.0
-    sync_steps = 0
-    for k in range(rounds):
-        # Synchronous alternation: collect a round, then train for as long as the collection took.
+    def collect(k: int, on_sample=None) -> int:
         env.reset(seed=k)
         torch.manual_seed(k)
-        t0 = time.perf_counter()
-        _rollout(env, actor, names, limits, k_auto, seconds)
-        budget = time.perf_counter() - t0
-        while time.perf_counter() - t0 < 2 * budget:
-            train_step()
-            sync_steps += 1
-        sync_collect += budget
-        sync_wall += time.perf_counter() - t0
-        # Asynchronous: the learner trains in its own thread while the same round is collected.
-        env.reset(seed=k)
-        torch.manual_seed(k)
-        stop.clear()
-        th = threading.Thread(target=trainer)
-        t0 = time.perf_counter()
-        th.start()
-        _rollout(env, actor, names, limits, k_auto, seconds)
-        collect_wall += time.perf_counter() - t0
-        stop.set()
-        th.join()
-        async_wall += time.perf_counter() - t0
+        return _rollout(env, actor, names, limits, k_auto, size.async_seconds, on_sample)
+
+    # warm-up (first step, first render, first inference) outside the timing
+    warm = _Trainer(train_step, batch_size)
+    warm.start()
+    collect(100)
+    warm.stop.set()
+    warm.join()
+
+    modes = ("sync", "async", "sync_paced", "async_paced")
+    acc = {m: {"wall_s": 0.0, "collect_wall_s": 0.0, "learner_steps": 0, "samples": 0} for m in modes}
+    utd_online = []  # async_paced: achieved UTD when each round's collection ends, over the target
+    for k in range(size.async_rounds):
+        # Rounds run every mode from the same start (seed), so that load drift on a shared machine hits all.
+        for mode in modes:
+            paced = mode.endswith("_paced")
+            pacer = UTDPacer(utd_target, utd_target, idle_after_s=1e9) if paced else None
+            pacer_data = (lambda p=pacer: p.on_data(1, time.monotonic())) if paced else None
+            tr = _Trainer(train_step, batch_size, pacer, until_paced=paced and mode.startswith("sync"))
+            t0 = time.perf_counter()
+            if mode.startswith("async"):
+                tr.start()
+                n = collect(k, pacer_data)
+                collect_wall = time.perf_counter() - t0
+                if paced:  # then the rest of the same work: train up to the target on this round's data
+                    utd_online.append(ratio(utd(tr.steps * batch_size, n), utd_target))
+                    tr.until_paced = True
+                else:
+                    tr.stop.set()
+                tr.join()
+            else:
+                n = collect(k, pacer_data)
+                collect_wall = time.perf_counter() - t0
+                tr.start()
+                if paced:
+                    tr.join()  # until the target is reached: the same work as async_paced
+                else:
+                    time.sleep(collect_wall)  # train as long as collection took
+                    tr.stop.set()
+                    tr.join()
+            a = acc[mode]
+            a["wall_s"] += time.perf_counter() - t0
+            a["collect_wall_s"] += collect_wall
+            a["learner_steps"] += tr.steps
+            a["samples"] += n
     env.close()
-    rows = [
-        {
-            "mode": "sync",
-            "wall_s": sync_wall,
-            "learner_steps": sync_steps,
-            "steps_per_s": sync_steps / sync_wall,
-            "collect_wall_s": sync_collect,
-        },
-        {
-            "mode": "async",
-            "wall_s": async_wall,
-            "learner_steps": async_steps[0],
-            "steps_per_s": async_steps[0] / async_wall,
-            "collect_wall_s": collect_wall,
-        },
-    ]
+    return async_rows(acc, utd_target, batch_size, median(utd_online) if utd_online else 0.0)
+
+
+def async_rows(acc: dict, utd_target: float, batch_size: int, online_utd_over_target: float) -> Figure:
+    """The async figure's rows from per-mode totals (pure)."""
+    rows = []
+    for mode, a in acc.items():
+        paced = mode.endswith("_paced")
+        achieved = utd(a["learner_steps"] * batch_size, a["samples"])
+        rows.append(
+            {
+                "mode": mode,
+                "wall_s": a["wall_s"],
+                "collect_wall_s": a["collect_wall_s"],
+                "learner_steps": a["learner_steps"],
+                "samples": a["samples"],
+                "steps_per_s": ratio(a["learner_steps"], a["wall_s"]),
+                "utd_target": utd_target if paced else "",
+                "utd_achieved": achieved,
+                "utd_over_target": ratio(achieved, utd_target) if paced else "",
+                "utd_online_over_target": online_utd_over_target if mode == "async_paced" else "",
+            }
+        )
+    sync = {r["mode"]: r for r in rows}
     for r in rows:
-        r["steps_per_s_over_sync"] = ratio(r["steps_per_s"], rows[0]["steps_per_s"])
+        base = sync["sync_paced" if r["mode"].endswith("_paced") else "sync"]
+        r["steps_per_s_over_sync"] = ratio(r["steps_per_s"], base["steps_per_s"]) if base["steps_per_s"] else ""
+        r["wall_over_sync"] = ratio(r["wall_s"], base["wall_s"])
     return rows, list(rows[0]), ("mode", "steps_per_s")
 
 
-def bench_weight_sync(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
+# --- weight sync --------------------------------------------------------------------------------------------------
+def bench_weight_sync(size: MicroSize) -> Figure:
     import tempfile
+
+    from rclpy.node import Node
 
     from hiors_core import topics
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-    from hiors_core.weight_sync import weight_messages, write_atomic
+    from hiors_core.weight_sync import weight_messages, weights_qos, write_atomic
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
     from hiors_policy.policy import build_tiny_policy
-    from hiors_policy.policy_node import LATCHED, RELIABLE_ALL, PolicyNode
+    from hiors_policy.policy_node import LATCHED, PolicyNode
 
     policy, other = (
         build_tiny_policy("tora_one", "raise_hand", seed=0),
         build_tiny_policy("tora_one", "raise_hand", seed=3),
     )
-    n = 10 if full else 4
+    n = size.weight_versions
     ser = []
-    for _ in range(n):
+    for _ in range(n + 1):
         t0 = time.perf_counter()
         blob = other.to_safetensors_bytes()
         ser.append(time.perf_counter() - t0)
+    ser = ser[1:]  # the first includes one-off allocation
+    _, parts0 = weight_messages(blob, 0, 0)
     topic_s, disk_s = [], []
     with ros_context() as ctx, tempfile.TemporaryDirectory() as d:
         node = PolicyNode(policy=policy, context=ctx)
-        probe = node.__class__.__mro__[1]("weight_bench_probe", context=ctx)
+        probe = Node("weight_bench_probe", context=ctx)
+        # The learner node's publishers: latched PolicyUpdate, PolicyWeights with one version's chunks of history.
         up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
-        w = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, RELIABLE_ALL)
+        w = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(len(parts0)))
         try:
             with spinning([node, probe], context=ctx):
                 wait_for_subscribers(up)
                 wait_for_subscribers(w)
                 version = 0
-                for _ in range(n):
+                for k in range(n + 1):
                     for path in ("", "disk"):
                         version += 1
                         t0 = time.perf_counter()
-                        if path:
-                            p = write_atomic(Path(d) / f"policy-v{version}.safetensors", blob)
+                        if path:  # what the learner does with local_weights: write the file, announce its path
+                            p = write_atomic(Path(d) / f"policy-v{version:08d}.safetensors", blob)
                             update, parts = weight_messages(blob, version, version, path=str(p))
                             parts = []
                         else:
@@ -240,33 +464,36 @@ def bench_weight_sync(full: bool) -> tuple[list[dict], list[str], tuple[str, str
                         for m in parts:
                             w.publish(m)
                         wait_for(lambda v=version: node.version == v, 60, f"version {version} swapped in")
-                        (disk_s if path else topic_s).append(time.perf_counter() - t0)
+                        if k:  # round 0 is a warm-up
+                            (disk_s if path else topic_s).append(time.perf_counter() - t0)
         finally:
             node.destroy_node()
             probe.destroy_node()
-    s = median(ser)
+    return weight_rows(len(blob), median(ser), median(topic_s), median(disk_s), n)
+
+
+def weight_rows(nbytes: int, serialise_s: float, topic_s: float, disk_s: float, versions: int) -> Figure:
+    """The weight_sync figure's rows (pure) from median times."""
     rows = [
-        {"path": "serialise only", "MB": len(blob) / 1e6, "median_ms": 1e3 * s, "over_serialise": 1.0},
         {
-            "path": "topic chunks",
-            "MB": len(blob) / 1e6,
-            "median_ms": 1e3 * median(topic_s),
-            "over_serialise": ratio(median(topic_s), s),
-        },
-        {
-            "path": "shared disk",
-            "MB": len(blob) / 1e6,
-            "median_ms": 1e3 * median(disk_s),
-            "over_serialise": ratio(median(disk_s), s),
-        },
+            "path": path,
+            "MB": nbytes / 1e6,
+            "versions": versions,
+            "median_ms": 1e3 * s,
+            "over_serialise": ratio(s, serialise_s),
+        }
+        for path, s in (("serialise only", serialise_s), ("topic chunks", topic_s), ("shared disk", disk_s))
     ]
-    return rows, ["path", "MB", "median_ms", "over_serialise"], ("path", "over_serialise")
+    return rows, list(rows[0]), ("path", "over_serialise")
 
 
-def bench_sim(full: bool) -> tuple[list[dict], list[str], tuple[str, str]]:
+# --- sim ----------------------------------------------------------------------------------------------------------
+def bench_sim(size: MicroSize) -> Figure:
     from hiors_sim.bench import run
 
-    rows = run(seconds=8.0 if full else 3.0)
+    rows = run(seconds=size.sim_seconds)
+    for r in rows:  # rendering vs what real time asks of it: camera_rate_hz frame pairs per second
+        r["render_over_camera_rate"] = ratio(r["render_pairs_per_s"], r["camera_rate_hz"])
     return rows, list(rows[0]), ("robot", "loop_rtf")
 
 
@@ -279,19 +506,40 @@ FIGURES = {
 }
 
 
-def run_bench(which: str, run_dir: str | Path, full: bool = False) -> int:
+def run_bench(
+    which: str,
+    run_dir: str | Path,
+    full: bool = False,
+    size: str = "",
+    variants: tuple[str, ...] = (),
+    seeds: tuple[int, ...] = (),
+) -> int:
+    """`which`: a figure, `all` (the micro benchmarks) or `paper` (optionally only `variants`, at `seeds`).
+    `size`: tiny/small/full (default: full with `full`, else small)."""
     out = Path(run_dir)
+    size = size or ("full" if full else "small")
+    command = bench_command(which, run_dir, full, size, variants, seeds)
     if which == "paper":
         from .paper_bench import run_paper
 
-        return run_paper(out, full=full)
+        return run_paper(out, full=full, variants=variants, seeds=seeds, command=command)
+    if variants or seeds:
+        raise ConfigError("--variants and --seeds are for `hiors bench paper`")
+    if size not in SIZES:
+        raise ConfigError(f"unknown bench size {size!r}; known: {', '.join(SIZES)}")
     names = MICRO if which == "all" else (which,)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ConfigError(f"unknown benchmark {unknown[0]!r}; known: all, {', '.join(FIGURES)}, paper")
+    tables = []
     for name in names:
-        rows, columns, bar = FIGURES[name](full)
-        print(f"\n== {name}\n{format_table(rows, columns)}")
+        t0, load = time.perf_counter(), os.getloadavg()[0]
+        rows, columns, bar = FIGURES[name](SIZES[size])
         files = write_figure(out, name, rows, columns, bar)
-        print("written: " + ", ".join(str(f) for f in files))
+        files.append(write_provenance(out, name, command, time.perf_counter() - t0, load))
+        table = f"== {name} ({size}, {time.perf_counter() - t0:.0f} s)\n{format_table(rows, columns)}"
+        print(f"\n{table}\nwritten: " + ", ".join(str(f) for f in files), flush=True)
+        tables.append(table)
+    if len(tables) > 1:
+        print("\n\n" + "\n\n".join(tables))
     return 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import statistics
+import time
 from pathlib import Path
 
 
@@ -54,3 +56,38 @@ def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str],
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return [csv_path, png]
+
+
+def bench_command(which: str, run_dir, full: bool, size: str, variants=(), seeds=()) -> str:
+    """The `hiors bench` command line that reproduces a run (the Python call where no flag gives its size)."""
+    if size == "tiny":
+        return f"python -c \"from hiors_bringup.bench import run_bench; run_bench({which!r}, {str(run_dir)!r}, size='tiny')\""
+    cmd = f"hiors bench {which} --run-dir {run_dir}" + (" --full" if full else "")
+    if variants:
+        cmd += " --variants " + ",".join(variants)
+    if seeds:
+        cmd += " --seeds " + ",".join(str(s) for s in seeds)
+    return cmd
+
+
+def write_provenance(out_dir: Path, name: str, command: str, seconds: float, load_before: float) -> Path:
+    """<name>.run.txt beside a figure's CSV: the command, how long it took, the machine's load around it."""
+    path = Path(out_dir) / f"{name}.run.txt"
+    lines = [
+        f"command: {command}",
+        f"wall: {seconds:.0f} s",
+        f"cpus: {os.cpu_count()}",
+        f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
+        f"finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_provenance(path: Path) -> dict[str, str]:
+    """The fields of a <name>.run.txt ({} when there is none)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)

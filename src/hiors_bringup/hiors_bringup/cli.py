@@ -62,7 +62,9 @@ def _export(a) -> int:
 def _bench(a) -> int:
     from .bench import run_bench
 
-    return run_bench(a.which, a.run_dir, full=a.full)
+    variants = tuple(v for v in a.variants.split(",") if v)
+    seeds = tuple(int(x) for x in a.seeds.split(",") if x)
+    return run_bench(a.which, a.run_dir, full=a.full, variants=variants, seeds=seeds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
-    b.add_argument("which", nargs="?", default="all")
+    b.add_argument("which", nargs="?", default="all", help="all (the micro benchmarks), a figure, or paper")
     b.add_argument("--run-dir", default="runs/bench")
     b.add_argument("--full", action="store_true", help="the full-size version (GPU machine)")
+    b.add_argument("--variants", default="", help="paper: only these variants (comma-separated; default all)")
+    b.add_argument("--seeds", default="", help="paper: these seeds (comma-separated; default: the size's)")
     b.set_defaults(func=_bench)
     return p
 

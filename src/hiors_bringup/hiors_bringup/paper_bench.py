@@ -1,14 +1,18 @@
 """`hiors bench paper`: the paper's comparisons on the twins, every variant at the same seeds, operator model,
 episode count and evaluation budget; only the named switch differs.
 
-Each (variant, seed) is one `hiors up` run (initial demonstrations, then online episodes) followed by
-`hiors eval --run` on its learner's final weights (K initial states x R tries: test-time scaling). Reported per
-variant, mean and spread (min..max) over seeds: online success and operator share during training, evaluation
-success with 1 try and with R tries, learner steps.
+Each (task, variant, seed) is one `hiors up` run (scripted initial demonstrations, then online episodes with the
+simulated operator and the reward oracle) followed by `hiors eval --run` on its learner's last published weights:
+K initial states x up to R tries each (test-time scaling). Reported per variant, mean and spread (min..max) over
+seeds: online success and the operator's share of control steps during training, evaluation success within 1 try
+and within R tries, learner steps and the learner's achieved update-to-data ratio. `paper_tts.csv`: success vs
+retry budget 1..R per variant (mean over seeds).
 
 Variants (the switch, as node parameter overrides):
   hiors            the method as configured
-  bc               behaviour cloning on the initial demonstrations: the same runs, every online episode rejected
+  bc               behaviour cloning on the initial demonstrations: the episode filter rejects every online
+                   episode (threshold above any return), so the learner trains on the demonstrations only; no
+                   operator online (its success is the policy's own)
   no_human         no human intervention (operator mode never)
   no_noop_filter   no-op filter off
   no_short_filter  short-episode filter off
@@ -16,23 +20,34 @@ Variants (the switch, as node parameter overrides):
   fixed_high       samples at f_high only (also while the policy drives)
   noisy_reward     reward from an oracle with 30% false positives instead of the true label
   cyclic_lr        cyclical learning-rate schedule instead of warmup + cosine decay
+
+A HIL-SERL-style actor-critic baseline is not among them (see docs/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .bench_table import format_table, write_figure
+from hiors_core.errors import ConfigError
 
-FILTERS = ("episode_filter", "learner")  # both nodes apply the filters: the switch goes to both
+from .bench_table import format_table, write_figure, write_provenance
+
+FILTERS = ("episode_filter", "learner")  # both nodes apply the filters: a filter switch goes to both
+SEEDED = ("learner", "policy", "sim_operator", "reward_oracle")  # nodes whose `seed` follows the run's seed
 
 VARIANTS: dict[str, tuple] = {
     "hiors": (),
-    "bc": tuple((n, k, v) for n in FILTERS for k, v in (("threshold_kind", "constant"), ("threshold_initial", 2.0)))
-    + (("sim_operator", "mode", "never"),),
+    "bc": (
+        ("episode_filter", "threshold_kind", "constant"),
+        ("episode_filter", "threshold_initial", 2.0),  # above any return (rewards are 0..1): nothing online passes
+        ("episode_filter", "follow_learner", False),
+        ("sim_operator", "mode", "never"),
+    ),
     "no_human": (("sim_operator", "mode", "never"),),
     "no_noop_filter": tuple((n, "noop_enabled", False) for n in FILTERS),
     "no_short_filter": tuple((n, "short_enabled", False) for n in FILTERS),
@@ -45,16 +60,37 @@ VARIANTS: dict[str, tuple] = {
 
 @dataclass(frozen=True)
 class Size:
-    robot: str
+    tasks: tuple[tuple[str, str], ...]  # (robot, task)
     episodes: int
     demos: int
     seeds: tuple[int, ...]
     eval_episodes: int
     eval_retries: int
+    eval_time_limit: float = 0.0  # s of sim time per evaluation try; 0 = the task's own
 
 
-SMALL = Size("tora_one", episodes=4, demos=4, seeds=(0,), eval_episodes=4, eval_retries=2)
-FULL = Size("tora_one", episodes=40, demos=10, seeds=(0, 1, 2), eval_episodes=20, eval_retries=4)
+# About 10 minutes on 2 CPU cores (~30 s per run: graph start, 3 demos, 2 online episodes, 2 x 2 evaluation tries
+# of 5 s; 18 runs): every switch run end to end at 2 seeds. A smoke test of the comparisons, not a learning result.
+SMALL = Size(
+    (("tora_one", "raise_hand"),),
+    episodes=2,
+    demos=3,
+    seeds=(0, 1),
+    eval_episodes=2,
+    eval_retries=2,
+    eval_time_limit=5.0,
+)
+# Every sim task, 3 seeds: hours, for a GPU machine.
+FULL = Size(
+    (("tora_one", "raise_hand"), ("tora_one", "pack_detergent"), ("xtrainer", "insert_moisturizer")),
+    episodes=40,
+    demos=10,
+    seeds=(0, 1, 2),
+    eval_episodes=20,
+    eval_retries=4,
+)
+
+METRICS = ("online_success", "human_share", "eval_success_1", "eval_success_R", "learner_steps", "learner_utd")
 
 
 def spread(values: list[float]) -> tuple[float, float, float]:
@@ -64,25 +100,57 @@ def spread(values: list[float]) -> tuple[float, float, float]:
     return sum(values) / len(values), min(values), max(values)
 
 
+def run_overrides(variant: str, seed: int, device: str = "") -> tuple:
+    """The parameter overrides of one run: the run's seed for every seeded node, the device, then the variant."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown paper variant {variant!r}; known: {', '.join(VARIANTS)}")
+    out = tuple((n, "seed", seed) for n in SEEDED)
+    if device:
+        out += (("learner", "device", device), ("policy", "device", device))
+    return out + VARIANTS[variant]
+
+
 def summarise(results: list[dict]) -> list[dict]:
-    """One row per variant from per-(variant, seed) results, in VARIANTS order."""
+    """One row per (task, variant) from per-seed results, variants in VARIANTS order."""
     rows = []
-    metrics = ("online_success", "human_share", "eval_success_1", "eval_success_R", "learner_steps")
-    for name in VARIANTS:
-        mine = [r for r in results if r["variant"] == name]
-        if not mine:
-            continue
-        row = {"variant": name, "seeds": len(mine)}
-        for m in metrics:
-            mean, lo, hi = spread([float(r[m]) for r in mine])
-            row[m] = round(mean, 3)
-            row[f"{m}_range"] = f"{lo:.2f}..{hi:.2f}"
-        rows.append(row)
+    tasks = list(dict.fromkeys(r.get("task", "") for r in results))
+    for task in tasks:
+        for name in VARIANTS:
+            mine = [r for r in results if r["variant"] == name and r.get("task", "") == task]
+            if not mine:
+                continue
+            row = {"task": task, "variant": name, "seeds": len(mine)}
+            for m in METRICS:
+                mean, lo, hi = spread([float(r[m]) for r in mine])
+                row[m] = round(mean, 3)
+                row[f"{m}_range"] = f"{lo:.2f}..{hi:.2f}"
+            rows.append(row)
     return rows
 
 
-def _online(run: Path) -> tuple[float, float]:
-    with open(run / "episodes.csv") as f:
+def tts_rows(results: list[dict]) -> list[dict]:
+    """Test-time scaling: mean success within budget b over seeds, per (task, variant) and b (pure)."""
+    rows = []
+    for s in summarise(results):
+        mine = [r for r in results if r["variant"] == s["variant"] and r.get("task", "") == s["task"]]
+        n = min(len(r["curve"]) for r in mine)
+        for b in range(n):
+            mean, lo, hi = spread([r["curve"][b] for r in mine])
+            rows.append(
+                {
+                    "task": s["task"],
+                    "variant": s["variant"],
+                    "budget": b + 1,
+                    "success": round(mean, 3),
+                    "range": f"{lo:.2f}..{hi:.2f}",
+                }
+            )
+    return rows
+
+
+def online_stats(episodes_csv: Path) -> tuple[float, float]:
+    """(success rate, mean operator share) over a run's online episodes."""
+    with open(episodes_csv) as f:
         rows = list(csv.DictReader(f))
     return (
         sum(int(r["success"]) for r in rows) / max(len(rows), 1),
@@ -90,76 +158,108 @@ def _online(run: Path) -> tuple[float, float]:
     )
 
 
-def _learner_steps(run: Path) -> int:
+def learner_stats(metrics_csv: Path) -> tuple[int, float]:
+    """(last step, achieved UTD at it) from a learner's metrics.csv; (0, 0.0) when it never trained."""
     try:
-        with open(run / "learner" / "metrics.csv") as f:
+        with open(metrics_csv) as f:
             rows = list(csv.DictReader(f))
-        return int(rows[-1]["step"]) if rows else 0
     except FileNotFoundError:
-        return 0
+        return 0, 0.0
+    return (int(rows[-1]["step"]), float(rows[-1]["utd"])) if rows else (0, 0.0)
 
 
-def run_one(variant: str, seed: int, size: Size, out: Path) -> dict:
+def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Path, device: str = "") -> dict:
     from .evaluate import run_eval
     from .up import UpOptions, run_up
 
-    run = out / "runs" / f"{variant}-seed{seed}"
+    run = out / "runs" / f"{robot}-{task}-{variant}-seed{seed}"
     rc = run_up(
         UpOptions(
-            robot=size.robot,
+            robot=robot,
+            task=task,
             episodes=size.episodes,
             demos=size.demos,
             run_dir=str(run),
             seed=seed,
-            overrides=VARIANTS[variant],
+            overrides=run_overrides(variant, seed, device),
         ),
         quiet=True,
     )
     if rc != 0:
-        raise RuntimeError(f"{variant} seed {seed}: hiors up failed (rc {rc}); logs in {run / 'logs'}")
-    online, human = _online(run)
+        raise RuntimeError(f"{task} {variant} seed {seed}: hiors up failed (rc {rc}); logs in {run / 'logs'}")
+    online, human = online_stats(run / "episodes.csv")
+    steps, achieved_utd = learner_stats(run / "learner" / "metrics.csv")
     ev = argparse.Namespace(
-        robot=size.robot,
-        task="",
+        robot=robot,
+        task=task,
         policy="",
         run=str(run),
         episodes=size.eval_episodes,
         retries=size.eval_retries,
         seed=5000 + seed,
+        time_limit=size.eval_time_limit,
         run_dir=str(run / "eval"),
     )
     run_eval(ev)
     with open(run / "eval" / "success_vs_budget.csv") as f:
         curve = [float(r["success_rate"]) for r in csv.DictReader(f)]
     return {
+        "task": f"{robot}/{task}",
         "variant": variant,
         "seed": seed,
         "online_success": online,
         "human_share": human,
         "eval_success_1": curve[0],
         "eval_success_R": curve[-1],
-        "learner_steps": _learner_steps(run),
+        "learner_steps": steps,
+        "learner_utd": achieved_utd,
+        "curve": curve,
     }
 
 
-def run_paper(out: Path, full: bool = False, variants: tuple[str, ...] = tuple(VARIANTS)) -> int:
+def _write_runs(path: Path, results: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[k for k in results[0] if k != "curve"] + ["success_vs_budget"])
+        w.writeheader()
+        for r in results:
+            w.writerow(
+                {**{k: v for k, v in r.items() if k != "curve"}, "success_vs_budget": " ".join(map(str, r["curve"]))}
+            )
+
+
+def run_paper(
+    out: Path, full: bool = False, variants: tuple[str, ...] = (), seeds: tuple[int, ...] = (), command: str = ""
+) -> int:
+    t0, load = time.perf_counter(), os.getloadavg()[0]
     size = FULL if full else SMALL
+    if seeds:
+        size = replace(size, seeds=tuple(seeds))
+    variants = tuple(variants) or tuple(VARIANTS)
+    for v in variants:
+        run_overrides(v, 0)  # an unknown name fails before the first run
+    device = ""
+    if full:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else ""
+    out.mkdir(parents=True, exist_ok=True)
     results = []
     per_run = out / "paper_runs.csv"
-    for variant in variants:
-        for seed in size.seeds:
-            r = run_one(variant, seed, size, out)
-            results.append(r)
-            print(
-                f"paper: {variant:16s} seed {seed}: online success {r['online_success']:.2f}, "
-                f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f}"
-            )
-            with open(per_run, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(results[0]))
-                w.writeheader()
-                w.writerows(results)
+    for robot, task in size.tasks:
+        for variant in variants:
+            for seed in size.seeds:
+                r = run_one(robot, task, variant, seed, size, out, device)
+                results.append(r)
+                print(
+                    f"paper: {task} {variant:16s} seed {seed}: online success {r['online_success']:.2f}, "
+                    f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f}, "
+                    f"learner {r['learner_steps']} steps, UTD {r['learner_utd']:.2f}",
+                    flush=True,
+                )
+                _write_runs(per_run, results)
     rows = summarise(results)
     columns = [
+        "task",
         "variant",
         "seeds",
         "online_success",
@@ -169,12 +269,24 @@ def run_paper(out: Path, full: bool = False, variants: tuple[str, ...] = tuple(V
         "eval_success_R",
         "eval_success_R_range",
         "learner_steps",
+        "learner_utd",
     ]
     print(
-        f"\n== paper ({'full' if full else 'small'}: {size.robot}, {size.episodes} episodes, {size.demos} demos, "
-        f"seeds {list(size.seeds)}, eval {size.eval_episodes} x {size.eval_retries} tries)"
+        f"\n== paper ({'full' if full else 'small'}: {', '.join(f'{r}/{t}' for r, t in size.tasks)}, "
+        f"{size.episodes} episodes, {size.demos} demos, seeds {list(size.seeds)}, eval {size.eval_episodes} "
+        f"initial states x up to {size.eval_retries} tries)"
     )
     print(format_table(rows, columns))
-    files = write_figure(out, "paper", rows, columns, ("variant", "eval_success_R"))
-    print("written: " + ", ".join(str(f) for f in files + [per_run]))
+    for r in rows:  # the bar's label: the variant, with its task when there are several
+        r["label"] = r["variant"] if len(size.tasks) == 1 else f"{r['task']} {r['variant']}"
+    files = write_figure(out, "paper", rows, columns, ("label", "eval_success_R"))
+    tts = tts_rows(results)
+    tts_columns = ["task", "variant", "budget", "success", "range"]
+    print("\n== paper: success vs retry budget (test-time scaling)\n" + format_table(tts, tts_columns))
+    with open(out / "paper_tts.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=tts_columns)
+        w.writeheader()
+        w.writerows(tts)
+    files.append(write_provenance(out, "paper", command or "hiors bench paper", time.perf_counter() - t0, load))
+    print("written: " + ", ".join(str(f) for f in files + [out / "paper_tts.csv", per_run]))
     return 0

@@ -13,13 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+from .bench_table import read_provenance
+
 SECTIONS = [
     ("plumbing", "Chunk latency: ROS graph vs direct `infer`", "hiors bench plumbing"),
-    ("recording", "Recording: episode-log write throughput vs sensor rate", "hiors bench recording"),
-    ("async", "Asynchronous vs synchronous learning", "hiors bench async"),
+    ("recording", "Recording: recorder node throughput vs the sensor rate", "hiors bench recording"),
+    ("async", "Asynchronous vs synchronous learning, update-to-data ratio", "hiors bench async"),
     ("weight_sync", "Weight sync vs serialisation", "hiors bench weight_sync"),
     ("sim", "Simulation speed", "hiors bench sim"),
-    ("paper", "The paper's comparisons (small version)", "hiors bench paper"),
+    ("paper", "The paper's comparisons", "hiors bench paper"),
+    ("paper_tts", "Test-time scaling: success vs retry budget", "hiors bench paper"),
+    ("paper_runs", "The paper's comparisons, run by run", "hiors bench paper"),
 ]
 
 
@@ -56,7 +60,15 @@ def render(bench_dir: Path, docs_dir: Path) -> str:
         csv_path = bench_dir / f"{name}.csv"
         if not csv_path.is_file():
             continue
-        out += [f"## {title}", "", f"`{command}`", "", markdown_table(csv_path), ""]
+        prov = read_provenance(bench_dir / f"{name.removesuffix('_tts').removesuffix('_runs')}.run.txt")
+        out += [f"## {title}", "", f"`{prov.get('command', command)}`", ""]
+        if prov:
+            out += [
+                f"{prov.get('wall', '?')} on {prov.get('cpus', '?')} CPUs; load average (1 min) "
+                f"{prov.get('load average (1 min)', '?')}; finished {prov.get('finished', '?')}.",
+                "",
+            ]
+        out += [markdown_table(csv_path), ""]
         png = bench_dir / f"{name}.png"
         if png.is_file():
             shutil.copy(png, img_dir / png.name)

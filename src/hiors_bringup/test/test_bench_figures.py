@@ -1,13 +1,36 @@
-"""`hiors bench`: table/ratio bookkeeping (pure), the paper variants' switches, and one micro figure for real."""
+"""`hiors bench`: table/ratio bookkeeping (pure, hand-made numbers), the paper variants' switches, and two micro
+figures for real at tiny size (their CSV columns and finite positive ratios; never their timings)."""
 
 import csv
+import math
 
 import pytest
 
-from hiors_bringup.bench_table import format_table, median, ratio, write_figure
+from hiors_bringup.bench import SIZES, async_rows, recording_row, run_bench, utd, weight_rows
+from hiors_bringup.bench_table import (
+    bench_command,
+    format_table,
+    median,
+    ratio,
+    read_provenance,
+    write_figure,
+    write_provenance,
+)
 from hiors_bringup.graph import GraphArgs, robot_graph
-from hiors_bringup.paper_bench import VARIANTS, spread, summarise
+from hiors_bringup.paper_bench import (
+    SEEDED,
+    SMALL,
+    VARIANTS,
+    learner_stats,
+    online_stats,
+    run_overrides,
+    spread,
+    summarise,
+    tts_rows,
+)
 from hiors_core.errors import ConfigError
+from hiors_learner.learner_node import LEARNER_PARAMS
+from hiors_learner.params import FILTER_PARAMS, THRESHOLD_PARAMS
 
 
 def test_ratio_median_and_table():
@@ -27,56 +50,171 @@ def test_figure_files(tmp_path):
         assert [r["v"] for r in csv.DictReader(f)] == ["1.5", "0.5"]
 
 
-def test_every_paper_switch_names_a_node_of_the_graph():
+def test_recording_row_counts_distinct_observations():
+    # 100 offered at 50 Hz, 100 frames written but only 80 distinct observations, in 2 s.
+    row = recording_row("node 2x", 50.0, 100, 100, 80, 2.0, 1_000_000)
+    assert row["achieved_hz"] == 40.0 and row["achieved_over_offered"] == 0.8 and row["fresh_fraction"] == 0.8
+    assert row["achieved_over_sensor"] == 40.0 / 25.0 and row["MB_per_s"] == 40.0
+
+
+def test_async_rows_ratios_and_utd():
+    acc = {
+        "sync": {"wall_s": 10.0, "collect_wall_s": 5.0, "learner_steps": 50, "samples": 100},
+        "async": {"wall_s": 5.0, "collect_wall_s": 5.0, "learner_steps": 40, "samples": 100},
+        "sync_paced": {"wall_s": 8.0, "collect_wall_s": 5.0, "learner_steps": 100, "samples": 100},
+        "async_paced": {"wall_s": 6.0, "collect_wall_s": 5.0, "learner_steps": 100, "samples": 100},
+    }
+    rows, columns, bar = async_rows(acc, 8.0, 8, 0.75)
+    by = {r["mode"]: r for r in rows}
+    assert by["sync"]["steps_per_s"] == 5.0 and by["async"]["steps_per_s_over_sync"] == 8.0 / 5.0
+    assert by["async"]["utd_achieved"] == 3.2 and by["sync"]["utd_target"] == ""
+    assert by["async_paced"]["utd_over_target"] == 1.0 and by["async_paced"]["utd_online_over_target"] == 0.75
+    assert by["async_paced"]["wall_over_sync"] == 6.0 / 8.0
+    assert set(columns) >= {"mode", "steps_per_s_over_sync", "utd_achieved", "utd_over_target"} and bar[0] == "mode"
+    assert utd(0, 0) == 0.0 and utd(16, 8) == 2.0
+
+
+def test_weight_rows_relative_to_serialisation():
+    rows, columns, _ = weight_rows(2_000_000, 0.002, 0.010, 0.004, 3)
+    assert [r["path"] for r in rows] == ["serialise only", "topic chunks", "shared disk"]
+    assert [r["over_serialise"] for r in rows] == [1.0, 5.0, 2.0] and rows[0]["MB"] == 2.0
+    assert columns == ["path", "MB", "versions", "median_ms", "over_serialise"]
+
+
+def test_every_paper_switch_is_a_parameter_of_a_graph_node():
     specs = {s.name for s in robot_graph(GraphArgs(robot="tora_one"))}
-    for name, overrides in VARIANTS.items():
-        for node, key, _ in overrides:
+    learner_keys = set(LEARNER_PARAMS) | set(FILTER_PARAMS) | set(THRESHOLD_PARAMS)
+    filter_keys = set(FILTER_PARAMS) | set(THRESHOLD_PARAMS) | {"follow_learner"}
+    for name in VARIANTS:
+        for node, key, _ in run_overrides(name, 1):
             assert node in specs, f"variant {name}: no node {node!r}"
-            assert key, name
+            if node == "learner":
+                assert key in learner_keys, f"variant {name}: learner has no parameter {key!r}"
+            if node == "episode_filter":
+                assert key in filter_keys, f"variant {name}: episode_filter has no parameter {key!r}"
 
 
-def test_summary_mean_and_range_per_variant():
-    results = [
-        {
-            "variant": "hiors",
-            "online_success": s,
-            "human_share": 0.5,
-            "eval_success_1": 0.0,
-            "eval_success_R": s,
-            "learner_steps": 100,
-        }
-        for s in (0.25, 0.75)
+def test_paper_runs_differ_only_by_their_switch_and_seed():
+    base = set(run_overrides("hiors", 3))
+    assert base == {(n, "seed", 3) for n in SEEDED}
+    for name, switch in VARIANTS.items():
+        assert set(run_overrides(name, 3)) - base == set(switch)
+    # BC: the learner keeps its own threshold (the demonstrations must pass it); only online episodes are stopped.
+    assert not [o for o in VARIANTS["bc"] if o[0] == "learner"]
+    assert ("episode_filter", "threshold_initial", 2.0) in VARIANTS["bc"]
+    with pytest.raises(ConfigError, match="unknown paper variant 'hirs'"):
+        run_overrides("hirs", 0)
+    assert SMALL.tasks == (("tora_one", "raise_hand"),)
+
+
+def _result(variant, seed, success, curve):
+    return {
+        "task": "tora_one/raise_hand",
+        "variant": variant,
+        "seed": seed,
+        "online_success": success,
+        "human_share": 0.5,
+        "eval_success_1": curve[0],
+        "eval_success_R": curve[-1],
+        "learner_steps": 100,
+        "learner_utd": 1.0,
+        "curve": curve,
+    }
+
+
+def test_summary_mean_and_range_and_test_time_scaling():
+    results = [_result("hiors", 0, 0.25, [0.0, 0.5]), _result("hiors", 1, 0.75, [0.5, 1.0])]
+    results.append(_result("bc", 0, 0.0, [0.0, 0.0]))
+    rows = summarise(results)
+    assert [r["variant"] for r in rows] == ["hiors", "bc"]  # VARIANTS order
+    assert (
+        rows[0]["seeds"] == 2 and rows[0]["online_success"] == 0.5 and rows[0]["online_success_range"] == "0.25..0.75"
+    )
+    assert rows[0]["eval_success_R"] == 0.75 and rows[0]["eval_success_R_range"] == "0.50..1.00"
+    tts = tts_rows(results)
+    assert [(r["variant"], r["budget"], r["success"]) for r in tts] == [
+        ("hiors", 1, 0.25),
+        ("hiors", 2, 0.75),
+        ("bc", 1, 0.0),
+        ("bc", 2, 0.0),
     ]
-    (row,) = summarise(results)
-    assert row["seeds"] == 2 and row["online_success"] == 0.5 and row["online_success_range"] == "0.25..0.75"
     assert spread([1.0]) == (1.0, 1.0, 1.0)
 
 
-def test_micro_recording_figure(tmp_path):
-    from hiors_bringup.bench import run_bench
+def test_run_folder_readers(tmp_path):
+    (tmp_path / "learner").mkdir()
+    (tmp_path / "episodes.csv").write_text("index,success,human_share\n1,1,0.2\n2,0,0.4\n")
+    (tmp_path / "learner" / "metrics.csv").write_text("step,utd\n1,0.5\n7,0.9\n")
+    assert online_stats(tmp_path / "episodes.csv") == (0.5, pytest.approx(0.3))
+    assert learner_stats(tmp_path / "learner" / "metrics.csv") == (7, 0.9)
+    assert learner_stats(tmp_path / "missing.csv") == (0, 0.0)
 
-    assert run_bench("recording", tmp_path) == 0
-    with open(tmp_path / "recording.csv") as f:
-        (row,) = list(csv.DictReader(f))
-    assert float(row["throughput_over_rate"]) > 0 and float(row["frames_per_s"]) > 0
+
+def _read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
-def test_unknown_figure_is_named(tmp_path):
+def _positive(row, key):
+    v = float(row[key])
+    return math.isfinite(v) and v > 0
+
+
+@pytest.mark.node
+def test_micro_recording_figure_drives_the_recorder_node(tmp_path):
+    assert run_bench("recording", tmp_path, size="tiny") == 0
+    rows = _read(tmp_path / "recording.csv")
+    assert [r["offered"] for r in rows] == ["node 1x", "node 8x", "writer only"]
+    assert list(rows[0]) == [
+        "offered",
+        "offered_hz",
+        "frames",
+        "achieved_hz",
+        "achieved_over_offered",
+        "fresh_fraction",
+        "achieved_over_sensor",
+        "MB_per_s",
+    ]
+    for r in rows:
+        assert int(r["frames"]) == (20 if r["offered"] == "writer only" else SIZES["tiny"].recording_frames)
+        assert all(_positive(r, k) for k in ("achieved_over_offered", "fresh_fraction", "achieved_over_sensor"))
+        assert float(r["fresh_fraction"]) <= 1.0
+    assert (tmp_path / "recording.png").stat().st_size > 0
+
+
+def test_micro_async_figure(tmp_path):
+    assert run_bench("async", tmp_path, size="tiny") == 0
+    rows = {r["mode"]: r for r in _read(tmp_path / "async.csv")}
+    assert list(rows) == ["sync", "async", "sync_paced", "async_paced"]
+    for r in rows.values():  # unpaced modes may get no step in on a loaded machine: >= 0 there
+        assert _positive(r, "wall_over_sync") and int(r["samples"]) > 0 and float(r["utd_achieved"]) >= 0
+    for mode in ("sync_paced", "async_paced"):  # paced: trained up to the target, never beyond
+        assert _positive(rows[mode], "utd_achieved") and 0 < float(rows[mode]["utd_over_target"]) <= 1.0
+
+
+def test_unknown_names_are_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown benchmark 'plumbin'"):
-        run_bench_unknown(tmp_path)
+        run_bench("plumbin", tmp_path)
+    with pytest.raises(ConfigError, match="unknown bench size 'huge'"):
+        run_bench("sim", tmp_path, size="huge")
+    with pytest.raises(ConfigError, match="for `hiors bench paper`"):
+        run_bench("sim", tmp_path, seeds=(0, 1))
+    with pytest.raises(ConfigError, match="unknown paper variant 'nope'"):
+        run_bench("paper", tmp_path, variants=("nope",))
 
 
-def run_bench_unknown(tmp_path):
-    from hiors_bringup.bench import run_bench
-
-    return run_bench("plumbin", tmp_path)
-
-
-def test_results_doc_tables_come_from_the_csvs(tmp_path):
+def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
     from hiors_bringup.results_doc import render
 
     bench = tmp_path / "bench"
     write_figure(bench, "sim", [{"robot": "tora_one", "loop_rtf": 7.95}], ["robot", "loop_rtf"], ("robot", "loop_rtf"))
+    command = bench_command("all", "runs/b", False, "small")
+    assert command == "hiors bench all --run-dir runs/b"
+    write_provenance(bench, "sim", command, 12.3, 1.5)
+    assert read_provenance(bench / "sim.run.txt")["command"] == command and read_provenance(tmp_path / "x") == {}
     text = render(bench, tmp_path / "docs")
     assert "| robot | loop_rtf |" in text and "| tora_one | 7.95 |" in text
+    assert f"`{command}`" in text and "12 s on" in text and "1.50 before" in text
     assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
+    paper = bench_command("paper", "runs/p", True, "full", ("hiors", "bc"), (0, 1))
+    assert paper == "hiors bench paper --run-dir runs/p --full --variants hiors,bc --seeds 0,1"
