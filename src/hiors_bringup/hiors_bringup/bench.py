@@ -38,7 +38,7 @@ class MicroSize:
     recording_frames: int  # per offered rate
     recording_multiples: tuple[float, ...]  # offered rates as multiples of the sensor rate
     async_rounds: int
-    async_seconds: float  # sim seconds collected per round
+    async_seconds: float  # robot seconds collected per round (real time)
     weight_versions: int  # per path
     sim_seconds: float
 
@@ -252,8 +252,9 @@ def utd(trained_samples: int, received_samples: int) -> float:
 
 
 def _rollout(env, policy, names, limits, k_auto: int, seconds: float, on_sample=None) -> int:
-    """Collect `seconds` of sim time with the policy driving (what the actor does while the learner trains):
-    k_auto actions of each chunk through the arbiter's limits, one training sample per chunk (f_low)."""
+    """Collect `seconds` of robot time with the policy driving (what the actor does while the learner trains):
+    k_auto actions of each chunk through the arbiter's limits, one training sample per chunk (f_low). Paced at
+    real time, as a robot is (the twin alone would run many times faster and only compete for the CPU)."""
     from hiors_policy.policy import PolicyInput
     from hiors_teleop.safety import make_safe
 
@@ -261,7 +262,11 @@ def _rollout(env, policy, names, limits, k_auto: int, seconds: float, on_sample=
 
     steps, samples, total = 0, 0, int(round(seconds / env.control_dt))
     prev = np.asarray(env.commanded_action(), dtype=np.float64)
+    t0 = time.perf_counter()
     while steps < total:
+        ahead = t0 + steps * env.control_dt - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
         obs = PolicyInput(env.render(size=(224, 224)), policy_state(env, names), env.task.instruction, names)
         samples += 1
         if on_sample is not None:
@@ -300,7 +305,11 @@ class _Trainer(threading.Thread):
                 self.pacer.on_trained(self.batch_size)
 
 
-def bench_async(size: MicroSize, utd_target: float = 8.0) -> Figure:
+def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (8.0, 128.0)) -> Figure:
+    """Unpaced: sync (collect a round, then train as long as that took) vs async (train while collecting).
+    Paced at each UTD target with the learner's UTDPacer, the same work in both modes (train up to the target on
+    the round's data): wall time, and how close the async learner stays to the target while data arrives.
+    The targets: one the learner holds easily here, one near what the tiny pi0's learner manages on 2 cores."""
     import torch
 
     from hiors_learner.pacing import UTDPacer
@@ -345,23 +354,22 @@ def bench_async(size: MicroSize, utd_target: float = 8.0) -> Figure:
     warm.stop.set()
     warm.join()
 
-    modes = ("sync", "async", "sync_paced", "async_paced")
-    acc = {m: {"wall_s": 0.0, "collect_wall_s": 0.0, "learner_steps": 0, "samples": 0} for m in modes}
-    utd_online = []  # async_paced: achieved UTD when each round's collection ends, over the target
+    modes = [("sync", 0.0), ("async", 0.0)] + [(f"{m}_utd{t:g}", t) for t in utd_targets for m in ("sync", "async")]
+    acc = {m: {"wall_s": 0.0, "collect_wall_s": 0.0, "learner_steps": 0, "samples": 0, "target": t} for m, t in modes}
+    online = {m: [] for m, _ in modes}  # async paced: UTD achieved when a round's collection ends, over the target
     for k in range(size.async_rounds):
         # Rounds run every mode from the same start (seed), so that load drift on a shared machine hits all.
-        for mode in modes:
-            paced = mode.endswith("_paced")
-            pacer = UTDPacer(utd_target, utd_target, idle_after_s=1e9) if paced else None
-            pacer_data = (lambda p=pacer: p.on_data(1, time.monotonic())) if paced else None
-            tr = _Trainer(train_step, batch_size, pacer, until_paced=paced and mode.startswith("sync"))
+        for mode, target in modes:
+            pacer = UTDPacer(target, target, idle_after_s=1e9) if target else None
+            pacer_data = (lambda p=pacer: p.on_data(1, time.monotonic())) if pacer else None
+            tr = _Trainer(train_step, batch_size, pacer, until_paced=bool(pacer) and mode.startswith("sync"))
             t0 = time.perf_counter()
             if mode.startswith("async"):
                 tr.start()
                 n = collect(k, pacer_data)
                 collect_wall = time.perf_counter() - t0
-                if paced:  # then the rest of the same work: train up to the target on this round's data
-                    utd_online.append(ratio(utd(tr.steps * batch_size, n), utd_target))
+                if pacer:  # then the rest of the same work: train up to the target on this round's data
+                    online[mode].append(ratio(utd(tr.steps * batch_size, n), target))
                     tr.until_paced = True
                 else:
                     tr.stop.set()
@@ -370,8 +378,8 @@ def bench_async(size: MicroSize, utd_target: float = 8.0) -> Figure:
                 n = collect(k, pacer_data)
                 collect_wall = time.perf_counter() - t0
                 tr.start()
-                if paced:
-                    tr.join()  # until the target is reached: the same work as async_paced
+                if pacer:
+                    tr.join()  # until the target is reached: the same work as the async mode at that target
                 else:
                     time.sleep(collect_wall)  # train as long as collection took
                     tr.stop.set()
@@ -382,14 +390,19 @@ def bench_async(size: MicroSize, utd_target: float = 8.0) -> Figure:
             a["learner_steps"] += tr.steps
             a["samples"] += n
     env.close()
-    return async_rows(acc, utd_target, batch_size, median(utd_online) if utd_online else 0.0)
+    for mode, ratios in online.items():
+        if ratios:
+            acc[mode]["online_over_target"] = median(ratios)
+    return async_rows(acc, batch_size)
 
 
-def async_rows(acc: dict, utd_target: float, batch_size: int, online_utd_over_target: float) -> Figure:
-    """The async figure's rows from per-mode totals (pure)."""
+def async_rows(acc: dict, batch_size: int) -> Figure:
+    """The async figure's rows (pure) from per-mode totals: mode -> wall_s, collect_wall_s, learner_steps, samples,
+    target (UTD target, 0 = unpaced) and, for async paced modes, online_over_target. Each mode is compared with the
+    sync mode at the same target."""
     rows = []
     for mode, a in acc.items():
-        paced = mode.endswith("_paced")
+        target = a["target"]
         achieved = utd(a["learner_steps"] * batch_size, a["samples"])
         rows.append(
             {
@@ -399,15 +412,15 @@ def async_rows(acc: dict, utd_target: float, batch_size: int, online_utd_over_ta
                 "learner_steps": a["learner_steps"],
                 "samples": a["samples"],
                 "steps_per_s": ratio(a["learner_steps"], a["wall_s"]),
-                "utd_target": utd_target if paced else "",
+                "utd_target": target or "",
                 "utd_achieved": achieved,
-                "utd_over_target": ratio(achieved, utd_target) if paced else "",
-                "utd_online_over_target": online_utd_over_target if mode == "async_paced" else "",
+                "utd_over_target": ratio(achieved, target) if target else "",
+                "utd_online_over_target": a.get("online_over_target", ""),
             }
         )
-    sync = {r["mode"]: r for r in rows}
+    sync = {acc[r["mode"]]["target"]: r for r in rows if r["mode"].startswith("sync")}
     for r in rows:
-        base = sync["sync_paced" if r["mode"].endswith("_paced") else "sync"]
+        base = sync[acc[r["mode"]]["target"]]
         r["steps_per_s_over_sync"] = ratio(r["steps_per_s"], base["steps_per_s"]) if base["steps_per_s"] else ""
         r["wall_over_sync"] = ratio(r["wall_s"], base["wall_s"])
     return rows, list(rows[0]), ("mode", "steps_per_s")

@@ -58,18 +58,21 @@ def test_recording_row_counts_distinct_observations():
 
 
 def test_async_rows_ratios_and_utd():
+    def a(wall, steps, target, **kw):
+        return {"wall_s": wall, "collect_wall_s": 5.0, "learner_steps": steps, "samples": 100, "target": target, **kw}
+
     acc = {
-        "sync": {"wall_s": 10.0, "collect_wall_s": 5.0, "learner_steps": 50, "samples": 100},
-        "async": {"wall_s": 5.0, "collect_wall_s": 5.0, "learner_steps": 40, "samples": 100},
-        "sync_paced": {"wall_s": 8.0, "collect_wall_s": 5.0, "learner_steps": 100, "samples": 100},
-        "async_paced": {"wall_s": 6.0, "collect_wall_s": 5.0, "learner_steps": 100, "samples": 100},
+        "sync": a(10.0, 50, 0.0),
+        "async": a(5.0, 40, 0.0),
+        "sync_utd8": a(8.0, 100, 8.0),
+        "async_utd8": a(6.0, 100, 8.0, online_over_target=0.75),
     }
-    rows, columns, bar = async_rows(acc, 8.0, 8, 0.75)
+    rows, columns, bar = async_rows(acc, 8)
     by = {r["mode"]: r for r in rows}
     assert by["sync"]["steps_per_s"] == 5.0 and by["async"]["steps_per_s_over_sync"] == 8.0 / 5.0
     assert by["async"]["utd_achieved"] == 3.2 and by["sync"]["utd_target"] == ""
-    assert by["async_paced"]["utd_over_target"] == 1.0 and by["async_paced"]["utd_online_over_target"] == 0.75
-    assert by["async_paced"]["wall_over_sync"] == 6.0 / 8.0
+    assert by["async_utd8"]["utd_over_target"] == 1.0 and by["async_utd8"]["utd_online_over_target"] == 0.75
+    assert by["async_utd8"]["wall_over_sync"] == 6.0 / 8.0 and by["sync_utd8"]["utd_online_over_target"] == ""
     assert set(columns) >= {"mode", "steps_per_s_over_sync", "utd_achieved", "utd_over_target"} and bar[0] == "mode"
     assert utd(0, 0) == 0.0 and utd(16, 8) == 2.0
 
@@ -185,10 +188,10 @@ def test_micro_recording_figure_drives_the_recorder_node(tmp_path):
 def test_micro_async_figure(tmp_path):
     assert run_bench("async", tmp_path, size="tiny") == 0
     rows = {r["mode"]: r for r in _read(tmp_path / "async.csv")}
-    assert list(rows) == ["sync", "async", "sync_paced", "async_paced"]
+    assert list(rows) == ["sync", "async", "sync_utd8", "async_utd8", "sync_utd128", "async_utd128"]
     for r in rows.values():  # unpaced modes may get no step in on a loaded machine: >= 0 there
         assert _positive(r, "wall_over_sync") and int(r["samples"]) > 0 and float(r["utd_achieved"]) >= 0
-    for mode in ("sync_paced", "async_paced"):  # paced: trained up to the target, never beyond
+    for mode in list(rows)[2:]:  # paced: trained up to the target, never beyond
         assert _positive(rows[mode], "utd_achieved") and 0 < float(rows[mode]["utd_over_target"]) <= 1.0
 
 
