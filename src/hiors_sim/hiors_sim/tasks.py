@@ -31,6 +31,23 @@ def _inertial_box(mass, hx, hy, hz) -> str:
     )
 
 
+def square_walls(name: str, base, inner: float, t: float, height: float, rgba: str) -> str:
+    """MJCF geoms of four walls of thickness `t` around a square opening of half-width `inner`, standing on
+    `base` (x, y, z): a box's sides, a socket's rim."""
+    bx, by, bz = base
+    sides = [
+        (inner + t, 0, t, inner + 2 * t),
+        (-inner - t, 0, t, inner + 2 * t),
+        (0, inner + t, inner, t),
+        (0, -inner - t, inner, t),
+    ]
+    return "".join(
+        f'<geom name="{name}{i}" class="col" type="box" size="{sx} {sy} {height / 2}" '
+        f'pos="{bx + dx} {by + dy} {bz + height / 2}" rgba="{rgba}"/>'
+        for i, (dx, dy, sx, sy) in enumerate(sides)
+    )
+
+
 @dataclass
 class Task:
     """Base class. Subclasses define the scene fragment, reset, measure and evaluate."""
@@ -162,20 +179,7 @@ class PackDetergent(Task):
 
     def xml(self):
         bx, by = BOX_CENTER
-        t = 0.008
-        walls = ""
-        for i, (dx, dy, sx, sy) in enumerate(
-            [
-                (BOX_INNER + t, 0, t, BOX_INNER + 2 * t),
-                (-BOX_INNER - t, 0, t, BOX_INNER + 2 * t),
-                (0, BOX_INNER + t, BOX_INNER, t),
-                (0, -BOX_INNER - t, BOX_INNER, t),
-            ]
-        ):
-            walls += (
-                f'<geom name="box_wall{i}" class="col" type="box" size="{sx} {sy} {BOX_WALL_H / 2}" '
-                f'pos="{bx + dx} {by + dy} {TABLE_Z + BOX_WALL_H / 2}" rgba="0.75 0.55 0.3 1"/>'
-            )
+        walls = square_walls("box_wall", (bx, by, TABLE_Z), BOX_INNER, 0.008, BOX_WALL_H, "0.75 0.55 0.3 1")
         hx, hy, hz = BOTTLE_HALF
         world = f"""
     <geom name="table" class="col" type="box" size="0.22 0.55 0.015" pos="0.42 0.15 {TABLE_Z - 0.035}" rgba="0.55 0.45 0.35 1"/>
@@ -288,20 +292,7 @@ class InsertMoisturizer(Task):
         return q
 
     def xml(self):
-        t = 0.012
-        walls = ""
-        for i, (dx, dy, sx, sy) in enumerate(
-            [
-                (SOCKET_INNER + t, 0, t, SOCKET_INNER + 2 * t),
-                (-SOCKET_INNER - t, 0, t, SOCKET_INNER + 2 * t),
-                (0, SOCKET_INNER + t, SOCKET_INNER, t),
-                (0, -SOCKET_INNER - t, SOCKET_INNER, t),
-            ]
-        ):
-            walls += (
-                f'<geom name="socket_wall{i}" class="col" type="box" size="{sx} {sy} {SOCKET_H / 2}" '
-                f'pos="{dx} {dy} {SOCKET_H / 2}" rgba="0.3 0.6 0.85 1"/>'
-            )
+        walls = square_walls("socket_wall", (0.0, 0.0, 0.0), SOCKET_INNER, 0.012, SOCKET_H, "0.3 0.6 0.85 1")
         world = f"""
     <body name="base" mocap="true" pos="0.10 0.0 0">{walls}
       <geom type="box" size="{SOCKET_INNER} {SOCKET_INNER} 0.001" pos="0 0 0.001" rgba="0.1 0.2 0.5 1"/>
