@@ -54,7 +54,7 @@ VARIANTS: dict[str, tuple] = {
     "fixed_low": (("arbiter", "sampling_mode", "fixed_low"),),
     "fixed_high": (("arbiter", "sampling_mode", "fixed_high"),),
     "noisy_reward": (("reward_oracle", "false_positive_rate", 0.3),),
-    "cyclic_lr": (("learner", "lr_schedule", "cyclic"), ("learner", "cycle_steps", 100)),
+    "cyclic_lr": (("learner", "lr_schedule", "cyclic"),),  # its period: Size.schedule's cycle_steps
 }
 
 
@@ -67,6 +67,10 @@ class Size:
     eval_episodes: int
     eval_retries: int
     eval_time_limit: float = 0.0  # s of sim time per evaluation try; 0 = the task's own
+    # Learning-rate schedule sized to the run's learner steps, the same for every variant (the learner's defaults,
+    # 1000 warm-up steps and 30000 decay steps, would keep a short run inside its warm-up, where the cosine and
+    # the cyclical schedules are the same). cycle_steps only matters to the cyclical one.
+    schedule: tuple = ()
 
 
 # About 10 minutes on 2 CPU cores (~30 s per run: graph start, 3 demos, 2 online episodes, 2 x 2 evaluation tries
@@ -79,6 +83,7 @@ SMALL = Size(
     eval_episodes=2,
     eval_retries=2,
     eval_time_limit=5.0,
+    schedule=(("learner", "warmup_steps", 5), ("learner", "decay_steps", 100), ("learner", "cycle_steps", 20)),
 )
 # Every sim task, 3 seeds: hours, for a GPU machine.
 FULL = Size(
@@ -88,6 +93,7 @@ FULL = Size(
     seeds=(0, 1, 2),
     eval_episodes=20,
     eval_retries=4,
+    schedule=(("learner", "warmup_steps", 100), ("learner", "decay_steps", 3000), ("learner", "cycle_steps", 300)),
 )
 
 METRICS = ("online_success", "human_share", "eval_success_1", "eval_success_R", "learner_steps", "learner_utd")
@@ -100,11 +106,12 @@ def spread(values: list[float]) -> tuple[float, float, float]:
     return sum(values) / len(values), min(values), max(values)
 
 
-def run_overrides(variant: str, seed: int, device: str = "") -> tuple:
-    """The parameter overrides of one run: the run's seed for every seeded node, the device, then the variant."""
+def run_overrides(variant: str, seed: int, device: str = "", common: tuple = ()) -> tuple:
+    """The parameter overrides of one run: the run's seed for every seeded node, what every variant shares (the
+    size's schedule), the device, then the variant's switch."""
     if variant not in VARIANTS:
         raise ConfigError(f"unknown paper variant {variant!r}; known: {', '.join(VARIANTS)}")
-    out = tuple((n, "seed", seed) for n in SEEDED)
+    out = tuple((n, "seed", seed) for n in SEEDED) + tuple(common)
     if device:
         out += (("learner", "device", device), ("policy", "device", device))
     return out + VARIANTS[variant]
@@ -181,7 +188,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
             demos=size.demos,
             run_dir=str(run),
             seed=seed,
-            overrides=run_overrides(variant, seed, device),
+            overrides=run_overrides(variant, seed, device, size.schedule),
         ),
         quiet=True,
     )
