@@ -37,6 +37,7 @@ class MicroSize:
     plumbing_chunks: int
     recording_frames: int  # per offered rate
     recording_multiples: tuple[float, ...]  # offered rates as multiples of the sensor rate
+    recording_repeats: int  # sweeps over the rates; each rate reports its median sweep
     async_rounds: int
     async_seconds: float  # robot seconds collected per round (real time)
     weight_versions: int  # per path
@@ -44,9 +45,9 @@ class MicroSize:
 
 
 SIZES = {
-    "tiny": MicroSize(3, 12, (1.0, 8.0), 1, 0.5, 1, 0.5),
-    "small": MicroSize(20, 60, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 3, 2.0, 4, 3.0),
-    "full": MicroSize(60, 250, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 6, 4.0, 10, 8.0),
+    "tiny": MicroSize(3, 12, (1.0, 8.0), 1, 1, 0.5, 1, 0.5),
+    "small": MicroSize(20, 60, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 3, 3, 2.0, 4, 3.0),
+    "full": MicroSize(60, 250, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), 5, 6, 4.0, 10, 8.0),
 }
 
 Figure = tuple[list[dict], list[str], tuple[str, str]]  # rows, CSV columns, (bar label column, bar value column)
@@ -76,6 +77,15 @@ CAMERAS = ("top", "left_wrist")
 def _bench_images(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in CAMERAS}
+
+
+def median_row(rows: list[dict], key: str) -> dict:
+    """The row holding the median of `key` (the lower one of the middle two), and how many rows there were: every
+    column of the result comes from the same measurement (pure)."""
+    if not rows:
+        raise ValueError("no measurements")
+    ranked = sorted(rows, key=lambda r: r[key])
+    return {**ranked[(len(ranked) - 1) // 2], "repeats": len(rows)}
 
 
 def recording_row(
@@ -227,21 +237,25 @@ def bench_recording(size: MicroSize) -> Figure:
                 for pub in (obs_pub, exec_pub):
                     wait_for_subscribers(pub)
                     wait_for(lambda p=pub: rec.count_publishers(p.topic_name) >= 1, what="recorder sees publishers")
-                _drive_recorder(rec, obs_pub, exec_pub, images, state, 5, SENSOR_HZ, 0)  # warm-up: first bag
+                _drive_recorder(rec, obs_pub, exec_pub, images, state, 30, 2 * SENSOR_HZ, 0)  # warm-up
                 seq = 100
-                for m in size.recording_multiples:
-                    rows.append(
-                        _drive_recorder(
-                            rec, obs_pub, exec_pub, images, state, size.recording_frames, m * SENSOR_HZ, seq
+                sweeps = {m: [] for m in size.recording_multiples}
+                for _ in range(size.recording_repeats):  # whole sweeps, so that load spikes spread over the rates
+                    for m in size.recording_multiples:
+                        sweeps[m].append(
+                            _drive_recorder(
+                                rec, obs_pub, exec_pub, images, state, size.recording_frames, m * SENSOR_HZ, seq
+                            )
                         )
-                    )
-                    rows[-1]["offered"] = f"node {rows[-1]['offered']}"
-                    seq += size.recording_frames
+                        seq += size.recording_frames
+                rows = [median_row(runs, "achieved_over_offered") for runs in sweeps.values()]
+                for r in rows:
+                    r["offered"] = f"node {r['offered']}"
         finally:
             rec.shutdown()
             rec.destroy_node()
             rig.destroy_node()
-    rows.append(_writer_ceiling(max(size.recording_frames, 20), images, state))
+    rows.append(_writer_ceiling(max(size.recording_frames, 20), images, state) | {"repeats": 1})
     return rows, list(rows[0]), ("offered", "achieved_over_offered")
 
 

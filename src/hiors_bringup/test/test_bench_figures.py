@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hiors_bringup.bench import SIZES, async_rows, recording_row, run_bench, utd, weight_rows
+from hiors_bringup.bench import SIZES, async_rows, median_row, recording_row, run_bench, utd, weight_rows
 from hiors_bringup.bench_table import (
     bench_command,
     format_table,
@@ -56,6 +56,14 @@ def test_recording_row_counts_distinct_observations():
     row = recording_row("node 2x", 50.0, 100, 100, 80, 2.0, 1_000_000)
     assert row["achieved_hz"] == 40.0 and row["achieved_over_offered"] == 0.8 and row["fresh_fraction"] == 0.8
     assert row["achieved_over_sensor"] == 40.0 / 25.0 and row["MB_per_s"] == 40.0
+
+
+def test_median_row_keeps_one_measurement_whole():
+    rows = [{"r": 0.9, "hz": 9}, {"r": 0.5, "hz": 5}, {"r": 0.7, "hz": 7}]
+    assert median_row(rows, "r") == {"r": 0.7, "hz": 7, "repeats": 3}
+    assert median_row(rows[:2], "r")["hz"] == 5  # an even count: the lower middle one
+    with pytest.raises(ValueError):
+        median_row([], "r")
 
 
 def test_async_rows_ratios_and_utd():
@@ -179,6 +187,7 @@ def test_micro_recording_figure_drives_the_recorder_node(tmp_path):
         "fresh_fraction",
         "achieved_over_sensor",
         "MB_per_s",
+        "repeats",
     ]
     for r in rows:
         assert int(r["frames"]) == (20 if r["offered"] == "writer only" else SIZES["tiny"].recording_frames)
