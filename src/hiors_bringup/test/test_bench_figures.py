@@ -229,6 +229,7 @@ def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
     text = render(bench, tmp_path / "docs")
     assert "| robot | loop_rtf |" in text and "| tora_one | 7.95 |" in text
     assert f"`{command}`" in text and "12 s on" in text and "1.50 before" in text
+    assert f"```\n{command}\npython -m hiors_bringup.results_doc {bench} {tmp_path / 'docs'}\n```" in text
     assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
     paper = bench_command("paper", "runs/p", True, "full", ("hiors", "bc"), (0, 1))
     assert paper == "hiors bench paper --run-dir runs/p --full --variants hiors,bc --seeds 0,1"
