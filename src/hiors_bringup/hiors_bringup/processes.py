@@ -60,7 +60,10 @@ class GraphProcesses:
         # Passive OpenMP waits: with the default spin-wait, torch's idle worker threads in one node (the policy
         # between chunks) burn the cores another node (the learner, the sim) needs; measured 15 ms vs 0.7 s per
         # tiny-pi0 inference on a 2-core machine with the policy node idle beside it.
-        self.env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, **(env or {})}
+        # Likewise a few torch threads per node: ten processes share the machine's cores (2 on a CI machine, where
+        # one thread per node trains the tiny pi0 2-3x faster than two).
+        threads = str(max(1, (os.cpu_count() or 2) // 4))
+        self.env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": threads, **os.environ, **(env or {})}
         self.procs: dict[str, NodeProcess] = {}
 
     def _params_file(self, spec: NodeSpec) -> Path:

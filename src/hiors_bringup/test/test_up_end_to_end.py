@@ -30,7 +30,12 @@ def run(request, tmp_path_factory):
         run_dir=str(run_dir),
         timeout_s=400.0,
         # Publish and checkpoint often so that a run this short still exercises both.
-        overrides=(("learner", "publish_every", 5), ("learner", "checkpoint_every", 10)),
+        # The robot idles 2 s between episodes (a reset takes that long on a real one) while the learner trains.
+        overrides=(
+            ("learner", "publish_every", 5),
+            ("learner", "checkpoint_every", 10),
+            ("episode_runner", "pause_s", 2.0),
+        ),
     )
     rc = run_up(opts, quiet=True)
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((run_dir / "logs").glob("*.log")))
