@@ -33,8 +33,9 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str], bar: tuple[str, str]) -> list[Path]:
-    """<name>.csv with `columns`, and <name>.png: a bar per row of column bar[1] labelled by column bar[0]."""
+def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str], bar: tuple) -> list[Path]:
+    """<name>.csv with `columns`, and <name>.png: a bar per row of column bar[1] labelled by column bar[0]; with
+    several value columns in bar[1] (a tuple), a group of bars per row."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"{name}.csv"
     with open(csv_path, "w", newline="") as f:
@@ -46,10 +47,18 @@ def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    label, value = bar
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(rows) + 2), 3))
-    ax.bar([str(r[label]) for r in rows], [float(r[value]) for r in rows])
-    ax.set_ylabel(value)
+    label, values = bar
+    values = (values,) if isinstance(values, str) else tuple(values)
+    width = 0.8 / len(values)
+    fig, ax = plt.subplots(figsize=(min(14, max(4, (0.6 + 0.15 * len(values)) * len(rows) + 2)), 3.2))
+    for i, v in enumerate(values):
+        xs = [k + (i - (len(values) - 1) / 2) * width for k in range(len(rows))]
+        ax.bar(xs, [float(r[v]) for r in rows], width, label=v)
+    ax.set_xticks(range(len(rows)), [str(r[label]) for r in rows], rotation=30 if len(rows) > 4 else 0, ha="right")
+    if len(values) > 1:
+        ax.legend(fontsize="small")
+    else:
+        ax.set_ylabel(values[0])
     ax.set_title(name)
     fig.tight_layout()
     png = out_dir / f"{name}.png"

@@ -224,7 +224,8 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
     }
 
 
-def _write_runs(path: Path, results: list[dict]) -> None:
+def write_runs(path: Path, results: list[dict]) -> None:
+    """paper_runs.csv: one row per run, its success-vs-budget curve as space-separated rates."""
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[k for k in results[0] if k != "curve"] + ["success_vs_budget"])
         w.writeheader()
@@ -232,6 +233,53 @@ def _write_runs(path: Path, results: list[dict]) -> None:
             w.writerow(
                 {**{k: v for k, v in r.items() if k != "curve"}, "success_vs_budget": " ".join(map(str, r["curve"]))}
             )
+
+
+def read_runs(path: Path) -> list[dict]:
+    """paper_runs.csv back into per-run results (to re-tabulate a finished run without re-running it)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        curve = [float(x) for x in r.pop("success_vs_budget").split()]
+        out.append({**r, "seed": int(r["seed"]), "curve": curve})
+    return out
+
+
+COLUMNS = [
+    "task",
+    "variant",
+    "seeds",
+    "online_success",
+    "online_success_range",
+    "human_share",
+    "human_share_range",
+    "eval_success_1",
+    "eval_success_R",
+    "eval_success_R_range",
+    "learner_steps",
+    "learner_steps_range",
+    "learner_utd",
+]
+BARS = ("online_success", "human_share", "eval_success_1", "eval_success_R")
+
+
+def report(out: Path, results: list[dict], title: str) -> list[Path]:
+    """Print and write the paper tables from per-run results: paper.csv/.png (per variant), paper_tts.csv."""
+    rows = summarise(results)
+    print(f"\n== {title}\n{format_table(rows, COLUMNS)}")
+    several = len({r["task"] for r in rows}) > 1
+    for r in rows:  # the bar group's label: the variant, with its task when there are several
+        r["label"] = f"{r['task']} {r['variant']}" if several else r["variant"]
+    files = write_figure(out, "paper", rows, COLUMNS, ("label", BARS))
+    tts = tts_rows(results)
+    tts_columns = ["task", "variant", "budget", "success", "range"]
+    print("\n== paper: success vs retry budget (test-time scaling)\n" + format_table(tts, tts_columns))
+    with open(out / "paper_tts.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=tts_columns)
+        w.writeheader()
+        w.writerows(tts)
+    return files + [out / "paper_tts.csv"]
 
 
 def run_paper(
@@ -263,37 +311,13 @@ def run_paper(
                     f"learner {r['learner_steps']} steps, UTD {r['learner_utd']:.2f}",
                     flush=True,
                 )
-                _write_runs(per_run, results)
-    rows = summarise(results)
-    columns = [
-        "task",
-        "variant",
-        "seeds",
-        "online_success",
-        "online_success_range",
-        "human_share",
-        "eval_success_1",
-        "eval_success_R",
-        "eval_success_R_range",
-        "learner_steps",
-        "learner_utd",
-    ]
-    print(
-        f"\n== paper ({'full' if full else 'small'}: {', '.join(f'{r}/{t}' for r, t in size.tasks)}, "
+                write_runs(per_run, results)
+    title = (
+        f"paper ({'full' if full else 'small'}: {', '.join(f'{r}/{t}' for r, t in size.tasks)}, "
         f"{size.episodes} episodes, {size.demos} demos, seeds {list(size.seeds)}, eval {size.eval_episodes} "
         f"initial states x up to {size.eval_retries} tries)"
     )
-    print(format_table(rows, columns))
-    for r in rows:  # the bar's label: the variant, with its task when there are several
-        r["label"] = r["variant"] if len(size.tasks) == 1 else f"{r['task']} {r['variant']}"
-    files = write_figure(out, "paper", rows, columns, ("label", "eval_success_R"))
-    tts = tts_rows(results)
-    tts_columns = ["task", "variant", "budget", "success", "range"]
-    print("\n== paper: success vs retry budget (test-time scaling)\n" + format_table(tts, tts_columns))
-    with open(out / "paper_tts.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=tts_columns)
-        w.writeheader()
-        w.writerows(tts)
+    files = report(out, results, title)
     files.append(write_provenance(out, "paper", command or "hiors bench paper", time.perf_counter() - t0, load))
-    print("written: " + ", ".join(str(f) for f in files + [out / "paper_tts.csv", per_run]))
+    print("written: " + ", ".join(str(f) for f in files + [per_run]))
     return 0

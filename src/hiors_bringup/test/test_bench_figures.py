@@ -24,10 +24,13 @@ from hiors_bringup.paper_bench import (
     VARIANTS,
     learner_stats,
     online_stats,
+    read_runs,
+    report,
     run_overrides,
     spread,
     summarise,
     tts_rows,
+    write_runs,
 )
 from hiors_core.errors import ConfigError
 from hiors_learner.learner_node import LEARNER_PARAMS
@@ -152,6 +155,18 @@ def test_summary_mean_and_range_and_test_time_scaling():
         ("bc", 2, 0.0),
     ]
     assert spread([1.0]) == (1.0, 1.0, 1.0)
+
+
+def test_paper_runs_csv_round_trip_and_report(tmp_path):
+    results = [_result("hiors", 0, 0.25, [0.0, 0.5]), _result("bc", 0, 0.0, [0.0, 0.0])]
+    write_runs(tmp_path / "paper_runs.csv", results)
+    back = read_runs(tmp_path / "paper_runs.csv")
+    assert [r["curve"] for r in back] == [[0.0, 0.5], [0.0, 0.0]] and back[0]["seed"] == 0
+    files = report(tmp_path, back, "paper (test)")
+    assert [f.name for f in files] == ["paper.csv", "paper.png", "paper_tts.csv"]
+    rows = _read(tmp_path / "paper.csv")
+    assert [r["variant"] for r in rows] == ["hiors", "bc"] and rows[0]["eval_success_R"] == "0.5"
+    assert len(_read(tmp_path / "paper_tts.csv")) == 4
 
 
 def test_run_folder_readers(tmp_path):
