@@ -58,6 +58,7 @@ class EpisodeRunner(Node):
             param("settle_s", 0.4, "sim seconds the task must stay successful before the episode ends")
         )
         self.done = 0
+        self.failed = 0
         self.stop = threading.Event()
         self.worker = threading.Thread(target=self.run, name="episode-runner", daemon=True)
         self.worker.start()
@@ -91,21 +92,25 @@ class EpisodeRunner(Node):
         return future.result()
 
     def _sim_sleep(self, seconds: float) -> None:
-        end = self.get_clock().now().nanoseconds + int(seconds * 1e9)
-        while not self.stop.is_set() and self.get_clock().now().nanoseconds < end:
-            time.sleep(0.01)
+        start = self.get_clock().now().nanoseconds
+        end = start + int(seconds * 1e9)
+        while not self.stop.is_set() and start <= self.get_clock().now().nanoseconds < end:
+            time.sleep(0.01)  # (a clock that went back, a restarted twin, ends the wait)
 
     def run(self) -> None:
-        try:
-            for k in range(self.episodes):
-                if self.stop.is_set():
-                    return
+        for k in range(self.episodes):
+            if self.stop.is_set():
+                return
+            try:
                 self.run_episode(k)
                 self.done += 1
-                self._sim_sleep(self.pause_s)
-            self.get_logger().info(f"ran {self.done} episodes; idle")
-        except TimeoutError as e:
-            self.get_logger().error(str(e))
+            except TimeoutError as e:
+                # A node restarting (the recorder, the sim) can leave one call unanswered: this episode is lost to
+                # the runner (the recorder salvages or keeps its bag), the next one starts afresh.
+                self.failed += 1
+                self.get_logger().error(f"episode {k}: {e}; going on with the next one")
+            self._sim_sleep(self.pause_s)
+        self.get_logger().info(f"ran {self.done} episodes ({self.failed} failed); idle")
 
     def run_episode(self, k: int) -> None:
         with self.lock:
@@ -134,6 +139,9 @@ class EpisodeRunner(Node):
             else:
                 success_since = None
             if state.get("failed") or state.get("timed_out") or now - t0 > self.time_limit_s * 1e9:
+                break
+            if now < t0:  # the sim clock went back: the twin restarted and the scene of this episode is gone
+                self.get_logger().warn(f"{eid}: the sim clock went back (the twin restarted); ending the episode")
                 break
             time.sleep(0.02)
         if self.stop.is_set():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,9 +61,17 @@ def write_atomic(path: str | Path, blob: bytes) -> Path:
 
 
 def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None) -> bytes:
-    """Read a weight file and check its digest (and size); raises WeightSyncError naming the file otherwise."""
+    """Read a weight file and check its digest (and size); raises WeightSyncError naming the file otherwise.
+    Only a regular file of the announced size is read: a path to a device (/dev/zero), a FIFO or a directory, as a
+    forged announcement could name, would otherwise block the reader or exhaust its memory."""
     try:
-        blob = Path(path).read_bytes()
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise WeightSyncError(f"{path}: not a regular file; weights are not read from it")
+        if total_bytes is not None and st.st_size != total_bytes:
+            raise WeightSyncError(f"{path}: {st.st_size} bytes, announced {total_bytes}")
+        with open(path, "rb") as f:
+            blob = f.read(st.st_size + 1)
     except OSError as e:
         raise WeightSyncError(f"{path}: cannot read weights: {e}") from None
     if total_bytes is not None and len(blob) != total_bytes:

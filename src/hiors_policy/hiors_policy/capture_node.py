@@ -136,6 +136,10 @@ class CaptureNode(Node):
         if joints is None:
             return None
         ref = stamp_to_ns(joints.header.stamp)
+        if self.last_joint_ns - ref > NS:
+            # The clock went back by more than a second: the driver (or the twin, with its /clock) restarted. Take
+            # its new time base instead of waiting, bundle-less, until it passes the old one.
+            self.last_joint_ns = -1
         if ref <= self.last_joint_ns:
             return None  # no new proprioception since the last bundle
         if any(c not in images for c in self.cameras) or any(a not in poses for a in self.ee_arms):

@@ -410,7 +410,10 @@ class Pi0Policy:
             raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
         with torch.random.fork_rng(devices=[]):
             model = PI0ForConditionalGeneration(mc)
-        sd = load_file(str(p / WEIGHTS_FILE))
+        try:
+            sd = load_file(str(p / WEIGHTS_FILE))
+        except Exception as e:  # safetensors' own error types (a pickle or a truncated file under that name)
+            raise CheckpointError(f"{p / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
         check_state_dict(model, sd, str(p / WEIGHTS_FILE))
         model.load_state_dict(sd, strict=True)
         if dtype:

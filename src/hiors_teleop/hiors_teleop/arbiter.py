@@ -3,6 +3,7 @@ ROS) and publishes what the core decides: robot commands, ExecutedCommand, Contr
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -113,6 +114,9 @@ class Arbiter(Node):
                 self.core.refuse(why)
             elif h <= 0 or d != self.limits.dim or len(msg.actions) != h * d:
                 why = f"refused chunk: wrong dimension {h}x{d} with {len(msg.actions)} values"
+                self.core.refuse(why)
+            elif not math.isfinite(msg.dt):
+                why = f"refused chunk: non-finite dt {msg.dt}"
                 self.core.refuse(why)
             else:
                 why = self._offer(msg, h, d, now)

@@ -183,6 +183,7 @@ class ArbiterCore:
         self.step = 0
         self.seg_step = 0
         self.refused = 0
+        self.refused_states = 0  # measured states refused (NaN, wrong size): never held to
         self.clamped = 0
         self.policy_version = 0
         # Human input.
@@ -202,7 +203,7 @@ class ArbiterCore:
         try:
             self.measured = validate(action, self.limits)
         except RefusedCommand:
-            pass
+            self.refused_states += 1  # a NaN / wrong-size measurement: counted, never used
 
     def resync(self) -> None:
         """The robot was put somewhere else (a new episode after a scene reset): forget the last command, any
@@ -269,11 +270,13 @@ class ArbiterCore:
 
     # decisions -------------------------------------------------------------------------------------------------
     def _human_fresh(self, now_ns: int) -> bool:
+        """The human's input is recent. Input stamped after `now` is not: the clock went back (a restarted sim's
+        /clock), and the watchdog must not count input from before as current until the clock catches up."""
         timeout = self.cfg.teleop_timeout_s * 1e9
-        if self.joy_ns is None or now_ns - self.joy_ns > timeout:
+        if self.joy_ns is None or not 0 <= now_ns - self.joy_ns <= timeout:
             return False
         ref = self.motion_ns if self.motion_ns is not None else self.engage_ns
-        return now_ns - ref <= timeout
+        return 0 <= now_ns - ref <= timeout
 
     def _human_target(self) -> np.ndarray:
         base = self.last_cmd.copy()

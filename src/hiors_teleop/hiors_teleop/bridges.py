@@ -10,6 +10,8 @@ only move data. The counters go to /diagnostics once a second."""
 
 from __future__ import annotations
 
+import math
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -46,7 +48,9 @@ class _Bridge(Node):
 
     def publish_command(self, cmd: TeleopCommand) -> None:
         stamp = self.get_clock().now().to_msg()
-        joy = Joy(buttons=[int(cmd.engaged), *(int(b) for b in cmd.buttons)], axes=[float(cmd.trigger or 0.0)])
+        trigger = float(cmd.trigger or 0.0)  # 0 released .. 1 pressed, whatever the device says
+        trigger = min(max(trigger, 0.0), 1.0) if math.isfinite(trigger) else 0.0
+        joy = Joy(buttons=[int(cmd.engaged), *(int(b) for b in cmd.buttons)], axes=[trigger])
         joy.header.stamp = stamp
         if cmd.ee_delta is not None:
             dp, dq = cmd.ee_delta

@@ -30,6 +30,9 @@ from .poses import IDENTITY_Q, matrix_to_quat, quat_conj, quat_mul, quat_normali
 # WebXR (y up, -z forward, x right) -> robot base (x forward, y left, z up).
 XR_TO_BASE = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
+# A controller position further than this from the origin (m) is not a pose (and its clutch delta could overflow).
+MAX_POSITION_M = 1000.0
+
 # xr-standard gamepad indices on the Quest 3 Touch Plus controllers.
 BTN_TRIGGER, BTN_SQUEEZE, BTN_STICK, BTN_A, BTN_B = 0, 1, 3, 4, 5
 
@@ -124,22 +127,26 @@ def command_from_packet(packet: dict, clutch: Clutch) -> TeleopCommand:
 def _valid_pose(p, q) -> bool:
     try:
         p, q = np.asarray(p, float), np.asarray(q, float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer too big for a float
         return False
     return (
         p.shape == (3,)
         and q.shape == (4,)
         and bool(np.all(np.isfinite(p)) and np.all(np.isfinite(q)))
+        and bool(np.all(np.abs(p) <= MAX_POSITION_M))
         and float(np.linalg.norm(q)) > 1e-6
     )
 
 
+def _finite_number(x) -> bool:
+    try:
+        return isinstance(x, (bool, int, float)) and math.isfinite(float(x))
+    except OverflowError:  # a JSON integer too big for a float
+        return False
+
+
 def _finite_numbers(v, limit: int = 32) -> bool:
-    return (
-        isinstance(v, list)
-        and len(v) <= limit
-        and all(isinstance(x, (bool, int, float)) and math.isfinite(float(x)) for x in v)
-    )
+    return isinstance(v, list) and len(v) <= limit and all(_finite_number(x) for x in v)
 
 
 def _valid_packet(packet) -> bool:
@@ -275,7 +282,7 @@ class Quest3WebXR(TeleopDevice):
             async for raw in ws:
                 try:
                     packet = json.loads(raw)
-                except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+                except (ValueError, TypeError, RecursionError):  # not JSON, too many digits, nested too deep
                     packet = None
                 if not _valid_packet(packet):
                     with self._lock:

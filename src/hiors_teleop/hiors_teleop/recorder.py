@@ -15,6 +15,7 @@ clock reading) is recorded 1 ns after it.
 
 from __future__ import annotations
 
+import math
 import queue
 import sys
 import threading
@@ -74,6 +75,8 @@ class Recorder(Node):
         self._joy_prev: list[int] = []
         self.last_sent: dict[str, float] = {}
         self.published: list[str] = []  # ids published (for tests and diagnostics)
+        self.refused = {"labels": 0, "frames": 0}  # labels not taken (non-finite reward, no such episode), bad frames
+        self.jobs_done = 0  # jobs the writer finished (jobs queued - jobs_done = its backlog)
 
         self.jobs: queue.Queue = queue.Queue()
         self.worker = threading.Thread(target=self._work, name="recorder-writer", daemon=True)
@@ -132,6 +135,9 @@ class Recorder(Node):
         return True, eid, "recording"
 
     def end(self, label: Label | None = None, episode_id: str = "") -> tuple[bool, str, str]:
+        if label is not None and not math.isfinite(label.reward):
+            self.refused["labels"] += 1
+            return False, episode_id, f"refused label: reward {label.reward} is not a finite number"
         with self.lock:
             if self.state == IDLE or (episode_id and episode_id != self.episode_id):
                 return False, episode_id, f"no episode {episode_id or '(current)'} to end"
@@ -148,8 +154,12 @@ class Recorder(Node):
         return True, eid, "ended and labelled"
 
     def label(self, label: Label, episode_id: str = "") -> tuple[bool, str]:
+        if not math.isfinite(label.reward):
+            self.refused["labels"] += 1
+            return False, f"refused label: reward {label.reward} is not a finite number"
         with self.lock:
             if self.state == IDLE or (episode_id and episode_id != self.episode_id):
+                self.refused["labels"] += 1
                 return False, f"episode {episode_id or '(current)'} is not open for labelling"
             state = self.state
             if state == RECORDING and not self.end_on_label:
@@ -282,7 +292,11 @@ class Recorder(Node):
                 elif kind == "resend":
                     self._resend()
             except (HiorsError, OSError, ValueError) as e:
+                if kind == "frame":
+                    self.refused["frames"] += 1
                 self.get_logger().error(f"recorder {kind}: {e}")
+            finally:
+                self.jobs_done += 1
 
     def _publish(self, eid: str) -> None:
         episode = self.log.read(eid)
