@@ -1,0 +1,237 @@
+"""One deterministic test per defect the reliability fuzzers found (each failed before its fix)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from websockets.sync.client import connect
+
+from hiors_core.errors import BadInputError
+from hiors_core.ros_testing import ros_context, wait_for
+from hiors_core.schema import Label
+from hiors_core.weight_sync import WeightSyncError, read_verified, sha256_hex
+from hiors_msgs.msg import ActionChunk
+from hiors_teleop import devices
+from hiors_teleop.arbiter import Arbiter
+from hiors_teleop.bridges import Quest3Bridge
+from hiors_teleop.recorder import Recorder
+
+pytestmark = pytest.mark.node
+
+
+def test_arbiter_refuses_a_chunk_with_non_finite_dt():
+    """Was: int(round(nan * 1e9)) raised in the chunk callback, which ends the arbiter process."""
+    with ros_context() as ctx:
+        arb = Arbiter(context=ctx, parameter_overrides=[Parameter("robot", value="tora_one")])
+        try:
+            for dt in (math.nan, math.inf, -math.inf):
+                msg = ActionChunk(control_mode=1, horizon=2, action_dim=8, dt=dt)
+                msg.actions = [0.3, 0.2, 1.1, 0.0, 0.0, 0.0, 1.0, 0.5] * 2
+                msg.header.stamp = arb.get_clock().now().to_msg()
+                before = arb.core.refused
+                arb.on_chunk(msg)
+                assert arb.core.refused == before + 1 and "dt" in arb.core.reason
+            assert arb.core.executor.pending is None and arb.core.executor.current is None
+        finally:
+            arb.destroy_node()
+
+
+@pytest.mark.timeout(30)
+def test_weights_are_read_only_from_a_regular_file_of_the_announced_size(tmp_path):
+    """Was: a PolicyUpdate naming /dev/zero made the policy node read until it ran out of memory, and one naming a
+    FIFO blocked its weights callbacks for good."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    good = tmp_path / "w.safetensors"
+    good.write_bytes(b"x" * 100)
+    for path, total in (("/dev/zero", 100), (fifo, 100), (tmp_path, 100), (good, 99), (good, 2**63)):
+        with pytest.raises(WeightSyncError):
+            read_verified(path, sha256_hex(b"x" * 100), total)
+    assert read_verified(good, sha256_hex(b"x" * 100), 100) == b"x" * 100
+
+
+def test_recorder_refuses_a_non_finite_reward_and_counts_it(tmp_path):
+    """Was: a NaN or inf reward labelled the episode and went on to the learner side as its return."""
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            ok, eid, _ = rec.start()
+            assert ok
+            for r in (math.nan, math.inf, -math.inf):
+                ok, why = rec.label(Label(reward=r, success=True, source="human"), eid)
+                assert not ok and "finite" in why
+                ok, _, why = rec.end(Label(reward=r, success=True, source="human"), eid)
+                assert not ok and "finite" in why
+            assert rec.refused["labels"] == 6 and rec.state == "recording" and rec.episode_id == eid
+            ok, _ = rec.label(Label(reward=1.0, success=True, source="human"), eid)
+            assert ok and rec.state == "idle"
+            ok, _ = rec.label(Label(reward=1.0, success=True, source="human"), eid)  # nothing open any more
+            assert not ok and rec.refused["labels"] == 7
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+
+
+def test_recorder_counts_frames_it_cannot_record(tmp_path):
+    from hiors_core.convert import frame_from_observation
+    from hiors_msgs.msg import Observation
+
+    bad = Observation(state_names=["a"], state=[math.nan])
+    with pytest.raises(BadInputError):
+        frame_from_observation(bad)
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            rec.start()
+            rec.jobs.put(("frame", bad, 0, 1))
+            wait_for(lambda: rec.refused["frames"] == 1, 10, "the bad frame counted")
+            assert rec.worker.is_alive()
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+
+
+@pytest.mark.timeout(60)
+def test_websocket_packets_that_break_the_json_parser_are_refused_not_fatal():
+    """Was: a packet nested too deep (RecursionError) or with an integer too big for a float (OverflowError) ended
+    the operator's authorised WebSocket connection instead of being counted as malformed."""
+    dev = devices.Quest3WebXR(host="127.0.0.1", port=0, token="t")
+    dev.connect()
+    try:
+        with connect(f"ws://127.0.0.1:{dev.port}/ws?token=t", open_timeout=10) as ws:
+            bad = [
+                "[" * 100_000 + "]" * 100_000,
+                json.dumps({"p": [10**400, 0, 0], "q": [0, 0, 0, 1]}),
+                json.dumps({"p": [0, 1, 0], "q": [0, 0, 0, 1], "values": [10**400]}),
+                '{"p": [' + "9" * 5000 + ", 0, 0], " + '"q": [0, 0, 0, 1]}',
+                json.dumps({"p": [1e308, 0, 0], "q": [0, 0, 0, 1]}),  # its clutch delta would overflow
+            ]
+            for b in bad:
+                ws.send(b)
+            wait_for(lambda: dev.stats()["malformed"] == len(bad), 20, "every bad packet counted")
+            ws.send(json.dumps({"p": [0, 1, 0], "q": [0, 0, 0, 1], "buttons": [0, 1]}))
+            wait_for(lambda: dev.stats()["packets"] == 1, 20, "the socket still takes packets")
+    finally:
+        dev.disconnect()
+
+
+def test_bridge_publishes_a_finite_trigger_in_0_1():
+    """Was: a controller value of 1e300 became an infinite Joy axis (float32)."""
+    with ros_context() as ctx:
+        bridge = Quest3Bridge(context=ctx, parameter_overrides=[Parameter("source", value="topics")])
+        sent = []
+        bridge.pub_joy.publish = sent.append
+        try:
+            for t in (1e300, -5.0, math.nan, 0.25):
+                bridge.publish_command(devices.TeleopCommand(engaged=False, trigger=t))
+            axes = [m.axes[0] for m in sent]
+            assert np.allclose(axes, [1.0, 0.0, 0.0, 0.25])
+        finally:
+            bridge.destroy_node()
+
+
+def test_episode_runner_goes_on_after_an_unanswered_call():
+    """Was: one service call left unanswered while the recorder restarted (test_rel_faults.py, a recorder kill)
+    ended the runner's loop, so the simulated session stopped for good."""
+    from hiors_bringup.episode_runner import EpisodeRunner
+
+    class Runner(EpisodeRunner):
+        def run_episode(self, k):
+            if k == 0:
+                raise TimeoutError("end episode: no response from end_episode")
+
+    with ros_context() as ctx:
+        runner = Runner(
+            context=ctx, parameter_overrides=[Parameter("episodes", value=3), Parameter("pause_s", value=0.0)]
+        )
+        try:
+            wait_for(lambda: runner.done + runner.failed == 3, 10, "three episodes attempted")
+            assert (runner.done, runner.failed) == (2, 1)
+        finally:
+            runner.shutdown()
+            runner.destroy_node()
+
+
+# --- a restarted sim: its /clock starts again from zero (test_rel_faults.py, a sim kill stalled the loop) -----------
+
+
+def test_capture_takes_the_new_time_base_after_the_clock_went_back():
+    """Was: after the twin restarted, capture published no Observation until the new sim time passed the last
+    joint-state stamp from before the restart (as long as the session had run: the policy got nothing)."""
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
+
+    from hiors_core.convert_ros import image_msg, time_msg
+    from hiors_policy.capture_node import CaptureNode
+
+    names = [f"left_joint{i}" for i in range(1, 8)] + [f"right_joint{i}" for i in range(1, 8)]
+    names += ["left_gripper", "right_gripper"]
+    with ros_context() as ctx:
+        node = CaptureNode(context=ctx)
+        try:
+
+            def feed(t_ns):
+                for c in ("top", "left_wrist"):
+                    node._on_image(c, image_msg(np.zeros((8, 8, 3), np.uint8), t_ns, c))
+                pose = PoseStamped()
+                pose.header.stamp = time_msg(t_ns)
+                pose.pose.orientation.w = 1.0
+                node._on_pose("left", pose)
+                js = JointState(name=names, position=[0.0] * len(names))
+                js.header.stamp = time_msg(t_ns)
+                node._on_joints(js)
+                return node.build()
+
+            assert feed(3600 * 10**9) is not None
+            assert feed(3600 * 10**9) is None  # the same joint state is used once
+            assert feed(2 * 10**9) is not None  # the clock restarted: new bundles at once
+            assert feed(2 * 10**9 + 40_000_000) is not None
+        finally:
+            node.destroy_node()
+
+
+def test_teleop_watchdog_does_not_trust_input_from_before_the_clock_went_back():
+    """Was: input stamped before a backward clock jump looked fresh (negative age) until the clock caught up, so a
+    human who had stopped sending kept authority with a stale delta."""
+    from hiors_core.robots import TORA_ONE
+    from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN
+    from hiors_teleop.authority import ArbiterConfig, ArbiterCore
+    from hiors_teleop.safety import Limits, layout_for
+
+    core = ArbiterCore(Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left")), ArbiterConfig())
+    core.set_measured(np.array([0.3, 0.2, 1.1, 0, 0, 0, 1, 0.5]))
+    t = 3600 * 10**9
+    core.human_joy(t, True)
+    core.human_ee_delta(t, [0.0, 0.01, 0.0], [0, 0, 0, 1])
+    assert core.tick(t + 10**7).authority == AUTHORITY_HUMAN
+    r = core.tick(2 * 10**9)  # the sim restarted: its clock is back at 2 s
+    assert r.authority == AUTHORITY_HOLD and r.reason == "teleop stale"
+    core.human_joy(2 * 10**9 + 10**7, True)  # fresh input under the new clock: the human drives again
+    core.human_ee_delta(2 * 10**9 + 10**7, [0.0, 0.01, 0.0], [0, 0, 0, 1])
+    assert core.tick(2 * 10**9 + 2 * 10**7).authority == AUTHORITY_HUMAN
+
+
+def test_episode_runner_waits_no_longer_when_the_clock_went_back():
+    from hiors_bringup.episode_runner import EpisodeRunner
+
+    class Clock:
+        def __init__(self):
+            self.values = iter([100 * 10**9] + [101 * 10**9] * 3 + [1 * 10**9] * 1000)
+
+        def now(self):
+            return type("T", (), {"nanoseconds": next(self.values)})()
+
+    with ros_context() as ctx:
+        runner = EpisodeRunner(context=ctx, parameter_overrides=[Parameter("episodes", value=0)])
+        try:
+            clock = Clock()
+            runner.get_clock = lambda: clock
+            runner._sim_sleep(10.0)  # would wait for 10 s of the old clock (forever on a stopped one)
+        finally:
+            runner.shutdown()
+            runner.destroy_node()
