@@ -19,10 +19,12 @@ from rel_support import record
 
 from hiors_bringup.reliability import FaultRun, FaultRunOptions, hold_after_policy_loss
 from hiors_core.episode_log import STATUS_ACKED, STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_RECORDING, EpisodeLog
+from hiors_core.labelling import training_samples
 from hiors_core.schema import AUTHORITY_POLICY
 
 pytestmark = pytest.mark.e2e
 K_AUTO = 12  # config/tora_one.yaml: policy steps executed per chunk
+HORIZON = 16  # config/tora_one.yaml: the recorder's (and the learner's) label horizon
 OVERRIDES = (
     ("learner", "publish_every", 5),
     ("learner", "checkpoint_every", 5),
@@ -190,9 +192,26 @@ def check_run(run: FaultRun, ledger: Ledger, label: str) -> None:
     dupes = learner_log.count("already in the buffer, ignored")
     assert state is not None
     twice = len(state["seen"]) - len(set(state["seen"])) + len(state["active"]) - len(set(state["active"]))
+    # Samples counted into the training set can be at most every sample of every episode the learner has seen once
+    # (an episode taken twice, by topic and by backfill or a re-send, would count its samples twice).
+    demos = EpisodeLog(run_dir / "demos")
+    available = 0
+    for eid in state["seen"]:
+        src = log if eid in entries else demos
+        if eid in src.entries() and src.entries()[eid].status in (STATUS_COMPLETE, STATUS_ACKED):
+            available += len(training_samples(src.read(eid), HORIZON))
+    received = int(state["pacer"]["received"])  # samples counted in, over every restart (the UTD denominator)
     record("faults", f"{label}: episodes in the learner's buffer twice", twice, expected=0, ok=twice == 0)
+    record(
+        "faults",
+        f"{label}: samples in the learner's training set",
+        received,
+        expected=f"<= {available} (each seen episode once)",
+        ok=received <= available,
+    )
     record("faults", f"{label}: re-sent episodes the learner ignored (deduplicated)", dupes)
     assert twice == 0 and set(state["active"]) <= set(state["seen"])
+    assert received <= available, f"{received} samples counted, only {available} in the episodes seen"
     for i, r in enumerate(r for r in ledger.rows if r["node"] == "learner"):
         lost = sorted(set(r["finished_before_restart"]) - set(state["seen"]))
         ok = r["resumed_step"] == r["ckpt_step_at_kill"]

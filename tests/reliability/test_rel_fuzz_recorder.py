@@ -32,7 +32,7 @@ NAMES = ("s0", "s1", "s2")
 
 step_spec = st.fixed_dictionaries(
     {
-        "obs": st.sampled_from(["good"] * 4 + ["nan_state", "names", "cameras", "image", "encoding"]),
+        "obs": st.sampled_from(["good"] * 4 + ["nan_state", "names", "cameras", "image", "encoding", "empty"]),
         "value": f32_floats(),
         "is_sample": st.booleans(),
         "human": st.booleans(),
@@ -89,6 +89,9 @@ class Stream:
             msg.images[0].data = bytes(7)
         elif kind == "encoding":
             msg.images[0].encoding = "16UC1"
+        elif kind == "empty":
+            im = msg.images[0]
+            im.width, im.height, im.step, im.encoding, im.data = 0, 0, 0, "bgr8", b""
         return msg
 
     def command(self, spec) -> ExecutedCommand:

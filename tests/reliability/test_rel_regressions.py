@@ -235,3 +235,28 @@ def test_episode_runner_waits_no_longer_when_the_clock_went_back():
         finally:
             runner.shutdown()
             runner.destroy_node()
+
+
+def test_an_empty_image_is_bad_input_not_an_opencv_error(tmp_path):
+    """Was: a 0x0 bgr8 image raised cv2.error from the colour conversion: the policy node counted it as an internal
+    error, and the recorder's writer thread, which catches only bad-input errors, died on it (no more bags)."""
+    from hiors_core.convert import frame_from_observation
+    from hiors_core.convert_ros import image_msg
+    from hiors_msgs.msg import Observation
+
+    img = image_msg(np.zeros((1, 1, 3), np.uint8), 0, "top")
+    img.width = img.height = img.step = 0
+    img.encoding, img.data = "bgr8", b""
+    obs = Observation(camera_names=["top"], images=[img], state_names=["a"], state=[0.0])
+    with pytest.raises(BadInputError, match="empty image"):
+        frame_from_observation(obs)
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            rec.start()
+            rec.jobs.put(("frame", obs, 0, 1))
+            wait_for(lambda: rec.refused["frames"] == 1, 10, "the empty image refused and counted")
+            assert rec.worker.is_alive()
+        finally:
+            rec.shutdown()
+            rec.destroy_node()

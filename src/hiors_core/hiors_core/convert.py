@@ -26,6 +26,9 @@ def ns_to_sec_nanosec(ns: int) -> tuple[int, int]:
 
 def image_to_numpy(msg) -> np.ndarray:
     """sensor_msgs/Image or CompressedImage -> HxWx3 uint8 RGB. Raises BadInputError naming the problem."""
+    if hasattr(msg, "width") and (int(msg.width) == 0 or int(msg.height) == 0):
+        # OpenCV's colour conversion raises its own cv2.error on an empty image (not a ValueError).
+        raise BadInputError(f"empty image ({msg.width}x{msg.height}, encoding {msg.encoding!r})")
     try:
         img = message_to_cvimage(msg, "rgb8")
     except (ImageError, ValueError, TypeError) as e:
