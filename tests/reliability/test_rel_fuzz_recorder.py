@@ -191,7 +191,7 @@ def test_recorder_refuses_malformed_labels_buttons_and_frames(tmp_path, scale):
             assert rec.worker.is_alive(), "the recorder's writer thread died"
 
         try:
-            with spinning([rec, rig], context=ctx):
+            with spinning([rec, rig], context=ctx, threads=1):  # as its process
                 for p in pubs.values():
                     wait_for_subscribers(p, timeout=WAIT)
                 fuzz(ops, body, examples)

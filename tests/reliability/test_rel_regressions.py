@@ -260,3 +260,32 @@ def test_an_empty_image_is_bad_input_not_an_opencv_error(tmp_path):
         finally:
             rec.shutdown()
             rec.destroy_node()
+
+
+def test_recorder_counts_commands_lost_in_transport(tmp_path):
+    """Was: under overload (test_rel_load.py) the keep-last command stream lost commands and nothing said so; now a
+    gap in the arbiter's step counter within an episode is counted."""
+    from hiors_msgs.msg import ExecutedCommand
+
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            rec.start()
+            for step in (100, 101, 105, 106, 3):  # 102..104 lost; 3: the arbiter restarted, not a loss
+                rec.on_executed(ExecutedCommand(step=step, action=[0.0] * 8))
+            assert rec.dropped_commands == 3 and rec.step == 5
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+
+
+def test_recorder_process_spins_single_threaded(monkeypatch):
+    """Was: run_node(Recorder, threads=2), a MultiThreadedExecutor, which busy-waits while the recorder's one mutually
+    exclusive callback group is busy; at 5x the control rate (test_rel_load.py) it starved the callbacks and ~70% of
+    the executed commands were lost. On a single-threaded executor none were."""
+    from hiors_teleop import recorder
+
+    seen = {}
+    monkeypatch.setattr(recorder, "run_node", lambda factory, args, threads=1: seen.update(threads=threads))
+    recorder.main([])
+    assert seen["threads"] == 1

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 
@@ -39,9 +39,13 @@ def wait_for_publishers(subscription, count: int = 1, timeout: float = 10.0) -> 
 
 @contextmanager
 def spinning(nodes: Iterable[Node] | Node, context: Context | None = None, threads: int = 4):
-    """Spin the given nodes on a multi-threaded executor in a background thread for the duration of the block."""
+    """Spin the given nodes in a background thread for the duration of the block: on a multi-threaded executor, or
+    with threads=1 on a single-threaded one (as run_node does for a node process started with threads=1)."""
     nodes = [nodes] if isinstance(nodes, Node) else list(nodes)
-    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    if threads == 1:
+        executor = SingleThreadedExecutor(context=context)
+    else:
+        executor = MultiThreadedExecutor(num_threads=threads, context=context)
     for n in nodes:
         executor.add_node(n)
     stop = threading.Event()

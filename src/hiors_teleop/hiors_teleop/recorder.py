@@ -77,6 +77,10 @@ class Recorder(Node):
         self.published: list[str] = []  # ids published (for tests and diagnostics)
         self.refused = {"labels": 0, "frames": 0}  # labels not taken (non-finite reward, no such episode), bad frames
         self.jobs_done = 0  # jobs the writer finished (jobs queued - jobs_done = its backlog)
+        # Commands of a recorded episode that never arrived (gaps in the arbiter's step counter): the stream is
+        # reliable but keep-last, and the arbiter never blocks on a slow recorder, so under overload some are lost.
+        self.dropped_commands = 0
+        self._prev_step = -1  # the arbiter's step of the last recorded command
 
         self.jobs: queue.Queue = queue.Queue()
         self.worker = threading.Thread(target=self._work, name="recorder-writer", daemon=True)
@@ -185,6 +189,14 @@ class Recorder(Node):
             self.last_exec = msg
             if self.state != RECORDING:
                 return
+            step = int(msg.step)
+            if self.step > 0 and step > self._prev_step + 1:  # (a smaller step: the arbiter restarted)
+                self.dropped_commands += step - self._prev_step - 1
+                self.get_logger().warn(
+                    f"{self.dropped_commands} executed commands lost so far (arbiter steps missing)",
+                    throttle_duration_sec=5.0,
+                )
+            self._prev_step = step
             e = executed_from_msg(msg)
             e.step = self.step
             if e.stamp_ns <= self.prev_exec_ns:
@@ -321,7 +333,10 @@ class Recorder(Node):
 
 
 def main(args=None):
-    return run_node(Recorder, args, threads=2)
+    # One thread: every callback is in one mutually exclusive group (bag I/O has its own worker thread), and rclpy's
+    # MultiThreadedExecutor busy-waits while that group is busy: under load it starved the callbacks themselves and
+    # the command stream lost most of its messages (tests/reliability/test_rel_load.py).
+    return run_node(Recorder, args, threads=1)
 
 
 if __name__ == "__main__":
