@@ -280,9 +280,10 @@ def test_recorder_counts_commands_lost_in_transport(tmp_path):
 
 
 def test_recorder_process_spins_single_threaded(monkeypatch):
-    """Was: run_node(Recorder, threads=2), a MultiThreadedExecutor, which busy-waits while the recorder's one mutually
-    exclusive callback group is busy; at 5x the control rate (test_rel_load.py) it starved the callbacks and ~70% of
-    the executed commands were lost. On a single-threaded executor none were."""
+    """Was: run_node(Recorder, threads=2) on rclpy's MultiThreadedExecutor, whose spin thread went round without
+    waiting while callbacks sat in its pool's queue (ros2/rclpy#1452, now avoided by hiors_core.executors); at 5x the
+    control rate (test_rel_load.py) ~70% of the executed commands were lost. One thread is all its one mutually
+    exclusive callback group can use."""
     from hiors_teleop import recorder
 
     seen = {}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+
+from hiors_core.executors import make_executor
 
 
 def run_node(factory: Callable[[], Node], args=None, threads: int = 1) -> int:
@@ -16,7 +18,7 @@ def run_node(factory: Callable[[], Node], args=None, threads: int = 1) -> int:
     node = None
     try:
         node = factory()
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor = make_executor(threads)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

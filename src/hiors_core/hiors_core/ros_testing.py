@@ -9,8 +9,9 @@ from contextlib import contextmanager
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+
+from hiors_core.executors import make_executor
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -39,13 +40,10 @@ def wait_for_publishers(subscription, count: int = 1, timeout: float = 10.0) -> 
 
 @contextmanager
 def spinning(nodes: Iterable[Node] | Node, context: Context | None = None, threads: int = 4):
-    """Spin the given nodes in a background thread for the duration of the block: on a multi-threaded executor, or
-    with threads=1 on a single-threaded one (as run_node does for a node process started with threads=1)."""
+    """Spin the given nodes in a background thread for the duration of the block, on the executor run_node gives a
+    node process with that many threads."""
     nodes = [nodes] if isinstance(nodes, Node) else list(nodes)
-    if threads == 1:
-        executor = SingleThreadedExecutor(context=context)
-    else:
-        executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    executor = make_executor(threads, context)
     for n in nodes:
         executor.add_node(n)
     stop = threading.Event()

@@ -333,9 +333,8 @@ class Recorder(Node):
 
 
 def main(args=None):
-    # One thread: every callback is in one mutually exclusive group (bag I/O has its own worker thread), and rclpy's
-    # MultiThreadedExecutor busy-waits while that group is busy: under load it starved the callbacks themselves and
-    # the command stream lost most of its messages (tests/reliability/test_rel_load.py).
+    # One thread: every callback is in one mutually exclusive group (bag I/O has its own worker thread), so more
+    # executor threads could only wait for it.
     return run_node(Recorder, args, threads=1)
 
 

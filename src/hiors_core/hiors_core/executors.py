@@ -1,0 +1,73 @@
+"""The multi-threaded executor every hiors node and test spins on.
+
+rclpy's MultiThreadedExecutor (Jazzy, rclpy 7.1.x as wheeled) yields again, and submits again, a callback that is
+still waiting in its thread pool's queue, and while any does it returns from the wait at once (ros2/rclpy#1452,
+fixed upstream by ros2/rclpy#1547 but not in these wheels). The spin thread then loops without sleeping, holds the GIL
+and starves the very workers it waits for: a sim node spent 65 % of its core there, and six nodes sharing one such
+executor ran their loop at 4 % of real time. This one hands a callback to the pool and waits until a worker has
+taken it, so the spin thread sleeps in the wait set whenever there is nothing new to do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from rclpy.context import Context
+from rclpy.executors import (
+    ConditionReachedException,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    SingleThreadedExecutor,
+    TimeoutException,
+)
+
+_NOTHING_TO_RUN = (ExternalShutdownException, ShutdownException, TimeoutException, ConditionReachedException)
+
+
+class HandoffExecutor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor whose spin thread never queues a callback twice (see the module docstring)."""
+
+    def __init__(self, num_threads: int, *, context: Context | None = None) -> None:
+        super().__init__(num_threads=num_threads, context=context)
+        self._handed: dict = {}  # rclpy task -> the pool future that runs it
+
+    def _spin_once_impl(self, timeout_sec=None, wait_condition: Callable[[], bool] = lambda: False) -> None:
+        self._reap()
+        try:
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except _NOTHING_TO_RUN:
+            return
+        running = self._handed.get(handler)
+        if running is not None and not running.done():
+            return  # a worker has it and is about to start it (a window of microseconds)
+        started = threading.Event()
+
+        def run() -> None:
+            started.set()
+            handler()
+
+        try:
+            self._handed[handler] = self._executor.submit(run)
+        except RuntimeError:  # the pool was shut down under us: the executor is stopping
+            return
+        # Back-pressure: look for more work only once a worker has this one.
+        while not started.wait(0.05):
+            if self._is_shutdown or not self._context.ok():
+                return
+
+    def _reap(self) -> None:
+        """Forget finished callbacks, and raise what one of them raised (as rclpy's executor does)."""
+        done = [task for task, future in self._handed.items() if future.done()]
+        for task in done:
+            del self._handed[task]
+            if task.done():  # (not done: a coroutine callback waiting on a future; it is yielded again later)
+                task.result()
+
+
+def make_executor(threads: int = 1, context: Context | None = None):
+    """A SingleThreadedExecutor for one thread, a HandoffExecutor with that many workers otherwise."""
+    if threads <= 1:
+        return SingleThreadedExecutor(context=context)
+    return HandoffExecutor(num_threads=threads, context=context)
