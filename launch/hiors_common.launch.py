@@ -5,7 +5,7 @@ Included by tora_one.launch.py and xtrainer.launch.py; the pip-only `hiors up` s
 
 import os
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 
@@ -30,6 +30,7 @@ def _truthy(text: str) -> bool:
 
 def _graph_nodes(context):
     from hiors_bringup.graph import GraphArgs, robot_graph
+    from hiors_bringup.processes import node_env_defaults
 
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     args = GraphArgs(
@@ -42,7 +43,10 @@ def _graph_nodes(context):
         namespace=get("namespace"),
         run_dir=get("run_dir"),
     )
-    actions = [_rviz(args)] if _truthy(get("rviz")) else []
+    # The node processes' environment, as `hiors up` gives it (what the caller's environment sets wins).
+    actions = [SetEnvironmentVariable(k, os.environ.get(k, v)) for k, v in node_env_defaults().items()]
+    if _truthy(get("rviz")):
+        actions.append(_rviz(args))
     if args.namespace:
         actions.append(PushRosNamespace(args.namespace))
     for spec in robot_graph(args):

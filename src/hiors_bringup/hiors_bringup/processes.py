@@ -50,6 +50,18 @@ def node_command(spec: NodeSpec, params_file: Path, namespace: str = "") -> list
     return cmd
 
 
+def node_env_defaults() -> dict[str, str]:
+    """Environment every node process starts with unless the caller's environment sets it (`hiors up` and the
+    launch files alike).
+
+    Passive OpenMP waits: with the default spin-wait, torch's idle worker threads in one node (the policy between
+    chunks) burn the cores another node (the learner, the sim) needs; measured 15 ms vs 0.7 s per tiny-pi0
+    inference on a 2-core machine with the policy node idle beside it. Likewise a few torch threads per node: ten
+    processes share the machine's cores (2 on a CI machine, where one thread per node trains the tiny pi0 2-3x
+    faster than two)."""
+    return {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // 4))}
+
+
 class GraphProcesses:
     """One OS process per node, logs under <run_dir>/logs, parameters as ROS 2 YAML under <run_dir>/params."""
 
@@ -57,13 +69,7 @@ class GraphProcesses:
         self.specs = specs
         self.run_dir = Path(run_dir)
         self.namespace = namespace
-        # Passive OpenMP waits: with the default spin-wait, torch's idle worker threads in one node (the policy
-        # between chunks) burn the cores another node (the learner, the sim) needs; measured 15 ms vs 0.7 s per
-        # tiny-pi0 inference on a 2-core machine with the policy node idle beside it.
-        # Likewise a few torch threads per node: ten processes share the machine's cores (2 on a CI machine, where
-        # one thread per node trains the tiny pi0 2-3x faster than two).
-        threads = str(max(1, (os.cpu_count() or 2) // 4))
-        self.env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": threads, **os.environ, **(env or {})}
+        self.env = {**node_env_defaults(), **os.environ, **(env or {})}
         self.procs: dict[str, NodeProcess] = {}
 
     def _params_file(self, spec: NodeSpec) -> Path:

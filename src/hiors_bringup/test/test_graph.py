@@ -1,6 +1,7 @@
 """The one node-graph description: every node it names exists, configs parse, bad arguments get clear errors."""
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,18 @@ def test_launch_files_declare_every_argument_with_a_description():
         ast.parse(text)
         assert f'"robot": "{robot}"' in text and "hiors_common.launch.py" in text
     assert (config_dir() / "tora_one.yaml").exists()
+
+
+def test_launched_nodes_get_the_environment_hiors_up_gives_them():
+    """The launch files cannot run here (launch_ros is not among the wheels): check that the common one sets the
+    environment of hiors_bringup.processes.node_env_defaults, as `hiors up` does."""
+    from hiors_bringup.processes import GraphProcesses, node_env_defaults
+
+    text = (ROOT / "launch" / "hiors_common.launch.py").read_text()
+    assert "SetEnvironmentVariable(k, os.environ.get(k, v)) for k, v in node_env_defaults().items()" in text
+    assert node_env_defaults()["OMP_WAIT_POLICY"] == "PASSIVE" and int(node_env_defaults()["OMP_NUM_THREADS"]) >= 1
+    env = GraphProcesses([], ROOT / "runs" / "unused", env={"OMP_NUM_THREADS": "3"}).env
+    assert env["OMP_NUM_THREADS"] == "3" and env["OMP_WAIT_POLICY"] in ("PASSIVE", os.environ.get("OMP_WAIT_POLICY"))
 
 
 def test_undeclared_parameters_are_found_and_implicit_ones_ignored():

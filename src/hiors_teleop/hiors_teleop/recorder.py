@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -45,6 +46,16 @@ EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=Reliability
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 IDLE, RECORDING, AWAITING_LABEL = "idle", "recording", "awaiting_label"
+
+
+def _complete_meta(meta: EpisodeMeta, frame) -> EpisodeMeta:
+    """The episode's meta with what only its first frame could tell: state names, cameras, the instruction."""
+    return replace(
+        meta,
+        instruction=meta.instruction or frame.instruction,
+        state_names=tuple(frame.state_names),
+        camera_names=tuple(frame.images) or meta.camera_names,
+    )
 
 
 class Recorder(Node):
@@ -268,23 +279,45 @@ class Recorder(Node):
     # the worker: all disk I/O ---------------------------------------------------------------------------------------
     def _work(self) -> None:
         writer = None
+        # An episode started before any observation came in has no state names or instruction yet: its bag is
+        # opened at its first frame, with the meta completed from that frame (commands before it wait in `held`).
+        pending, held = None, []
+
+        def open_pending(frame=None):
+            nonlocal writer, pending, held
+            meta = pending if frame is None else _complete_meta(pending, frame)
+            writer, pending = self.log.open_writer(meta), None
+            for e in held:
+                writer.write_executed(e)
+            held = []
+
         while True:
             job = self.jobs.get()
-            if job is None:
-                if writer is not None:
-                    writer.close()  # shutdown mid-episode: the bag is complete but unlabelled
-                return
-            kind = job[0]
+            kind = job[0] if job is not None else "stop"
             try:
+                if kind in ("open", "close", "stop") and pending is not None:
+                    open_pending()  # (no frame ever came: the meta stays as it was)
+                if kind == "stop":
+                    if writer is not None:
+                        writer.close()  # shutdown mid-episode: the bag is complete but unlabelled
+                    return
                 if kind == "open":
                     if writer is not None:
                         writer.close()
-                    writer = self.log.open_writer(job[1])
-                elif kind == "frame" and writer is not None:
+                        writer = None
+                    if job[1].state_names:
+                        writer = self.log.open_writer(job[1])
+                    else:
+                        pending = job[1]
+                elif kind == "frame" and (writer is not None or pending is not None):
                     _, obs, step, frame_ns = job
                     frame = frame_from_observation(obs, step=step)
                     frame.stamp_ns = frame_ns
+                    if pending is not None:
+                        open_pending(frame)
                     writer.write_frame(frame)
+                elif kind == "exec" and pending is not None:
+                    held.append(job[1])
                 elif kind == "exec" and writer is not None:
                     writer.write_executed(job[1])
                 elif kind == "close" and writer is not None:

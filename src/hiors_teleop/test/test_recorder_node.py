@@ -87,6 +87,8 @@ def test_recorder_episode_bag_handover_and_ack(tmp_path):
                 assert data.human_mask.tolist() == [t in HUMAN for t in range(20)]
                 assert [f.step for f in data.frames] == sample_steps
                 assert [int(f.state[0]) for f in data.frames] == sample_steps  # the observation seen at that step
+                # Started before any observation came in: the meta was completed from the first frame.
+                assert data.meta.state_names == ("a", "b", "c") and data.meta.camera_names == ("top",)
                 # Not acknowledged: re-sent.
                 wait_for(lambda: len(episodes) >= 2, what="re-send of the unacknowledged episode")
                 verdict_pub.publish(EpisodeVerdict(episode_id=eid, accepted=True, reason="accepted"))
@@ -146,3 +148,35 @@ def test_recorder_commands_at_one_clock_reading_keep_their_frames(tmp_path):
     assert recorded[3] == stamps[3] + 1
     assert [f.step for f in data.frames] == [0, 1, 2, 3, 4]
     assert [int(f.state[0]) for f in data.frames] == [0, 1, 2, 3, 4]
+
+
+def test_commands_before_the_first_observation_are_kept_and_the_meta_completed(tmp_path):
+    """An episode started before the recorder saw any observation, whose first commands come before the first
+    observation: the bag opens at the first frame, with the state names and cameras from it, and holds every
+    command, the early ones included."""
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            ok, eid, _ = rec.start(task="raise_hand", instruction="raise the left hand")
+            assert ok
+            for t in range(6):
+                stamp = 1_000_000_000 + t * 40_000_000
+                if t == 3:
+                    frame = Frame(
+                        3, stamp - 1, {"top": np.zeros((4, 4, 3), np.uint8)}, np.ones(2, np.float32), ("x", "y")
+                    )
+                    rec.on_observation(observation_msg(frame, "tora_one", "raise_hand"))
+                msg = ExecutedCommand(step=t, action_names=[f"a{i}" for i in range(8)], action=[float(t)] * 8)
+                msg.is_sample = t >= 3
+                msg.header.stamp = time_msg(stamp)
+                rec.on_executed(msg)
+            assert rec.end(Label(reward=1.0, success=True, source="test", stamp_ns=2_000_000_000))[0]
+            wait_for(lambda: eid in rec.published, what="episode closed and handed over")
+            data = EpisodeLog(tmp_path).read(eid)
+            assert data.meta.state_names == ("x", "y") and data.meta.camera_names == ("top",)
+            assert data.meta.instruction == "raise the left hand"
+            assert [float(e.action[0]) for e in data.executed] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+            assert [f.step for f in data.frames] == [3, 4, 5]
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
