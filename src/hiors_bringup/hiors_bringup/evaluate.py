@@ -26,16 +26,19 @@ from .sim_io import policy_state
 
 
 def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):
-    """A checkpoint folder; or a run folder's latest published weights on the tiny policy; or the tiny policy."""
+    """A checkpoint folder; or a run folder's latest published weights on the policy the run started from (its
+    `policy/` folder, with its normalisation statistics; the tiny policy for runs without one); or the tiny
+    policy."""
     from hiors_policy.policy import make_policy
 
     if policy and run:
         raise ConfigError("give --policy or --run, not both")
     if policy:
         return make_policy(policy), policy
-    model = make_policy(f"tiny:{robot}:{task}")
     if not run:
-        return model, f"tiny:{robot}:{task} (untrained)"
+        return make_policy(f"tiny:{robot}:{task}"), f"tiny:{robot}:{task} (untrained)"
+    start = Path(run) / "policy"
+    model = make_policy(str(start) if start.is_dir() else f"tiny:{robot}:{task}")
     weights = sorted((Path(run) / "learner" / "weights").glob("policy-v*.safetensors"))
     if not weights:
         raise ConfigError(f"{run}: no learner/weights/policy-v*.safetensors (is it a `hiors up` run folder?)")

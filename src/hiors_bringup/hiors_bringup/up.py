@@ -186,8 +186,6 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.robot)
     run_dir.mkdir(parents=True, exist_ok=True)
     args = GraphArgs(robot=opts.robot, task=opts.task, sim=True, policy=opts.policy, run_dir=str(run_dir)).validated()
-    specs = robot_graph(args)
-    specs = _apply_overrides(specs, opts, run_dir)
 
     say = (lambda *a: None) if quiet else print
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
@@ -196,6 +194,10 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
 
         n = record_demos(args.robot, args.task, opts.demos, run_dir / "demos", seed=opts.seed + 10_000)
         say(f"hiors up: recorded {n} scripted initial demonstrations in {run_dir / 'demos'}")
+        if not args.policy:
+            args = replace(args, policy=str(initial_tiny_policy(args.robot, args.task, run_dir)))
+            say(f"hiors up: tiny pi0 with the demonstrations' normalisation statistics in {args.policy}")
+    specs = _apply_overrides(robot_graph(args), opts, run_dir)
 
     procs = GraphProcesses(specs, run_dir, env={"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
     monitor = Monitor(run_dir, quiet=quiet)
@@ -235,6 +237,20 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     png = plot(run_dir)
     say("\n".join(["", "=== summary ==="] + lines + [f"learning curve: {png}"]))
     return rc
+
+
+def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
+    """The tiny pi0 the actor and the learner start from, saved in the run folder (`policy/`) with the state and
+    action statistics of the run's demonstrations (pi0 trains on normalised data; identity statistics leave the
+    flow-matching noise at the scale of whole metres against centimetre tolerances)."""
+    from hiors_policy.dataset_stats import stats_from_log
+    from hiors_policy.layout import state_layout
+    from hiors_policy.policy import build_tiny_policy
+
+    stats = stats_from_log(run_dir / "demos", state_layout(robot, task))
+    out = run_dir / "policy"
+    build_tiny_policy(robot, task, seed=0, out_dir=out, norm_stats=stats)
+    return out
 
 
 def _apply_overrides(specs, opts: UpOptions, run_dir: Path):

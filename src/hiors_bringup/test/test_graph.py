@@ -81,16 +81,12 @@ def test_launch_files_declare_every_argument_with_a_description():
     assert (config_dir() / "tora_one.yaml").exists()
 
 
-def test_launched_nodes_get_the_environment_hiors_up_gives_them():
-    """The launch files cannot run here (launch_ros is not among the wheels): check that the common one sets the
-    environment of hiors_bringup.processes.node_env_defaults, as `hiors up` does."""
+def test_node_processes_get_passive_openmp_and_a_share_of_the_cores_unless_told_otherwise():
     from hiors_bringup.processes import GraphProcesses, node_env_defaults
 
-    text = (ROOT / "launch" / "hiors_common.launch.py").read_text()
-    assert "SetEnvironmentVariable(k, os.environ.get(k, v)) for k, v in node_env_defaults().items()" in text
     assert node_env_defaults()["OMP_WAIT_POLICY"] == "PASSIVE" and int(node_env_defaults()["OMP_NUM_THREADS"]) >= 1
     env = GraphProcesses([], ROOT / "runs" / "unused", env={"OMP_NUM_THREADS": "3"}).env
-    assert env["OMP_NUM_THREADS"] == "3" and env["OMP_WAIT_POLICY"] in ("PASSIVE", os.environ.get("OMP_WAIT_POLICY"))
+    assert env["OMP_NUM_THREADS"] == "3" and env["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def test_undeclared_parameters_are_found_and_implicit_ones_ignored():

@@ -1,6 +1,7 @@
 """The rviz configs: generated from the robot facts, everything they display is really published (type, QoS,
 marker namespaces), and the launch file starts rviz2 on them. rviz2 itself is not in the pip wheels: headless."""
 
+import os
 import runpy
 import sys
 import types
@@ -70,6 +71,7 @@ def test_launch_starts_rviz_on_the_robot_config_outside_the_namespace(monkeypatc
     stubs["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     stubs["launch_ros.actions"].Node = type("Node", (_Recorded,), {})
     stubs["launch_ros.actions"].PushRosNamespace = type("PushRosNamespace", (_Recorded,), {})
+    stubs["launch.actions"].SetEnvironmentVariable = type("SetEnvironmentVariable", (_Recorded,), {})
     for name, module in stubs.items():
         monkeypatch.setitem(sys.modules, name, module)
     import ament_index_python.packages as ament
@@ -77,6 +79,12 @@ def test_launch_starts_rviz_on_the_robot_config_outside_the_namespace(monkeypatc
     monkeypatch.setattr(ament, "get_package_share_directory", lambda pkg: str(ROOT))
     launch = runpy.run_path(str(ROOT / "launch" / "hiors_common.launch.py"))
     actions = launch["_graph_nodes"](None)
+    # The node processes' environment first, as `hiors up` gives it; the caller's environment wins.
+    from hiors_bringup.processes import node_env_defaults
+
+    env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
+    assert env == {k: os.environ.get(k, v) for k, v in node_env_defaults().items()}
+    actions = [a for a in actions if type(a).__name__ != "SetEnvironmentVariable"]
     rviz, push = actions[0], actions[1]
     assert rviz.kwargs["executable"] == "rviz2" and type(push).__name__ == "PushRosNamespace"
     config = Path(rviz.kwargs["arguments"][1])

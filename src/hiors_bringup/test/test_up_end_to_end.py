@@ -108,3 +108,21 @@ def test_learner_trained_on_demos_and_the_actor_used_new_weights(run):
     assert state["step"] >= 10
     assert any(eid.startswith("demo-") for eid in state["seen"]), "the initial demonstrations were not loaded"
     assert not set(state["active"]) - set(state["seen"])
+
+
+def test_the_actor_and_the_learner_start_from_one_policy_normalised_on_the_demonstrations(run):
+    robot, run_dir = run
+    import yaml
+
+    from hiors_core.episode_log import EpisodeLog as Log
+    from hiors_policy.dataset_stats import stats_from_log
+    from hiors_policy.policy import Pi0Policy
+
+    policy = Pi0Policy.load(run_dir / "policy")
+    expected = stats_from_log(run_dir / "demos", policy.config.state_names)
+    assert len(Log(run_dir / "demos").trainable_ids()) == 2
+    np.testing.assert_allclose(policy.norm.action_mean, expected.action_mean, rtol=1e-6)
+    np.testing.assert_allclose(policy.norm.state_std, expected.state_std, rtol=1e-6)
+    assert not np.allclose(policy.norm.action_std, 1.0)  # not the identity
+    params = lambda node: yaml.safe_load((run_dir / "params" / f"{node}.yaml").read_text())[node]["ros__parameters"]  # noqa: E731
+    assert params("policy")["checkpoint"] == params("learner")["policy_path"] == str(run_dir / "policy")

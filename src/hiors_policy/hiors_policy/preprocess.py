@@ -24,7 +24,9 @@ def images_to_tensor(images: list[np.ndarray], size: int) -> torch.Tensor:
         if a.dtype != np.uint8:
             raise BadInputError(f"image {i} has dtype {a.dtype}, expected uint8")
         h, w = a.shape[:2]
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255.0
+        if not a.flags.writeable or not a.flags.c_contiguous:  # (bag frames are read-only views: torch warns)
+            a = np.array(a, order="C")
+        t = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0
         scale = size / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         if (nh, nw) != (h, w):
@@ -50,6 +52,24 @@ class NormStats:
     action_std: np.ndarray
 
     EPS = 1e-8
+    # Floor of a standard deviation computed from data (metres, radians, gripper opening): a dimension that never
+    # moved in the data (a gripper held open) would otherwise turn any later change into a huge normalised value.
+    MIN_STD = 1e-2
+
+    @classmethod
+    def from_data(cls, states: np.ndarray, actions: np.ndarray, min_std: float = MIN_STD) -> NormStats:
+        """Mean and (floored) standard deviation per dimension of states (N, S) and actions (M, D)."""
+        states, actions = np.asarray(states, np.float64), np.asarray(actions, np.float64)
+        if states.ndim != 2 or actions.ndim != 2 or not len(states) or not len(actions):
+            raise ConfigError(
+                f"norm stats need non-empty (N, S) states and (M, D) actions, got {states.shape} and {actions.shape}"
+            )
+        return cls(
+            states.mean(0),
+            np.maximum(states.std(0), min_std),
+            actions.mean(0),
+            np.maximum(actions.std(0), min_std),
+        )
 
     @classmethod
     def identity(cls, state_dim: int, action_dim: int) -> NormStats:
