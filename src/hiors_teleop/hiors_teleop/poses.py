@@ -7,7 +7,8 @@ import numpy as np
 IDENTITY_Q = np.array([0.0, 0.0, 0.0, 1.0])
 
 
-def quat_normalize(q) -> np.ndarray:
+def quat_unit(q) -> np.ndarray:
+    """`q` scaled to unit length, its sign kept (commands: see safety.make_safe)."""
     q = np.asarray(q, dtype=np.float64)
     m = float(np.max(np.abs(q))) if q.size else 0.0
     if np.isfinite(m) and m > 0:
@@ -15,8 +16,13 @@ def quat_normalize(q) -> np.ndarray:
     n = float(np.linalg.norm(q))
     if not np.isfinite(n) or n < 1e-9:
         raise ValueError(f"quaternion {q.tolist()} has no orientation (norm {n})")
-    q = q / n
-    return q if q[3] >= 0 else -q  # one hemisphere, so equal rotations compare equal
+    return q / n
+
+
+def quat_normalize(q) -> np.ndarray:
+    """Unit quaternion in the w >= 0 hemisphere, so that equal rotations compare equal."""
+    q = quat_unit(q)
+    return q if q[3] >= 0 else -q
 
 
 def quat_mul(a, b) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 
 from hiors_core.robots import MODE_EE_POSE, MODE_JOINT, ActionLayout, RobotSpec, ee_layout, joint_layout
 
-from .poses import quat_angle, quat_normalize, quat_slerp
+from .poses import quat_angle, quat_slerp, quat_unit
 
 GRIPPER_SPEED = 4.0  # gripper opening per second (full stroke in 0.25 s), as robots.max_joint_step
 
@@ -96,7 +96,7 @@ def validate(action, limits: Limits) -> np.ndarray:
         raise RefusedCommand(f"non-finite values at {[limits.names[i] for i in bad[:4]]}")
     if limits.mode == MODE_EE_POSE:
         try:
-            a[3:7] = quat_normalize(a[3:7])
+            a[3:7] = quat_unit(a[3:7])
         except ValueError:
             raise RefusedCommand("zero quaternion: no orientation") from None
     return a
@@ -161,7 +161,11 @@ def make_safe(target, prev, limits: Limits) -> SafeCommand:
         if hit3:
             a, hit = a2, hit + hit3
     if limits.mode == MODE_EE_POSE:
-        a[3:7] = quat_normalize(a[3:7])
+        a[3:7] = quat_unit(a[3:7])
+        if prev is not None and float(np.dot(a[3:7], p[3:7])) < 0.0:
+            # q and -q are one orientation: keep the sign of the stream (which starts from the measured pose's),
+            # so that the executed commands, the policy's training labels, never jump between the two.
+            a[3:7] = -a[3:7]
     return SafeCommand(action=a, clamped=bool(hit), reason=", ".join(dict.fromkeys(hit)))
 
 

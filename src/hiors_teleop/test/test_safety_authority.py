@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hiors_core.robots import TORA_ONE, XTRAINER
 from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
-from hiors_teleop.poses import quat_angle, quat_mul, quat_normalize
+from hiors_teleop.poses import quat_angle, quat_mul, quat_normalize, quat_unit
 from hiors_teleop.safety import Limits, RefusedCommand, layout_for, make_safe, step_ok, within_limits
 
 EE = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))
@@ -91,6 +91,24 @@ def test_clamps_workspace_and_steps():
     assert np.isclose(quat_angle(out.action[3:7], HOME_EE[3:7]), EE.max_rot_step, atol=1e-6)
     j = make_safe(np.full(JOINT.dim, 10.0), np.zeros(JOINT.dim), JOINT)
     assert np.allclose(j.action, JOINT.max_step)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05), st.booleans())
+def test_commanded_quaternions_keep_the_sign_of_the_stream(wx, wy, flip):
+    """q and -q are one orientation; a command keeps the previous command's sign whichever it is given in (no
+    jump of the training labels between the two), and stands for the target's rotation. The hand points
+    forward here, so w is near 0 and small turns cross the w = 0 plane (where a w >= 0 convention flips)."""
+    forward = quat_unit([0.70, 0.10, 0.69, 0.02])
+    prev = np.r_[HOME_EE[:3], forward, 1.0]
+    q = quat_unit(quat_mul(forward, quat_unit([wx, wy, 0.0, 1.0])))  # a small turn
+    target = np.r_[prev[:3], -q if flip else q, 1.0]
+    out = make_safe(target, prev, EE).action
+    assert np.dot(out[3:7], prev[3:7]) > 0.9
+    assert quat_angle(out[3:7], q) < 1e-6
+    # The stream starts from the measured pose as given (not flipped into w >= 0).
+    measured = np.r_[HOME_EE[:3], quat_unit([0.70, 0.10, 0.69, -0.02]), 1.0]
+    assert np.allclose(make_safe(measured, None, EE).action, measured)
 
 
 def test_policy_executes_k_auto_and_watchdog_holds_within_two_periods():
