@@ -46,8 +46,9 @@ def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):
     return model, str(weights[-1])
 
 
-def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cell: int) -> tuple[bool, int]:
-    """One attempt from (seed, cell); returns (success, control steps)."""
+def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cell: int) -> tuple[bool, int, float]:
+    """One attempt from (seed, cell); returns (success, control steps, the task's progress in [0, 1] at the end:
+    how far a failed attempt got, which moves long before success does)."""
     from hiors_policy.layout import state_layout
     from hiors_policy.policy import PolicyInput
     from hiors_teleop.safety import make_safe
@@ -66,7 +67,7 @@ def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cel
             result = env.step(safe.action)
             steps += 1
             if result.done:
-                return bool(result.success), steps
+                return bool(result.success), steps, float(env.task_state().get("progress", float(result.success)))
 
 
 def run_eval(args) -> int:
@@ -93,20 +94,22 @@ def run_eval(args) -> int:
     env = SimRobot(robot, task, time_limit=time_limit or None)
     limits = Limits.for_robot(env.spec, layout_for(env.spec, arbiter.get("control_mode", "ee"), env.task.arm))
     grid = env.task.grid
-    outcomes, cells, train = [], [], []
+    outcomes, cells, train, first_progress = [], [], [], []
     print(f"hiors eval: {robot}/{task}, policy {source}, {args.episodes} initial states x up to {args.retries} tries")
     try:
         with open(run_dir / "attempts.csv", "w", newline="") as f:
             out = csv.writer(f)
-            out.writerow(["episode", "seed", "cell", "split", "attempt", "success", "steps"])
+            out.writerow(["episode", "seed", "cell", "split", "attempt", "success", "steps", "progress"])
             for i in range(args.episodes):
                 seed, cell = args.seed + i, i % grid.n_cells
                 attempts = []
                 for r in range(args.retries):
-                    ok, steps = run_attempt(env, model, limits, k_auto, image_size, seed, cell)
+                    ok, steps, progress = run_attempt(env, model, limits, k_auto, image_size, seed, cell)
                     attempts.append(ok)
+                    if r == 0:
+                        first_progress.append(progress)
                     split = "train" if grid.is_train(cell) else "test"
-                    out.writerow([i, seed, cell, split, r, int(ok), steps])
+                    out.writerow([i, seed, cell, split, r, int(ok), steps, f"{progress:.3f}"])
                     f.flush()
                     if ok:
                         break  # later tries cannot change this episode's outcome
@@ -114,7 +117,7 @@ def run_eval(args) -> int:
                 cells.append(cell)
                 train.append(grid.is_train(cell))
                 print(
-                    f"  episode {i}: seed {seed} cell {cell}: {'success' if any(attempts) else 'failure'} after {len(attempts)} tries"
+                    f"  episode {i}: seed {seed} cell {cell}: {'success' if any(attempts) else 'failure'} after {len(attempts)} tries (first try's progress {first_progress[-1]:.2f})"
                 )
     finally:
         env.close()
@@ -130,6 +133,7 @@ def run_eval(args) -> int:
         w.writerows([r.cell, r.split, r.episodes, f"{r.first_try:.3f}", f"{r.any_try:.3f}"] for r in rows)
     lines = [f"{robot}/{task}, policy {source}, time limit {env.task.time_limit:g} s, k_auto {k_auto}", ""]
     lines += table_lines(curve, rows)
+    lines += ["", f"mean progress of the first try: {float(np.mean(first_progress)):.3f}"]
     (run_dir / "eval.txt").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines[2:]))
     print(f"\nwritten: {run_dir}/attempts.csv, success_vs_budget.csv, per_cell.csv, eval.txt")

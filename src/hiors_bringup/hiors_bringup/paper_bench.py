@@ -96,7 +96,15 @@ FULL = Size(
     schedule=(("learner", "warmup_steps", 100), ("learner", "decay_steps", 3000), ("learner", "cycle_steps", 300)),
 )
 
-METRICS = ("online_success", "human_share", "eval_success_1", "eval_success_R", "learner_steps", "learner_utd")
+METRICS = (
+    "online_success",
+    "human_share",
+    "eval_success_1",
+    "eval_success_R",
+    "eval_progress_1",  # the task's progress at the end of the first try: it moves long before success does
+    "learner_steps",
+    "learner_utd",
+)
 
 
 def spread(values: list[float]) -> tuple[float, float, float]:
@@ -128,7 +136,7 @@ def summarise(results: list[dict]) -> list[dict]:
                 continue
             row = {"task": task, "variant": name, "seeds": len(mine)}
             for m in METRICS:
-                mean, lo, hi = spread([float(r[m]) for r in mine])
+                mean, lo, hi = spread([float(r.get(m, "nan")) for r in mine])  # (nan: a run from before m)
                 row[m] = round(mean, 3)
                 row[f"{m}_range"] = f"{lo:.2f}..{hi:.2f}"
             rows.append(row)
@@ -210,6 +218,8 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
     run_eval(ev)
     with open(run / "eval" / "success_vs_budget.csv") as f:
         curve = [float(r["success_rate"]) for r in csv.DictReader(f)]
+    with open(run / "eval" / "attempts.csv") as f:
+        first = [float(r["progress"]) for r in csv.DictReader(f) if r["attempt"] == "0"]
     return {
         "task": f"{robot}/{task}",
         "variant": variant,
@@ -218,6 +228,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         "human_share": human,
         "eval_success_1": curve[0],
         "eval_success_R": curve[-1],
+        "eval_progress_1": sum(first) / len(first),
         "learner_steps": steps,
         "learner_utd": achieved_utd,
         "curve": curve,
@@ -257,6 +268,8 @@ COLUMNS = [
     "eval_success_1",
     "eval_success_R",
     "eval_success_R_range",
+    "eval_progress_1",
+    "eval_progress_1_range",
     "learner_steps",
     "learner_steps_range",
     "learner_utd",
@@ -307,7 +320,8 @@ def run_paper(
                 results.append(r)
                 print(
                     f"paper: {task} {variant:16s} seed {seed}: online success {r['online_success']:.2f}, "
-                    f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f}, "
+                    f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f} "
+                    f"(progress {r['eval_progress_1']:.2f}), "
                     f"learner {r['learner_steps']} steps, UTD {r['learner_utd']:.2f}",
                     flush=True,
                 )

@@ -132,6 +132,7 @@ def _result(variant, seed, success, curve):
         "human_share": 0.5,
         "eval_success_1": curve[0],
         "eval_success_R": curve[-1],
+        "eval_progress_1": 0.5 + success / 2,
         "learner_steps": 100,
         "learner_utd": 1.0,
         "curve": curve,
@@ -147,6 +148,7 @@ def test_summary_mean_and_range_and_test_time_scaling():
         rows[0]["seeds"] == 2 and rows[0]["online_success"] == 0.5 and rows[0]["online_success_range"] == "0.25..0.75"
     )
     assert rows[0]["eval_success_R"] == 0.75 and rows[0]["eval_success_R_range"] == "0.50..1.00"
+    assert rows[0]["eval_progress_1"] == 0.75 and rows[0]["eval_progress_1_range"] == "0.62..0.88"
     tts = tts_rows(results)
     assert [(r["variant"], r["budget"], r["success"]) for r in tts] == [
         ("hiors", 1, 0.25),

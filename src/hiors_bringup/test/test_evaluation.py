@@ -81,13 +81,15 @@ def test_eval_runs_the_policy_on_the_twin_and_writes_its_tables(tmp_path, capsys
     assert run_eval(args) == 0
     with open(tmp_path / "attempts.csv") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["episode", "seed", "cell", "split", "attempt", "success", "steps"]
+        assert reader.fieldnames == ["episode", "seed", "cell", "split", "attempt", "success", "steps", "progress"]
         attempts = list(reader)
     assert {int(a["episode"]) for a in attempts} == {0, 1, 2}
     assert [a["seed"] for a in attempts if a["attempt"] == "0"] == ["5", "6", "7"]
     assert {a["split"] for a in attempts} == {"train", "test"}  # the grid's cells, both splits
     # 0.6 s at 25 Hz = 15 control steps unless the task ends sooner: two chunks of k_auto=12
     assert all(0 < int(a["steps"]) <= 15 for a in attempts)
+    assert all(0.0 <= float(a["progress"]) <= 1.0 for a in attempts)
+    assert all(float(a["progress"]) == 1.0 for a in attempts if a["success"] == "1")
     for ep in (0, 1, 2):
         tries = [a for a in attempts if int(a["episode"]) == ep]
         assert len(tries) == 2 or tries[-1]["success"] == "1"  # retried until success or the budget
