@@ -25,8 +25,26 @@ def _up(a) -> int:
             seed=a.seed,
             operator=a.operator,
             timeout_s=a.timeout,
+            overrides=tuple(parse_set(x) for x in a.set),
         )
     )
+
+
+def parse_set(text: str) -> tuple[str, str, object]:
+    """`node.parameter=value` (value read as YAML: 8, 2.5e-5, true, dual) -> (node, parameter, value)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    node, dot, param = key.strip().partition(".")
+    if not sep or not dot or not node or not param:
+        raise HiorsError(f"--set {text!r}: expected node.parameter=value, e.g. learner.utd_target=8")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as e:
+        raise HiorsError(f"--set {text!r}: the value is not readable: {e}") from None
+    if not isinstance(parsed, str | int | float | bool | list):
+        raise HiorsError(f"--set {text!r}: a parameter value must be a number, a string, a boolean or a list")
+    return node, param, parsed
 
 
 def _replay(a) -> int:
@@ -84,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--operator", choices=["intervene", "never"], default="intervene", help="simulated operator mode")
     up.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NODE.PARAM=VALUE",
+        help="override a node parameter of config/<robot>.yaml (repeatable), e.g. learner.utd_target=8",
+    )
     up.set_defaults(func=_up)
 
     rp = sub.add_parser("replay", help="republish an episode bag with its original timing")

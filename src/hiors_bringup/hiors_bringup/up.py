@@ -50,7 +50,7 @@ class UpOptions:
     seed: int = 0
     operator: str = "intervene"
     timeout_s: float = 1800.0
-    overrides: tuple = ()  # (node, key, value) parameter overrides, for tests and benchmarks
+    overrides: tuple = ()  # (node, key, value) parameter overrides (`--set`, tests, benchmarks)
 
 
 class Monitor:
@@ -259,6 +259,9 @@ def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
         "sim_operator": {"mode": opts.operator},
         "learner": {"demo_log_dir": str(run_dir / "demos")},
     }
+    names = [s.name for s in specs]
     for node, key, value in opts.overrides:
+        if node not in names:
+            raise HiorsError(f"no node {node!r} in the {opts.robot} graph to set {key!r} on; its nodes: {names}")
         extra.setdefault(node, {})[key] = value
     return [replace(s, parameters={**s.parameters, **extra.get(s.name, {})}) for s in specs]

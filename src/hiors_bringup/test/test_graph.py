@@ -95,3 +95,22 @@ def test_undeclared_parameters_are_found_and_implicit_ones_ignored():
     configured = {"use_sim_time": True, "k_auto": 12, "k_autoo": 3, "robot": "x"}
     assert undeclared(configured, {"k_auto", "robot"}) == ["k_autoo"]
     assert undeclared(configured, {"k_auto", "k_autoo", "robot"}) == []
+
+
+def test_set_overrides_are_parsed_and_name_what_is_wrong(tmp_path):
+    from hiors_bringup.cli import parse_set
+    from hiors_bringup.up import UpOptions, _apply_overrides
+    from hiors_core.errors import HiorsError
+
+    assert parse_set("learner.utd_target=8") == ("learner", "utd_target", 8)
+    assert parse_set("arbiter.sampling_mode=fixed_low") == ("arbiter", "sampling_mode", "fixed_low")
+    assert parse_set("learner.lr=2.5e-5") == ("learner", "lr", 2.5e-5)
+    for bad in ("learner.utd_target", "utd_target=8", "learner.=1", "learner.x={a: 1}"):
+        with pytest.raises(HiorsError, match="--set"):
+            parse_set(bad)
+    specs = robot_graph(GraphArgs(robot="tora_one", sim=True, run_dir=str(tmp_path)))
+    opts = UpOptions(robot="tora_one", overrides=(parse_set("learner.utd_target=8"),))
+    learner = next(s for s in _apply_overrides(specs, opts, tmp_path) if s.name == "learner")
+    assert learner.parameters["utd_target"] == 8
+    with pytest.raises(HiorsError, match="no node 'lerner'"):
+        _apply_overrides(specs, UpOptions(robot="tora_one", overrides=(("lerner", "utd_target", 8),)), tmp_path)
