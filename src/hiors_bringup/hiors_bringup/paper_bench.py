@@ -183,6 +183,21 @@ def learner_stats(metrics_csv: Path) -> tuple[int, float]:
     return (int(rows[-1]["step"]), float(rows[-1]["utd"])) if rows else (0, 0.0)
 
 
+def keep_previous_runs(runs: Path) -> Path | None:
+    """Every run starts from nothing: `hiors up` on an existing run folder resumes it (its learner from its last
+    checkpoint, its episodes.csv appended to), which would mix an earlier invocation into this one. Earlier runs
+    are moved aside (runs.<time>), never overwritten."""
+    if not runs.exists():
+        return None
+    aside = runs.with_name(f"{runs.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():
+        aside, n = runs.with_name(f"{runs.name}.{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+    runs.rename(aside)
+    print(f"paper: earlier runs moved to {aside}")
+    return aside
+
+
 def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Path, device: str = "") -> dict:
     from .evaluate import run_eval
     from .up import UpOptions, run_up
@@ -311,6 +326,7 @@ def run_paper(
 
         device = "cuda" if torch.cuda.is_available() else ""
     out.mkdir(parents=True, exist_ok=True)
+    keep_previous_runs(out / "runs")
     results = []
     per_run = out / "paper_runs.csv"
     for robot, task in size.tasks:

@@ -250,3 +250,16 @@ def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
     assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
     paper = bench_command("paper", "runs/p", True, "full", ("hiors", "bc"), (0, 1))
     assert paper == "hiors bench paper --run-dir runs/p --full --variants hiors,bc --seeds 0,1"
+
+
+def test_earlier_paper_runs_are_moved_aside_not_resumed(tmp_path):
+    from hiors_bringup.paper_bench import keep_previous_runs
+
+    assert keep_previous_runs(tmp_path / "runs") is None
+    (tmp_path / "runs" / "tora_one-raise_hand-hiors-seed0").mkdir(parents=True)
+    (tmp_path / "runs" / "tora_one-raise_hand-hiors-seed0" / "episodes.csv").write_text("index\n1\n")
+    first = keep_previous_runs(tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    second = keep_previous_runs(tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() and first != second and first.parent == second.parent == tmp_path
+    assert (first / "tora_one-raise_hand-hiors-seed0" / "episodes.csv").read_text() == "index\n1\n"
