@@ -19,10 +19,13 @@ def undeclared(configured: dict, declared: set[str]) -> list[str]:
     return sorted(k for k in configured if k not in declared and k not in IMPLICIT)
 
 
-def check_running_graph(node, specs: list[NodeSpec], namespace: str = "", timeout_s: float = 120.0) -> dict:
+def check_running_graph(
+    node, specs: list[NodeSpec], namespace: str = "", timeout_s: float = 120.0, exited=None
+) -> dict:
     """{node name: [undeclared parameter names] or ["not running"]} for every node that does not match.
 
-    `node` is any rclpy node whose executor is spinning in another thread.
+    `node` is any rclpy node whose executor is spinning in another thread. `exited(name)`, when given, tells
+    whether that node's process has ended: such a node is reported at once instead of waited for.
     """
     from rcl_interfaces.srv import ListParameters
 
@@ -32,8 +35,14 @@ def check_running_graph(node, specs: list[NodeSpec], namespace: str = "", timeou
     for spec in specs:
         client = node.create_client(ListParameters, f"{ns}/{spec.name}/list_parameters")
         try:
-            if not client.wait_for_service(timeout_sec=max(0.1, deadline - time.monotonic())):
-                problems[spec.name] = ["not running (no parameter services)"]
+            while not client.wait_for_service(timeout_sec=min(0.5, max(0.1, deadline - time.monotonic()))):
+                if exited is not None and exited(spec.name):
+                    problems[spec.name] = ["not running (its process exited)"]
+                    break
+                if time.monotonic() >= deadline:
+                    problems[spec.name] = ["not running (no parameter services)"]
+                    break
+            if spec.name in problems:
                 continue
             future = client.call_async(ListParameters.Request())
             while not future.done() and time.monotonic() < deadline:

@@ -206,7 +206,12 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     deadline = time.monotonic() + opts.timeout_s
     rc = 0
     try:
-        problems = check_running_graph(monitor.node, specs, timeout_s=min(opts.timeout_s, 180.0))
+        problems = check_running_graph(
+            monitor.node,
+            specs,
+            timeout_s=min(opts.timeout_s, 180.0),
+            exited=lambda name: name in {p.spec.name for p in procs.dead()},
+        )
         if problems:
             for name, what in problems.items():
                 tail = procs.tail(name) if any(w.startswith("not ") for w in what) else ""
@@ -259,9 +264,12 @@ def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
         "sim_operator": {"mode": opts.operator},
         "learner": {"demo_log_dir": str(run_dir / "demos")},
     }
-    names = [s.name for s in specs]
+    given = {s.name: s.parameters for s in specs}
     for node, key, value in opts.overrides:
-        if node not in names:
-            raise HiorsError(f"no node {node!r} in the {opts.robot} graph to set {key!r} on; its nodes: {names}")
+        if node not in given:
+            raise HiorsError(f"no node {node!r} in the {opts.robot} graph to set {key!r} on; its nodes: {list(given)}")
+        current = given[node].get(key)
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # `--set learner.utd_target=8`: ROS refuses an integer for a double parameter
         extra.setdefault(node, {})[key] = value
     return [replace(s, parameters={**s.parameters, **extra.get(s.name, {})}) for s in specs]

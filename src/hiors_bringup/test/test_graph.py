@@ -111,6 +111,32 @@ def test_set_overrides_are_parsed_and_name_what_is_wrong(tmp_path):
     specs = robot_graph(GraphArgs(robot="tora_one", sim=True, run_dir=str(tmp_path)))
     opts = UpOptions(robot="tora_one", overrides=(parse_set("learner.utd_target=8"),))
     learner = next(s for s in _apply_overrides(specs, opts, tmp_path) if s.name == "learner")
-    assert learner.parameters["utd_target"] == 8
+    assert learner.parameters["utd_target"] == 8.0 and isinstance(learner.parameters["utd_target"], float)
     with pytest.raises(HiorsError, match="no node 'lerner'"):
         _apply_overrides(specs, UpOptions(robot="tora_one", overrides=(("lerner", "utd_target", 8),)), tmp_path)
+
+
+@pytest.mark.node
+def test_running_graph_check_names_undeclared_parameters_and_exited_nodes():
+    from rclpy.node import Node
+
+    from hiors_bringup.graph import NodeSpec
+    from hiors_bringup.graph_check import check_running_graph
+    from hiors_core.ros_testing import ros_context, spinning
+
+    with ros_context() as ctx:
+        alive = Node("graph_check_alive", context=ctx)
+        alive.declare_parameter("k_auto", 12)
+        probe = Node("graph_check_probe", context=ctx)
+        specs = [
+            NodeSpec("graph_check_alive", "pkg", "exe", {"k_auto": 8, "k_autoo": 8}),
+            NodeSpec("graph_check_gone", "pkg", "exe", {}),
+        ]
+        try:
+            with spinning([alive, probe], context=ctx):
+                problems = check_running_graph(probe, specs, timeout_s=120.0, exited=lambda n: n.endswith("gone"))
+        finally:
+            alive.destroy_node()
+            probe.destroy_node()
+    # (Without `exited`, the gone node would be waited for until the timeout.)
+    assert problems == {"graph_check_alive": ["k_autoo"], "graph_check_gone": ["not running (its process exited)"]}

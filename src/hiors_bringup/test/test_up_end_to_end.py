@@ -126,3 +126,30 @@ def test_the_actor_and_the_learner_start_from_one_policy_normalised_on_the_demon
     assert not np.allclose(policy.norm.action_std, 1.0)  # not the identity
     params = lambda node: yaml.safe_load((run_dir / "params" / f"{node}.yaml").read_text())[node]["ros__parameters"]  # noqa: E731
     assert params("policy")["checkpoint"] == params("learner")["policy_path"] == str(run_dir / "policy")
+
+
+def test_rejected_episodes_stay_in_the_log_complete_and_labelled(tmp_path):
+    """The filter's other half, end to end: no operator and a threshold above any return (the paper bench's `bc`
+    switches), so every online episode is rejected with its reason; it is still on disk, complete and labelled."""
+    opts = UpOptions(
+        robot="tora_one",
+        episodes=1,
+        demos=1,
+        operator="never",
+        run_dir=str(tmp_path),
+        timeout_s=300.0,
+        overrides=(
+            ("episode_filter", "threshold_kind", "constant"),
+            ("episode_filter", "threshold_initial", 2.0),
+            ("episode_filter", "follow_learner", False),
+            ("episode_runner", "pause_s", 1.0),
+        ),
+    )
+    assert run_up(opts, quiet=True) == 0
+    table = rows(tmp_path)
+    assert table and all(r["accepted"] == "0" and r["reason"] == "return_below_threshold" for r in table)
+    log = EpisodeLog(tmp_path / "episodes")
+    for r in table:
+        ep = log.read(r["episode_id"])
+        assert ep.label is not None and ep.frames and ep.executed
+        assert not any(e.authority == AUTHORITY_HUMAN for e in ep.executed)
