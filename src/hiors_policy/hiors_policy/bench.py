@@ -42,7 +42,8 @@ def run(robot: str = "tora_one", task: str = "raise_hand", n: int = 20, warmup: 
         probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, on_chunk, 10)
         pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
         try:
-            with spinning([node, probe], context=ctx):
+            # Each on the executor its process would have (run_node: one thread each), as two processes would.
+            with spinning([node], context=ctx, threads=1), spinning([probe], context=ctx, threads=1):
                 wait_for_subscribers(pub)
                 for i in range(warmup + n):
                     t0 = time.perf_counter()
