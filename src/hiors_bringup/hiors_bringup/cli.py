@@ -9,6 +9,8 @@ import sys
 
 from hiors_core.errors import HiorsError
 
+from .processes import node_env_defaults
+
 
 def _up(a) -> int:
     from .up import UpOptions, run_up
@@ -160,7 +162,8 @@ def main(argv=None) -> int:
     # In-process twins (demonstrations, eval, bench) render offscreen; MuJoCo reads this at import.
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see hiors_bringup.processes
+    # Before torch loads, as for the node processes (see node_env_defaults).
+    os.environ.setdefault("OMP_WAIT_POLICY", node_env_defaults()["OMP_WAIT_POLICY"])
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, CI: stop the graph in order, as on Ctrl-C
     try:
         return int(args.func(args) or 0)

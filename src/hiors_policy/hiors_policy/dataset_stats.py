@@ -12,6 +12,7 @@ from hiors_core.episode_log import EpisodeLog
 from hiors_core.errors import ConfigError
 from hiors_core.schema import EpisodeData
 
+from .layout import state_in_order
 from .preprocess import NormStats
 
 
@@ -20,7 +21,12 @@ def stats_from_episodes(episodes: Iterable[EpisodeData], state_names: tuple[str,
     states, actions = [], []
     for ep in episodes:
         for f in ep.frames:
-            states.append(_in_order(f.state, tuple(f.state_names) or state_names, state_names, ep.meta.episode_id))
+            try:
+                states.append(
+                    state_in_order(np.asarray(f.state, np.float64), f.state_names or state_names, state_names)
+                )
+            except ValueError as e:
+                raise ConfigError(f"episode {ep.meta.episode_id}: {e}") from None
         actions.extend(np.asarray(e.action, np.float64) for e in ep.executed)
     if not states or not actions:
         raise ConfigError("no recorded frames or commands to compute normalisation statistics from")
@@ -31,14 +37,3 @@ def stats_from_log(log_dir: str | Path, state_names: tuple[str, ...]) -> NormSta
     """Stats over every trainable episode of an episode log (e.g. the scripted initial demonstrations)."""
     log = EpisodeLog(log_dir)
     return stats_from_episodes((log.read(eid) for eid in log.trainable_ids()), state_names)
-
-
-def _in_order(state, names: tuple[str, ...], want: tuple[str, ...], where: str) -> np.ndarray:
-    state = np.asarray(state, np.float64).reshape(-1)
-    if names == want:
-        return state
-    index = {n: i for i, n in enumerate(names)}
-    missing = [n for n in want if n not in index]
-    if missing or len(names) != state.size:
-        raise ConfigError(f"episode {where}: its state lacks {missing[:6]} (or names and values differ in length)")
-    return state[[index[n] for n in want]]

@@ -84,6 +84,20 @@ def ee_arms(robot: str, task: str) -> tuple[str, ...]:
     return (spec.ee_arm,) if spec.mode == MODE_EE_POSE else ()
 
 
+def state_in_order(state, names: Sequence[str], want: Sequence[str]) -> np.ndarray:
+    """`state`, whose entries `names` names, as the entries `want` in that order (unchanged when the names already
+    match). Raises ValueError naming the missing entries, or that names and values differ in length."""
+    state = np.asarray(state).reshape(-1)
+    names, want = tuple(names), tuple(want)
+    if names == want:
+        return state
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in want if n not in index]
+    if missing or len(names) != state.size:
+        raise ValueError(f"state lacks {missing[:6]} (or names and values differ in length)")
+    return state[[index[n] for n in want]]
+
+
 def assemble_state(
     names: Sequence[str], joints: Mapping[str, float], ee_poses: Mapping[str, Sequence[float]]
 ) -> np.ndarray:

@@ -31,7 +31,7 @@ import torch
 from hiors_core.errors import BadInputError, ConfigError, HiorsError
 from hiors_core.robots import get_robot
 
-from .layout import action_layout, state_layout, task_spec
+from .layout import action_layout, state_in_order, state_layout, task_spec
 from .preprocess import NormStats, images_to_tensor, pad_last
 from .presets import PRESETS, ModelPreset, get_preset, pi0_config
 from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer
@@ -225,12 +225,11 @@ class Pi0Policy:
             images.append(img)
         state = np.asarray(obs.state, dtype=np.float32).reshape(-1)
         names = tuple(getattr(obs, "state_names", ()) or ())
-        if names and names != self.config.state_names:
-            index = {n: i for i, n in enumerate(names)}
-            missing = [n for n in self.config.state_names if n not in index]
-            if missing or len(names) != state.size:
-                raise BadInputError(f"state lacks {missing[:6]} (or names/values differ in length)")
-            state = state[[index[n] for n in self.config.state_names]]
+        if names:
+            try:
+                state = state_in_order(state, names, self.config.state_names)
+            except ValueError as e:
+                raise BadInputError(str(e)) from None
         if state.size != self.state_dim:
             raise BadInputError(f"state has {state.size} values, the policy expects {self.state_dim}")
         if not np.all(np.isfinite(state)):
