@@ -128,6 +128,7 @@ class EpisodeRunner(Node):
         clock = self.get_clock()
         t0 = clock.now().nanoseconds
         success_since = None
+        why = ""
         while not self.stop.is_set():
             with self.lock:
                 state = dict(self.task_state)
@@ -135,15 +136,22 @@ class EpisodeRunner(Node):
             if state.get("success"):
                 success_since = success_since or now
                 if now - success_since >= self.settle_s * 1e9:
+                    why = "success"
                     break
             else:
                 success_since = None
-            if state.get("failed") or state.get("timed_out") or now - t0 > self.time_limit_s * 1e9:
+            if state.get("failed"):
+                why = f"failed ({state.get('failure_reason', '')}) at sim t={state.get('time', '?')}"
+                break
+            if state.get("timed_out") or now - t0 > self.time_limit_s * 1e9:
+                why = "time limit"
                 break
             if now < t0:  # the sim clock went back: the twin restarted and the scene of this episode is gone
                 self.get_logger().warn(f"{eid}: the sim clock went back (the twin restarted); ending the episode")
                 break
             time.sleep(0.02)
+        if why:
+            self.get_logger().info(f"{eid}: ending it: {why}")
         if self.stop.is_set():
             return
         self._call(self.end_client, EndEpisode.Request(episode_id=eid), "end episode")

@@ -8,6 +8,7 @@ CMD_JOINT = "command/joint"  # sensor_msgs/JointState, absolute joint (and gripp
 CMD_EE_POSE = "command/ee_pose/{arm}"  # geometry_msgs/PoseStamped, absolute end-effector target of one arm
 CMD_GRIPPER = "command/gripper"  # sensor_msgs/JointState, gripper opening targets (0..1) by gripper name
 RESET = "reset"  # hiors_msgs/srv/ResetSim
+RESYNC = "resync"  # std_msgs/Header: the robot was moved by something other than the arbiter (a scene reset, a homing routine) at header.stamp: hold where it is now
 SIM_TASK_STATE = "sim/task_state"  # std_msgs/String JSON: privileged task state (object poses, success) for the simulated operator and oracle
 
 # Policy side.

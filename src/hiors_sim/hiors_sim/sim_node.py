@@ -20,7 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
@@ -71,6 +71,7 @@ class SimNode(Node):
         }
         self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
         self.pub_state = self.create_publisher(String, topics.SIM_TASK_STATE, 10)
+        self.pub_resync = self.create_publisher(Header, topics.RESYNC, QoSProfile(depth=10))
 
         self._lock = threading.Lock()
         self._pending = Command(joints={}, ee={}, gripper={})
@@ -155,6 +156,12 @@ class SimNode(Node):
                 try:
                     env.reset(int(r["seed"]), task=r["task"] or None, cell=int(r["cell"]))
                     r["ok"], r["message"] = True, f"reset {env.task.name} seed {r['seed']} cell {env.cell}"
+                    # The twin jumped home: commands aimed at the old scene would drag it back (and knock the new
+                    # objects over), so drop the pending one and tell the arbiter to hold where the robot is now.
+                    cmd = Command(joints={}, ee={}, gripper={})
+                    self.pub_resync.publish(
+                        Header(stamp=time_msg(int(round(self.sim_time * 1e9))), frame_id=self.spec.base_frame)
+                    )
                 except (KeyError, ValueError) as e:
                     r["ok"], r["message"] = False, str(e)
                 r["done"].set()

@@ -13,7 +13,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Header, String
 from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
@@ -92,6 +92,7 @@ class Arbiter(Node):
         sub(PoseStamped, topics.EE_POSE.format(arm=self.arm), self.on_ee_pose, 10, callback_group=inputs)
         status_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         sub(String, topics.EPISODE_STATUS, self.on_episode_status, status_qos, callback_group=inputs)
+        sub(Header, topics.RESYNC, self.on_resync, 10, callback_group=inputs)
         self._episode = ""
         self.create_timer(1.0 / rate, self.on_control, callback_group=control)
         self.create_timer(1.0, self.publish_state, callback_group=slow)
@@ -161,10 +162,22 @@ class Arbiter(Node):
         # A new episode starts after the scene was reset (in simulation the twin jumps home): hold where the robot
         # is now, not where the last episode left the command, or the first hold would drag the arm back.
         if msg.data and msg.data != self._episode:
-            with self.lock:
-                self.core.resync()
+            self._resync()
             self.get_logger().info(f"episode {msg.data}: holding at the measured pose")
         self._episode = msg.data
+
+    def on_resync(self, msg: Header) -> None:
+        self._resync()
+        self.get_logger().info(
+            f"the robot was moved at t={stamp_to_ns(msg.stamp) / 1e9:.2f}s: holding at its measured pose"
+        )
+
+    def _resync(self) -> None:
+        # Measurements cached from before the move would be held to as well.
+        self._measured_joints.clear()
+        self._measured_ee = None
+        with self.lock:
+            self.core.resync(self.now_ns())
 
     def on_estop(self, msg: Bool) -> None:
         with self.lock:

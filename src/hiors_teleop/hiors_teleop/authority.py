@@ -196,6 +196,7 @@ class ArbiterCore:
         self.joint_target: dict[str, float] = {}
         self.gripper: float | None = None
         self.anchor: np.ndarray | None = None
+        self.moved_ns = 0  # when the robot was last put somewhere else (resync); chunks seen before it are stale
         self._sticky = False
 
     # inputs ----------------------------------------------------------------------------------------------------
@@ -205,9 +206,11 @@ class ArbiterCore:
         except RefusedCommand:
             self.refused_states += 1  # a NaN / wrong-size measurement: counted, never used
 
-    def resync(self) -> None:
-        """The robot was put somewhere else (a new episode after a scene reset): forget the last command, any
-        chunk and any clutch anchor, and hold wherever the next measured state says the robot is."""
+    def resync(self, now_ns: int = 0) -> None:
+        """The robot was put somewhere else at `now_ns` (a scene reset, a new episode): forget the last command, any
+        chunk and any clutch anchor, hold wherever the next measured state says the robot is, and refuse chunks
+        predicted from observations taken before (they aim at a scene that is gone)."""
+        self.moved_ns = max(self.moved_ns, int(now_ns))
         self.last_cmd = None
         self.measured = None
         self.anchor = None
@@ -232,6 +235,10 @@ class ArbiterCore:
             return why
         except ValueError as e:
             why = f"refused chunk: {e}"
+            self.refuse(why)
+            return why
+        if chunk.stamp_ns < self.moved_ns:
+            why = "refused chunk: predicted from an observation taken before the robot was moved"
             self.refuse(why)
             return why
         why = self.executor.offer(Chunk(actions, chunk.stamp_ns, chunk.dt_ns, chunk.version), now_ns)

@@ -258,3 +258,18 @@ def test_resync_holds_where_the_robot_now_is_not_where_the_last_command_was():
     for k in range(5, 10):
         r = core.tick(k * PERIOD)
         assert r.authority == AUTHORITY_HOLD and np.allclose(r.action, moved)
+
+
+def test_chunks_from_before_a_resync_are_refused_and_later_ones_drive():
+    core = ee_core()
+    core.set_measured(HOME_EE)
+    core.tick(0)
+    core.resync(2 * PERIOD)  # the twin jumped home at step 2
+    core.set_measured(HOME_EE)
+    refused = core.refused
+    # Predicted from an observation of the old scene, delivered after the move: it must not drive.
+    why = core.offer_chunk(chunk_at([0.35, 0.2, 1.1], PERIOD), 3 * PERIOD)
+    assert "before the robot was moved" in why and core.refused == refused + 1
+    assert core.tick(3 * PERIOD).authority == AUTHORITY_HOLD
+    assert core.offer_chunk(chunk_at([0.35, 0.2, 1.1], 3 * PERIOD), 3 * PERIOD) == ""
+    assert core.tick(4 * PERIOD).authority == AUTHORITY_POLICY

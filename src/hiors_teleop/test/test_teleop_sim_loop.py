@@ -28,6 +28,9 @@ from hiors_teleop.safety import Limits, layout_for, step_ok, within_limits
 
 pytestmark = [pytest.mark.node, pytest.mark.e2e]
 WAIT = 30.0
+# Waits on the simulated scene (several sim seconds of driving): bounds, not timings; generous because a loaded 2-core
+# CI machine can run this six-node process well below real time.
+SCENE_WAIT = 120.0
 ROBOT, TASK = "tora_one", "raise_hand"
 LIMITS = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))
 K_AUTO = 12  # actions executed per chunk
@@ -96,7 +99,7 @@ def segments(authorities):
     return out
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_operator_takes_over_from_a_bad_policy_and_the_bag_says_so(tmp_path):
     with ros_context() as ctx:
         sim = SimNode(
@@ -159,7 +162,7 @@ def test_operator_takes_over_from_a_bad_policy_and_the_bag_says_so(tmp_path):
                     policy_after = [r for r in runs if r[0] == AUTHORITY_POLICY and human and r[1] > human[0][1]]
                     return sum(r[2] for r in human) >= 20 and sum(r[2] for r in policy_after) >= 2 * K_AUTO
 
-                wait_for(enough, WAIT, "a takeover by the operator and the bad policy driving again")
+                wait_for(enough, SCENE_WAIT, "a takeover by the operator and the bad policy driving again")
                 rig.active = False
                 ended = rig.call(rig.end, EndEpisode.Request(episode_id=eid, has_label=False), "end_episode")
                 assert ended.success and "waiting for a label" in ended.message
