@@ -4,6 +4,9 @@ On a real robot the person does this with the Quest 3 / keyboard buttons. In sim
 reset the twin (new seed, a train cell), start an episode on the recorder, end it when the twin reports the task
 done or its time limit reached, and wait for the reward oracle's label (the recorder finishes the episode on it);
 if none comes, it labels the episode a failure itself. All waiting happens in a worker thread, never in a callback.
+
+As a person would, it starts the first episode only once the actor is up (its first ActionChunk: loading a policy
+takes a while on a busy machine). Collection never waits for learning unless `await_trained_policy_s` says so.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ import time
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.node_main import run_node
-from hiors_msgs.msg import EpisodeLabel
+from hiors_msgs.msg import ActionChunk, EpisodeLabel, PolicyUpdate
 from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class EpisodeRunner(Node):
@@ -44,6 +48,17 @@ class EpisodeRunner(Node):
         self.pause_s = float(
             param("pause_s", 0.5, "sim seconds between episodes (the robot is idle; the learner keeps training)")
         )
+        self.policy_wait_s = float(
+            param("policy_wait_s", 300.0, "wall seconds to wait for the actor's first chunk before the first episode")
+        )
+        self.await_trained_s = float(
+            param(
+                "await_trained_policy_s",
+                0.0,
+                "wall seconds to wait, before each episode after the first, until the actor runs weights the learner "
+                "trained and published since the last episode began (0 = never: collection does not wait for learning)",
+            )
+        )
         group = ReentrantCallbackGroup()
         self.reset_client = self.create_client(ResetSim, topics.RESET, callback_group=group)
         self.start_client = self.create_client(StartEpisode, topics.START_EPISODE, callback_group=group)
@@ -54,6 +69,10 @@ class EpisodeRunner(Node):
         self.task_state: dict = {}
         self.expect_seed: int | None = None  # task states from before the last reset are ignored
         self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
+        self.actor_version: int | None = None  # policy version of the actor's latest chunk (None: none seen yet)
+        self.trained_versions: set[int] = set()  # versions the learner published after training steps
+        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, 10, callback_group=group)
+        self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self.on_update, LATCHED, callback_group=group)
         self.settle_s = float(
             param("settle_s", 0.4, "sim seconds the task must stay successful before the episode ends")
         )
@@ -70,6 +89,26 @@ class EpisodeRunner(Node):
     def on_label(self, msg: EpisodeLabel) -> None:
         with self.lock:
             self.labels[msg.episode_id] = msg
+
+    def on_chunk(self, msg: ActionChunk) -> None:
+        with self.lock:
+            self.actor_version = int(msg.policy_version)
+
+    def on_update(self, msg: PolicyUpdate) -> None:
+        if msg.learner_step > 0:
+            with self.lock:
+                self.trained_versions.add(int(msg.version))
+
+    def _wait(self, predicate, seconds: float, what: str) -> None:
+        """Wait (wall clock) until `predicate()` holds; after `seconds` go on anyway, saying so."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            with self.lock:
+                if predicate():
+                    return
+            time.sleep(0.05)
+        if not self.stop.is_set():
+            self.get_logger().warn(f"no {what} after {seconds:.0f} s; going on")
 
     def on_task_state(self, msg: String) -> None:
         try:
@@ -98,9 +137,19 @@ class EpisodeRunner(Node):
             time.sleep(0.01)  # (a clock that went back, a restarted twin, ends the wait)
 
     def run(self) -> None:
+        self._wait(lambda: self.actor_version is not None, self.policy_wait_s, "chunk from the actor")
+        started_on = None
         for k in range(self.episodes):
             if self.stop.is_set():
                 return
+            if k and self.await_trained_s > 0:
+                self._wait(
+                    lambda v=started_on: self.actor_version in self.trained_versions and self.actor_version > (v or 0),
+                    self.await_trained_s,
+                    "newly trained policy at the actor",
+                )
+            with self.lock:
+                started_on = self.actor_version
             try:
                 self.run_episode(k)
                 self.done += 1

@@ -30,11 +30,18 @@ def run(request, tmp_path_factory):
         run_dir=str(run_dir),
         timeout_s=400.0,
         # Publish and checkpoint often so that a run this short still exercises both.
-        # The robot idles 2 s between episodes (a reset takes that long on a real one) while the learner trains.
+        # The robot idles 2 s between episodes (a reset takes that long on a real one) while the learner trains,
+        # and the second episode waits for trained weights at the actor: on a loaded machine the learner may not
+        # have published any before it, and the test is about the weights reaching the actor, not about speed.
         overrides=(
             ("learner", "publish_every", 5),
             ("learner", "checkpoint_every", 10),
             ("episode_runner", "pause_s", 2.0),
+            ("episode_runner", "await_trained_policy_s", 180.0),
+            # A watchful operator: the untrained policy swings the arm at full speed and can knock the object over
+            # within a second, before a relaxed operator (7 cm, 0.4 s) would react.
+            ("sim_operator", "near_object_m", 0.15),
+            ("sim_operator", "reaction_delay_s", 0.2),
         ),
     )
     rc = run_up(opts, quiet=True)
