@@ -147,7 +147,12 @@ def test_episode_runner_goes_on_after_an_unanswered_call():
 
     with ros_context() as ctx:
         runner = Runner(
-            context=ctx, parameter_overrides=[Parameter("episodes", value=3), Parameter("pause_s", value=0.0)]
+            context=ctx,
+            parameter_overrides=[
+                Parameter("episodes", value=3),
+                Parameter("pause_s", value=0.0),
+                Parameter("policy_wait_s", value=0.0),  # no actor in this test
+            ],
         )
         try:
             wait_for(lambda: runner.done + runner.failed == 3, 10, "three episodes attempted")

@@ -102,12 +102,14 @@ class EpisodeRunner(Node):
     def _wait(self, predicate, seconds: float, what: str) -> None:
         """Wait (wall clock) until `predicate()` holds; after `seconds` go on anyway, saying so."""
         deadline = time.monotonic() + seconds
+        if seconds > 0:
+            self.get_logger().info(f"waiting for a {what}")
         while not self.stop.is_set() and time.monotonic() < deadline:
             with self.lock:
                 if predicate():
                     return
             time.sleep(0.05)
-        if not self.stop.is_set():
+        if not self.stop.is_set() and seconds > 0:
             self.get_logger().warn(f"no {what} after {seconds:.0f} s; going on")
 
     def on_task_state(self, msg: String) -> None:
