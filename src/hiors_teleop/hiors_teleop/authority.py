@@ -210,7 +210,7 @@ class ArbiterCore:
         """The robot was put somewhere else at `now_ns` (a scene reset, a new episode): forget the last command, any
         chunk and any clutch anchor, hold wherever the next measured state says the robot is, and refuse chunks
         predicted from observations taken before (they aim at a scene that is gone)."""
-        self.moved_ns = max(self.moved_ns, int(now_ns))
+        self.moved_ns = int(now_ns)  # not the max: after a restarted twin's clock went back, the new time base rules
         self.last_cmd = None
         self.measured = None
         self.anchor = None

@@ -273,3 +273,12 @@ def test_chunks_from_before_a_resync_are_refused_and_later_ones_drive():
     assert core.tick(3 * PERIOD).authority == AUTHORITY_HOLD
     assert core.offer_chunk(chunk_at([0.35, 0.2, 1.1], 3 * PERIOD), 3 * PERIOD) == ""
     assert core.tick(4 * PERIOD).authority == AUTHORITY_POLICY
+
+
+def test_a_resync_after_the_clock_went_back_takes_the_new_time_base():
+    core = ee_core()
+    core.set_measured(HOME_EE)
+    core.resync(1000 * PERIOD)  # late in a long session
+    core.resync(2 * PERIOD)  # the twin restarted: its clock began again from zero
+    core.set_measured(HOME_EE)
+    assert core.offer_chunk(chunk_at([0.35, 0.2, 1.1], 3 * PERIOD), 3 * PERIOD) == ""
