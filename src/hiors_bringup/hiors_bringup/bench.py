@@ -6,7 +6,7 @@
   recording    the recorder node driven with observations + sampled commands at 1x..16x the sensor rate and
                unthrottled: frames on disk per second vs offered; the episode-log writer alone as the ceiling
   async        learner steps/s training alongside data collection vs collect-then-train alternation; achieved
-               update-to-data ratio vs the target with the learner's own pacer
+               update-to-data ratio (gradient steps per sample) vs the target with the learner's own pacer
   weight_sync  weights publish-to-swap time at a live policy node (topic chunks; shared-disk fast path) vs
                plain safetensors serialisation of the same weights
   sim          twin physics and control-loop real-time factors, render rate vs the camera rate
@@ -260,11 +260,6 @@ def bench_recording(size: MicroSize) -> Figure:
 
 
 # --- async --------------------------------------------------------------------------------------------------------
-def utd(trained_samples: int, received_samples: int) -> float:
-    """Achieved update-to-data ratio (pure): samples trained on / samples received (0 before any data)."""
-    return trained_samples / received_samples if received_samples else 0.0
-
-
 def _rollout(env, policy, names, limits, k_auto: int, seconds: float, on_sample=None) -> int:
     """Collect `seconds` of robot time with the policy driving (what the actor does while the learner trains):
     k_auto actions of each chunk through the arbiter's limits, one training sample per chunk (f_low). Paced at
@@ -299,16 +294,16 @@ class _Trainer(threading.Thread):
     """The learner's loop in a thread of its own (in both modes, so that the thread layout is not what differs):
     train until stopped; with a pacer, only while it allows (the learner node's UTDPacer), else wait for data."""
 
-    def __init__(self, train_step, batch_size: int, pacer=None, until_paced: bool = False):
+    def __init__(self, train_step, pacer=None, until_paced: bool = False):
         super().__init__(daemon=True)
-        self.train_step, self.batch_size, self.pacer = train_step, batch_size, pacer
+        self.train_step, self.pacer = train_step, pacer
         self.until_paced = until_paced  # stop by itself once the pacer allows no more (the target reached)
         self.stop = threading.Event()
         self.steps = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
-            if self.pacer is not None and not self.pacer.may_train(self.batch_size, time.monotonic()):
+            if self.pacer is not None and not self.pacer.may_train(time.monotonic()):
                 if self.until_paced:
                     return
                 self.stop.wait(0.002)
@@ -316,17 +311,18 @@ class _Trainer(threading.Thread):
             self.train_step()
             self.steps += 1
             if self.pacer is not None:
-                self.pacer.on_trained(self.batch_size)
+                self.pacer.on_step()
 
 
-def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (8.0, 128.0)) -> Figure:
+def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (1.0, 16.0)) -> Figure:
     """Unpaced: sync (collect a round, then train as long as that took) vs async (train while collecting).
-    Paced at each UTD target with the learner's UTDPacer, the same work in both modes (train up to the target on
-    the round's data): wall time, and how close the async learner stays to the target while data arrives.
-    The targets: one the learner holds easily here, one near what the tiny pi0's learner manages on 2 cores."""
+    Paced at each UTD target (gradient steps per received sample, as the paper counts it) with the learner's
+    UTDPacer, the same work in both modes (train up to the target on the round's data): wall time, and how close
+    the async learner stays to the target while data arrives. The targets: one the learner holds easily here (the
+    paper's natural UTD of about 1), one near what the tiny pi0's learner manages on 2 cores."""
     import torch
 
-    from hiors_learner.pacing import UTDPacer
+    from hiors_learner.pacing import UTDPacer, utd
     from hiors_policy.layout import state_layout
     from hiors_policy.policy import build_tiny_policy
     from hiors_sim.env import SimRobot
@@ -362,7 +358,7 @@ def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (8.0, 128.0)) 
         return _rollout(env, actor, names, limits, k_auto, size.async_seconds, on_sample)
 
     # warm-up (first step, first render, first inference) outside the timing
-    warm = _Trainer(train_step, batch_size)
+    warm = _Trainer(train_step)
     warm.start()
     collect(100)
     warm.stop.set()
@@ -376,14 +372,14 @@ def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (8.0, 128.0)) 
         for mode, target in modes:
             pacer = UTDPacer(target, target, idle_after_s=1e9) if target else None
             pacer_data = (lambda p=pacer: p.on_data(1, time.monotonic())) if pacer else None
-            tr = _Trainer(train_step, batch_size, pacer, until_paced=bool(pacer) and mode.startswith("sync"))
+            tr = _Trainer(train_step, pacer, until_paced=bool(pacer) and mode.startswith("sync"))
             t0 = time.perf_counter()
             if mode.startswith("async"):
                 tr.start()
                 n = collect(k, pacer_data)
                 collect_wall = time.perf_counter() - t0
                 if pacer:  # then the rest of the same work: train up to the target on this round's data
-                    online[mode].append(ratio(utd(tr.steps * batch_size, n), target))
+                    online[mode].append(ratio(utd(tr.steps, n), target))
                     tr.until_paced = True
                 else:
                     tr.stop.set()
@@ -407,17 +403,19 @@ def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (8.0, 128.0)) 
     for mode, ratios in online.items():
         if ratios:
             acc[mode]["online_over_target"] = median(ratios)
-    return async_rows(acc, batch_size)
+    return async_rows(acc)
 
 
-def async_rows(acc: dict, batch_size: int) -> Figure:
+def async_rows(acc: dict) -> Figure:
     """The async figure's rows (pure) from per-mode totals: mode -> wall_s, collect_wall_s, learner_steps, samples,
-    target (UTD target, 0 = unpaced) and, for async paced modes, online_over_target. Each mode is compared with the
-    sync mode at the same target."""
+    target (UTD target in gradient steps per sample, 0 = unpaced) and, for async paced modes, online_over_target.
+    Each mode is compared with the sync mode at the same target."""
+    from hiors_learner.pacing import utd
+
     rows = []
     for mode, a in acc.items():
         target = a["target"]
-        achieved = utd(a["learner_steps"] * batch_size, a["samples"])
+        achieved = utd(a["learner_steps"], a["samples"])
         rows.append(
             {
                 "mode": mode,

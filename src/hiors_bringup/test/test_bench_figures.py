@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hiors_bringup.bench import SIZES, async_rows, median_row, recording_row, run_bench, utd, weight_rows
+from hiors_bringup.bench import SIZES, async_rows, median_row, recording_row, run_bench, weight_rows
 from hiors_bringup.bench_table import (
     bench_command,
     format_table,
@@ -76,17 +76,16 @@ def test_async_rows_ratios_and_utd():
     acc = {
         "sync": a(10.0, 50, 0.0),
         "async": a(5.0, 40, 0.0),
-        "sync_utd8": a(8.0, 100, 8.0),
-        "async_utd8": a(6.0, 100, 8.0, online_over_target=0.75),
+        "sync_utd1": a(8.0, 100, 1.0),
+        "async_utd1": a(6.0, 100, 1.0, online_over_target=0.75),
     }
-    rows, columns, bar = async_rows(acc, 8)
+    rows, columns, bar = async_rows(acc)
     by = {r["mode"]: r for r in rows}
     assert by["sync"]["steps_per_s"] == 5.0 and by["async"]["steps_per_s_over_sync"] == 8.0 / 5.0
-    assert by["async"]["utd_achieved"] == 3.2 and by["sync"]["utd_target"] == ""
-    assert by["async_utd8"]["utd_over_target"] == 1.0 and by["async_utd8"]["utd_online_over_target"] == 0.75
-    assert by["async_utd8"]["wall_over_sync"] == 6.0 / 8.0 and by["sync_utd8"]["utd_online_over_target"] == ""
+    assert by["async"]["utd_achieved"] == 0.4 and by["sync"]["utd_target"] == ""  # gradient steps / samples
+    assert by["async_utd1"]["utd_over_target"] == 1.0 and by["async_utd1"]["utd_online_over_target"] == 0.75
+    assert by["async_utd1"]["wall_over_sync"] == 6.0 / 8.0 and by["sync_utd1"]["utd_online_over_target"] == ""
     assert set(columns) >= {"mode", "steps_per_s_over_sync", "utd_achieved", "utd_over_target"} and bar[0] == "mode"
-    assert utd(0, 0) == 0.0 and utd(16, 8) == 2.0
 
 
 def test_weight_rows_relative_to_serialisation():
@@ -216,7 +215,7 @@ def test_micro_recording_figure_drives_the_recorder_node(tmp_path):
 def test_micro_async_figure(tmp_path):
     assert run_bench("async", tmp_path, size="tiny") == 0
     rows = {r["mode"]: r for r in _read(tmp_path / "async.csv")}
-    assert list(rows) == ["sync", "async", "sync_utd8", "async_utd8", "sync_utd128", "async_utd128"]
+    assert list(rows) == ["sync", "async", "sync_utd1", "async_utd1", "sync_utd16", "async_utd16"]
     for r in rows.values():  # unpaced modes may get no step in on a loaded machine: >= 0 there
         assert _positive(r, "wall_over_sync") and int(r["samples"]) > 0 and float(r["utd_achieved"]) >= 0
     for mode in list(rows)[2:]:  # paced: trained up to the target, never beyond

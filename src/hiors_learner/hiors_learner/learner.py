@@ -44,8 +44,8 @@ class LearnerConfig:
     demo_log_dir: str = ""  # initial demonstrations
     horizon: int = 50
     batch_size: int = 8
-    utd_target: float = 1.0
-    utd_cap: float = 4.0
+    utd_target: float = 0.0  # gradient steps per received sample; 0 = unpaced (hiors_learner.pacing)
+    utd_cap: float = 0.0
     idle_after_s: float = 10.0
     publish_every: int = 50
     checkpoint_every: int = 200
@@ -155,7 +155,7 @@ class Learner:
         now = time.monotonic() if now is None else now
         if self.cfg.max_steps and self.engine.step >= self.cfg.max_steps:
             return False
-        return self.buffer.num_samples > 0 and self.pacer.may_train(self.cfg.batch_size, now)
+        return self.buffer.num_samples > 0 and self.pacer.may_train(now)
 
     def train_once(self) -> dict:
         t0 = time.monotonic()
@@ -163,7 +163,7 @@ class Learner:
         out = self.engine.train_step(samples)
         dt = time.monotonic() - t0
         self.samples_per_second = len(samples) / dt if dt > 0 else 0.0
-        self.pacer.on_trained(len(samples))
+        self.pacer.on_step()
         self.last_loss, self.last_lr = out["loss"], out["lr"]
         step = self.engine.step
         old = self.m
@@ -256,7 +256,7 @@ class Learner:
             "seen": sorted(self.buffer.seen),
             "active": sorted(self.buffer.active_ids),
             "samples_received": self.buffer.samples_received,
-            "pacer": {"trained": self.pacer.trained, "received": self.pacer.received},
+            "pacer": {"steps": self.pacer.steps, "received": self.pacer.received},
             "engine": self.engine.name,
             "time": time.time(),
         }
@@ -293,7 +293,7 @@ class Learner:
             self.engine.load(ckpt, int(state["step"]))
             self.schedule.load_state_dict(state["threshold"])
             self.policy_version = max(int(state["policy_version"]), self._published_on_disk())
-            self.pacer.trained = int(state["pacer"]["trained"])
+            self.pacer.steps = int(state["step"])  # one gradient step per engine step (also in older checkpoints)
             self.pacer.received = int(state["pacer"]["received"])
             known = set(state["seen"])
             self.resumed_from = str(ckpt)

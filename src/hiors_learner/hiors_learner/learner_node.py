@@ -1,9 +1,10 @@
 """learner: the asynchronous Hi-ORS learner node.
 
 Callbacks only move data: accepted episodes go into a queue; a training thread converts them, filters them
-against the current m, trains at the target update-to-data ratio, publishes weights every N steps (chunked over
-a reliable, transient-local topic whose history keeps the latest version for actors that start later, plus a local
-file for a shared disk), checkpoints, and publishes LearnerStatus (latched).
+against the current m, trains continuously while there is data (or up to an update-to-data cap, `utd_target`),
+publishes weights every N steps (chunked over a reliable, transient-local topic whose history keeps the latest
+version for actors that start later, plus a local file for a shared disk), checkpoints, and publishes
+LearnerStatus (latched; its utd_ratio is gradient steps / samples received).
 
 DeepSpeed ZeRO-2: launch every rank with torchrun / the deepspeed launcher and `-p engine:=deepspeed`, e.g.
     torchrun --nproc_per_node 2 -m hiors_learner.learner_node --ros-args -p engine:=deepspeed -p run_dir:=...
@@ -55,9 +56,13 @@ LEARNER_PARAMS = {
     "task": ("raise_hand", "task name (for the factory)"),
     "horizon": (0, "label chunk length H (0 = the policy's chunk size)"),
     "batch_size": (8, "minibatch size (over all ranks)"),
-    "utd_target": (1.0, "target update-to-data ratio (samples trained on / samples received)"),
-    "utd_cap": (4.0, "UTD cap while no data arrives (robot idle)"),
-    "idle_after_s": (10.0, "no data for this long = robot idle"),
+    "utd_target": (
+        0.0,
+        "update-to-data cap, in gradient steps per received sample (the paper's UTD); "
+        "0 = unpaced: train continuously while there is data",
+    ),
+    "utd_cap": (0.0, "utd_target > 0 only: the cap while no data arrives (robot idle); 0 = utd_target"),
+    "idle_after_s": (10.0, "utd_target > 0 only: no data for this long = robot idle"),
     "publish_every": (50, "publish weights every N optimizer steps"),
     "checkpoint_every": (200, "checkpoint every N optimizer steps"),
     "chunk_bytes": (CHUNK_SIZE, "PolicyWeights chunk size (bytes)"),
@@ -112,6 +117,27 @@ def _policy_horizon(policy) -> int:
     return int(getattr(cfg, "chunk_size", 0) or getattr(policy, "horizon", 0) or 50)
 
 
+def learner_config(p: dict, policy) -> LearnerConfig:
+    """The learner core's configuration from the node's parameters (also used by offline runs of the core)."""
+    return LearnerConfig(
+        run_dir=str(p["run_dir"]),
+        log_dir=str(p["log_dir"]),
+        demo_log_dir=str(p["demo_log_dir"]),
+        horizon=int(p["horizon"]) or _policy_horizon(policy),
+        batch_size=int(p["batch_size"]),
+        utd_target=float(p["utd_target"]),
+        utd_cap=float(p["utd_cap"]),
+        idle_after_s=float(p["idle_after_s"]),
+        publish_every=int(p["publish_every"]),
+        checkpoint_every=int(p["checkpoint_every"]),
+        local_weights=bool(p["local_weights"]),
+        max_steps=int(p["max_steps"]),
+        seed=int(p["seed"]),
+        filters=filter_config(p),
+        threshold=threshold_config(p),
+    )
+
+
 class LearnerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("learner", **kwargs)
@@ -124,24 +150,7 @@ class LearnerNode(Node):
             deepspeed.init_distributed()
             dist.broadcast_object_list([p], src=0)  # the other ranks build the same policy and engine
         self.engine = make_engine(p)
-        horizon = int(p["horizon"]) or _policy_horizon(self.engine.policy)
-        self.cfg = LearnerConfig(
-            run_dir=str(p["run_dir"]),
-            log_dir=str(p["log_dir"]),
-            demo_log_dir=str(p["demo_log_dir"]),
-            horizon=horizon,
-            batch_size=int(p["batch_size"]),
-            utd_target=float(p["utd_target"]),
-            utd_cap=float(p["utd_cap"]),
-            idle_after_s=float(p["idle_after_s"]),
-            publish_every=int(p["publish_every"]),
-            checkpoint_every=int(p["checkpoint_every"]),
-            local_weights=bool(p["local_weights"]),
-            max_steps=int(p["max_steps"]),
-            seed=int(p["seed"]),
-            filters=filter_config(p),
-            threshold=threshold_config(p),
-        )
+        self.cfg = learner_config(p, self.engine.policy)
         self.chunk_bytes = int(p["chunk_bytes"])
         self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, LATCHED)
         self.update_pub = self.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)

@@ -34,8 +34,6 @@ def start(run, log):
         "policy_factory": "test_learner_nodes:fake_factory",
         "horizon": 4,
         "batch_size": 4,
-        "utd_target": 50.0,
-        "utd_cap": 50.0,
         "checkpoint_every": 3,
         "publish_every": 2,
         "warmup_steps": 0,

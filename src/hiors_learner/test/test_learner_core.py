@@ -1,4 +1,4 @@
-"""Learner core with the torch engine: pacing, schedules, re-filtering, weights, checkpoints, resume, backfill."""
+"""Learner core with the torch engine: UTD, schedules, re-filtering, weights, checkpoints, resume, backfill."""
 
 import json
 import math
@@ -22,7 +22,6 @@ from hiors_core.weight_sync import read_verified, sha256_hex
 from hiors_learner.engine import TorchEngine
 from hiors_learner.learner import Learner, LearnerConfig
 from hiors_learner.optim import OptimConfig, lr_at
-from hiors_learner.pacing import UTDPacer
 
 H = 4
 NOFILTER = FilterConfig(noop_enabled=False, short_enabled=False)
@@ -37,18 +36,6 @@ def test_lr_schedules():
     cyc = OptimConfig(schedule="cyclic", warmup_steps=0, cycle_steps=20)
     assert lr_at(0, cyc) == pytest.approx(2.5e-5) and lr_at(20, cyc) == pytest.approx(2.5e-5)
     assert lr_at(10, cyc) == pytest.approx((2.5e-5 + 2.5e-6) / 2)
-
-
-def test_pacer():
-    p = UTDPacer(target=1.0, cap=3.0, idle_after_s=5.0)
-    assert not p.may_train(4, 0.0)
-    p.on_data(8, now=100.0)
-    assert p.may_train(8, 101.0) and not p.may_train(9, 101.0)
-    p.on_trained(8)
-    assert not p.may_train(4, 101.0)  # ahead of the target: wait
-    assert p.may_train(4, 106.0)  # robot idle: keep training up to the cap
-    p.on_trained(16)
-    assert not p.may_train(4, 200.0) and p.achieved == pytest.approx(3.0)
 
 
 def test_zero_weight_samples_get_exactly_zero_gradient():
@@ -87,9 +74,9 @@ def offer(lr, i, ret):
     return lr.offer(ep.meta.episode_id, training_samples(ep, H), ret, MODE_JOINT)
 
 
-def test_learner_trains_at_target_utd_publishes_and_refilters(tmp_path):
+def test_learner_trains_up_to_its_utd_cap_publishes_and_refilters(tmp_path):
     thr = ThresholdConfig(kind="fixed", initial=0.5, values=(0.8,), steps=(4,))
-    lr, published = learner(tmp_path, threshold=thr, utd_target=1.0, utd_cap=1.0)
+    lr, published = learner(tmp_path, threshold=thr, utd_target=0.25)
     assert offer(lr, 0, 0.6).accepted and offer(lr, 1, 1.0).accepted
     assert not offer(lr, 2, 0.3).accepted and not offer(lr, 3, -1.0).accepted
     assert offer(lr, 0, 1.0) is None  # no episode twice
@@ -98,10 +85,10 @@ def test_learner_trains_at_target_utd_publishes_and_refilters(tmp_path):
     while lr.ready():
         lr.train_once()
         steps += 1
-    assert steps == 4  # 16 samples received, batch 4, UTD 1
+    assert steps == 4  # 16 samples received, at most 0.25 gradient steps per sample
     assert lr.m == 0.8 and lr.buffer.active_ids == ["ep-000001"]  # m rose at step 4: ep-0 (R=0.6) left
     st = lr.status()
-    assert st["episodes_total"] == 4 and st["episodes_accepted"] == 1 and st["utd"] == pytest.approx(1.0)
+    assert st["episodes_total"] == 4 and st["episodes_accepted"] == 1 and st["utd"] == pytest.approx(0.25)
     versions = [p[0] for p in published]
     assert versions == [1, 2]
     v, step, blob, path = published[-1]
@@ -111,11 +98,23 @@ def test_learner_trains_at_target_utd_publishes_and_refilters(tmp_path):
     assert all(math.isfinite(float(r.split(",")[2])) for r in rows[1:])
 
 
+def test_learner_trains_continuously_while_it_has_data_by_default(tmp_path):
+    lr, _ = learner(tmp_path)
+    assert not lr.ready()  # no data yet
+    assert offer(lr, 0, 1.0).accepted
+    for _ in range(20):  # far beyond one gradient step per received sample: no brake
+        assert lr.ready()
+        lr.train_once()
+    assert lr.status()["utd"] == pytest.approx(20 / 8)  # gradient steps / samples received
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert float(rows[-1].split(",")[rows[0].split(",").index("utd")]) == pytest.approx(20 / 8)
+
+
 def test_checkpoint_resume_and_backfill(tmp_path):
     log = EpisodeLog(tmp_path / "log")
     for i in range(3):
         log.write_episode(make_episode(episode_id=f"ep-{i:06d}", steps=8, human=(), sample_every=1, seed=i, reward=1.0))
-    lr, _ = learner(tmp_path, log_dir=str(log.root), utd_target=2.0)
+    lr, _ = learner(tmp_path, log_dir=str(log.root))
     assert not lr.resume()  # no checkpoint yet; loads the log
     assert sorted(lr.buffer.active_ids) == ["ep-000000", "ep-000001", "ep-000002"]
     while lr.engine.step < 3:
@@ -130,12 +129,13 @@ def test_checkpoint_resume_and_backfill(tmp_path):
     # two more episodes arrive in the log while the learner is down
     for i in (3, 4):
         log.write_episode(make_episode(episode_id=f"ep-{i:06d}", steps=8, human=(), sample_every=1, seed=i, reward=1.0))
-    lr2, published = learner(tmp_path, log_dir=str(log.root), utd_target=2.0)
+    lr2, published = learner(tmp_path, log_dir=str(log.root))
     assert lr2.resume()
     assert lr2.engine.step == 3
     for k, v in lr2.engine.policy.model.state_dict().items():
         assert torch.equal(v, weights[k])
     assert sorted(lr2.buffer.active_ids) == [f"ep-{i:06d}" for i in range(5)]  # nothing lost, nothing twice
     assert lr2.pacer.received == 40  # 24 before + 16 backfilled, none counted twice
+    assert lr2.pacer.steps == 3 and lr2.status()["utd"] == 3 / 40  # gradient steps of the checkpoint
     assert lr2.publish_weights() > 2  # strictly above every version published before the restart
     assert np.isfinite(lr2.train_once()["loss"])

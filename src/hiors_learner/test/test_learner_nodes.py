@@ -56,8 +56,7 @@ def test_filter_and_learner_nodes(tmp_path):
                 Parameter("policy_factory", value="test_learner_nodes:fake_factory"),
                 Parameter("horizon", value=H),
                 Parameter("batch_size", value=4),
-                Parameter("utd_target", value=1.0),
-                Parameter("utd_cap", value=1.0),
+                Parameter("utd_target", value=0.25),  # a cap, so that the step count is known
                 Parameter("publish_every", value=2),
                 Parameter("checkpoint_every", value=100),
                 Parameter("chunk_bytes", value=1000),
@@ -98,14 +97,15 @@ def test_filter_and_learner_nodes(tmp_path):
                 assert v["ep-000002"].reason == "negative_return"
                 assert v["ep-000003"].accepted and v["ep-000003"].samples_noop == 5 and v["ep-000003"].samples_kept == 5
                 assert v["ep-000004"].reason.startswith("malformed:") and not v["ep-000004"].accepted
-                # 14 samples received -> UTD 1 with batch 4 -> 3 steps; versions 1 (start) and 2 (step 2)
+                # 14 samples received, at most 0.25 gradient steps per sample -> 3 steps; versions 1 (start) and
+                # 2 (step 2)
                 wait_for(
                     lambda: statuses and statuses[-1].step == 3 and statuses[-1].episodes_accepted == 2, 30, "3 steps"
                 )
                 wait_for(lambda: rx.latest_version >= 2, 20, "weights version 2 reassembled")
                 s = statuses[-1]
                 assert s.engine == "torch" and s.buffer_samples == 14 and np.isfinite(s.loss)
-                assert s.utd_ratio == pytest.approx(12 / 14)
+                assert s.utd_ratio == pytest.approx(3 / 14)  # gradient steps / samples received
                 versions = [g[0] for g in got if g is not None]
                 assert versions == sorted(set(versions)) and versions[-1] == 2
                 assert updates[-1].version == 2 and updates[-1].num_chunks > 1
