@@ -3,6 +3,7 @@
     env = SimRobot("tora_one", "pack_detergent")
     state = env.reset(seed=3, cell=-1)          # deterministic under the seed; cell -1 = a random train cell
     result = env.step(action)                   # one control period (1 / control rate) of physics
+    SimRobot(..., end_on="unrecoverable")       # a knocked-over bottle does not end the episode (test-time budget)
     images = env.render(("top", "left_wrist"), (224, 224))
 
 Commands are absolute: joint targets (rad, grippers as opening 0 closed .. 1 open), end-effector pose targets
@@ -36,6 +37,10 @@ IK_POSTURE = {
     "xtrainer": np.array([0.0, 0.2, 0.3, 0.0, 1.07, 0.0]),
 }
 LIMIT_TOL = 1e-6
+# Failures a policy can still repair within the attempt (pick the bottle up again, as a person would); the tasks'
+# other failures (a bottle off the table) cannot be repaired. A reason not named here counts as unrecoverable.
+RECOVERABLE_FAILURES = frozenset({"bottle knocked over"})
+END_ON = ("failure", "unrecoverable")  # what ends an episode besides success and the time limit
 
 
 @dataclass
@@ -54,7 +59,8 @@ class StepResult:
     reason: str = ""
     time: float = 0.0
     success: bool = False
-    done: bool = False  # success, failure or time limit
+    done: bool = False  # success, failure (with end_on "unrecoverable": an unrecoverable one) or time limit
+    failure: str = ""  # the reason of the failure that ended the episode ("" if none did)
 
 
 @dataclass
@@ -73,7 +79,13 @@ class SimRobot:
         control_rate_hz: float | None = None,
         physics_dt: float = PHYSICS_DT,
         time_limit: float | None = None,
+        end_on: str = "failure",
     ):
+        if end_on not in END_ON:
+            raise ValueError(f"end_on must be one of {END_ON}, got {end_on!r}")
+        # "unrecoverable": a recoverable failure (RECOVERABLE_FAILURES) leaves the episode running, so that a
+        # policy can repair it within a test-time budget (`hiors eval`'s success vs time)
+        self.end_on = end_on
         self.spec = get_robot(robot) if isinstance(robot, str) else robot
         self._grid, self._time_limit = grid, time_limit
         self.control_rate_hz = control_rate_hz or self.spec.control_rate_hz
@@ -278,8 +290,11 @@ class SimRobot:
             log.error("physics diverged at t=%.3f; restoring the episode start", self.time)
             self.reset(self.seed, cell=self.cell)
         ev = self.evaluation()
-        done = ev["success"] or ev["failed"] or self.time >= self.task.time_limit
-        return StepResult(ok, reason, self.time, ev["success"], done)
+        why = ev.get("failure_reason") or "failed"
+        ends = ev["failed"] and (self.end_on == "failure" or why not in RECOVERABLE_FAILURES)
+        failure = why if ends and not ev["success"] else ""
+        done = ev["success"] or ends or self.time >= self.task.time_limit
+        return StepResult(ok, reason, self.time, ev["success"], done, failure)
 
     # ------------------------------------------------------------------ measurements
     def ee_pose(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
