@@ -1,9 +1,11 @@
 """`episode_runner` node (simulation only): resets the twin and starts episodes one after another.
 
 On a real robot the person does this with the Quest 3 / keyboard buttons. In simulation this node stands in:
-reset the twin (new seed, a train cell), start an episode on the recorder, end it when the twin reports the task
-done or its time limit reached, and wait for the reward oracle's label (the recorder finishes the episode on it);
-if none comes, it labels the episode a failure itself. All waiting happens in a worker thread, never in a callback.
+reset the twin (new seed, a train cell), start an episode on the recorder, end it when the twin reports success
+(held `settle_s`), a terminal failure or its time limit (`hiors_sim.oracle.EpisodeWatch`, fed every task state in
+its callback, so a short success is never missed between two looks), and wait for the reward oracle's label (the
+recorder finishes the episode on it); if none comes, it labels the episode a failure itself. All waiting happens
+in a worker thread, never in a callback.
 
 As a person would, it starts the first episode only once the actor is up (its first ActionChunk: loading a policy
 takes a while on a busy machine). Collection never waits for learning unless `await_trained_policy_s` says so.
@@ -25,6 +27,7 @@ from hiors_core import topics
 from hiors_core.node_main import run_node
 from hiors_msgs.msg import ActionChunk, EpisodeLabel, PolicyUpdate
 from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
+from hiors_sim.oracle import EpisodeWatch
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -66,16 +69,23 @@ class EpisodeRunner(Node):
         self.labels: dict[str, EpisodeLabel] = {}
         self.lock = threading.Lock()
         self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
-        self.task_state: dict = {}
         self.expect_seed: int | None = None  # task states from before the last reset are ignored
+        self.watch = EpisodeWatch(
+            settle_s=float(
+                param(
+                    "settle_s",
+                    0.0,
+                    "sim seconds the task must stay successful before the episode ends (0 = at the first successful "
+                    "state: the simulated operator lets go when it sees success, and a policy that does not hold the "
+                    "goal leaves it within a few control steps)",
+                )
+            )
+        )
         self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
         self.actor_version: int | None = None  # policy version of the actor's latest chunk (None: none seen yet)
         self.trained_versions: set[int] = set()  # versions the learner published after training steps
         self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, 10, callback_group=group)
         self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self.on_update, LATCHED, callback_group=group)
-        self.settle_s = float(
-            param("settle_s", 0.4, "sim seconds the task must stay successful before the episode ends")
-        )
         self.done = 0
         self.failed = 0
         self.stop = threading.Event()
@@ -119,7 +129,7 @@ class EpisodeRunner(Node):
             return
         with self.lock:
             if state.get("seed") == self.expect_seed:
-                self.task_state = state
+                self.watch.observe(state)
 
     def _call(self, client, request, what: str, timeout: float = 30.0):
         if not client.wait_for_service(timeout_sec=timeout):
@@ -166,11 +176,14 @@ class EpisodeRunner(Node):
     def run_episode(self, k: int) -> None:
         with self.lock:
             # The last state before the reset says failed/succeeded: it must not end the new episode.
-            self.expect_seed, self.task_state = self.seed + k, {}
+            self.expect_seed = self.seed + k
+            self.watch.reset()
         reset = self._call(self.reset_client, ResetSim.Request(seed=self.seed + k, task=self.task, cell=-1), "reset")
         if not reset.success:
             self.get_logger().error(f"reset refused: {reset.message}")
             return
+        with self.lock:
+            self.watch.reset()  # the sim's first scene may share the seed: its states from before the reset go too
         start = self._call(self.start_client, StartEpisode.Request(task=self.task), "start episode")
         if not start.success:
             self.get_logger().error(f"start refused: {start.message}")
@@ -178,23 +191,14 @@ class EpisodeRunner(Node):
         eid = start.episode_id
         clock = self.get_clock()
         t0 = clock.now().nanoseconds
-        success_since = None
         why = ""
         while not self.stop.is_set():
             with self.lock:
-                state = dict(self.task_state)
-            now = clock.now().nanoseconds
-            if state.get("success"):
-                success_since = success_since or now
-                if now - success_since >= self.settle_s * 1e9:
-                    why = "success"
-                    break
-            else:
-                success_since = None
-            if state.get("failed"):
-                why = f"failed ({state.get('failure_reason', '')}) at sim t={state.get('time', '?')}"
+                why = self.watch.why
+            if why:
                 break
-            if state.get("timed_out") or now - t0 > self.time_limit_s * 1e9:
+            now = clock.now().nanoseconds
+            if now - t0 > self.time_limit_s * 1e9:
                 why = "time limit"
                 break
             if now < t0:  # the sim clock went back: the twin restarted and the scene of this episode is gone

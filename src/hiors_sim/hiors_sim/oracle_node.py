@@ -1,7 +1,8 @@
 """`reward_oracle`: labels each episode from the privileged task state, publishing hiors_msgs/EpisodeLabel.
 
 Episodes are delimited by the recorder's latched episode_status (the id being recorded): when it changes away from a non-empty
-id, that episode is over and gets its label (source "oracle"). See `oracle.RewardOracle` for the rule.
+id, that episode is over and gets its label (source "oracle"): success only if it ended in the success state with no
+terminal failure on the way. See `oracle.RewardOracle` for the rule.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hiors_core import topics
 from hiors_core.node_main import run_node
 from hiors_msgs.msg import EpisodeLabel
 
-from .oracle import RewardOracle
+from .oracle import END_GRACE_S, RewardOracle
 
 
 class RewardOracleNode(Node):
@@ -31,6 +32,14 @@ class RewardOracleNode(Node):
             false_positive_rate=float(p("false_positive_rate", 0.0, "probability of labelling a failure as success")),
             graded=bool(p("graded", False, "reward = best task progress (0..1) instead of 0 on failure")),
             seed=int(p("seed", 0, "seed of the false-positive draws")),
+            end_grace_s=float(
+                p(
+                    "end_grace_s",
+                    END_GRACE_S,
+                    "sim seconds the last successful state may precede the episode's end and still count as ending "
+                    "in success (the runner's decision takes a moment to reach this node)",
+                )
+            ),
         )
         self.episode_id = ""
         self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, QoSProfile(depth=50))
@@ -51,12 +60,14 @@ class RewardOracleNode(Node):
         self.oracle.reset()
 
     def publish_label(self, episode_id: str) -> EpisodeLabel:
+        failed = self.oracle.failed
         lab = self.oracle.label()
         out = EpisodeLabel(episode_id=episode_id, reward=lab.reward, success=lab.success, source="oracle")
         out.header.stamp = self.get_clock().now().to_msg()
         self.pub.publish(out)
         self.get_logger().info(
             f"episode {episode_id}: success={lab.success} reward={lab.reward:.2f}"
+            + (f" ({failed})" if failed else "")
             + (" (injected false positive)" if lab.false_positive else "")
         )
         return out
