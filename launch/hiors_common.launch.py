@@ -15,7 +15,7 @@ ARGUMENTS = [
     ("robot", "tora_one", "Robot kind: tora_one or xtrainer."),
     ("sim", "true", "true: MuJoCo twin, simulated operator and reward oracle; false: the real robot driver."),
     ("policy", "", "pi0 checkpoint folder (lerobot or hiors layout); empty: a tiny policy built offline."),
-    ("task", "", "Task name (raise_hand, pack_detergent, insert_moisturizer); empty: the robot's first task."),
+    ("task", "", "Task name, one of the robot's in hiors_core.tasks; empty: the robot's first task."),
     ("learner", "local", "local: start episode_filter and learner here; remote: they run elsewhere; none."),
     ("use_sim_time", "true", "Follow /clock from the simulator (true only with sim:=true)."),
     ("namespace", "", "Namespace for every node and relative topic."),

@@ -19,9 +19,10 @@ import numpy as np
 
 from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
+from hiors_core.tasks import task_or_default
 
 from .evaluation import per_cell, success_vs_budget, table_lines
-from .graph import ROBOT_TASKS, config_dir
+from .graph import config_dir
 from .sim_io import policy_state
 
 
@@ -75,9 +76,8 @@ def run_eval(args) -> int:
     from hiors_teleop.safety import Limits, layout_for
 
     robot = args.robot
-    task = args.task or ROBOT_TASKS[robot][0]
-    if task not in ROBOT_TASKS[robot]:
-        raise ConfigError(f"robot {robot!r} has no task {task!r}; its tasks: {list(ROBOT_TASKS[robot])}")
+    spec = task_or_default(robot, args.task or "")  # a ConfigError naming the robot's tasks
+    task = spec.name
     if args.episodes < 1 or args.retries < 1:
         raise ConfigError("--episodes and --retries must be at least 1")
     time_limit = float(getattr(args, "time_limit", 0.0) or 0.0)
@@ -92,7 +92,7 @@ def run_eval(args) -> int:
     run_dir = Path(args.run_dir or f"runs/eval-{robot}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     env = SimRobot(robot, task, time_limit=time_limit or None)
-    limits = Limits.for_robot(env.spec, layout_for(env.spec, arbiter.get("control_mode", "ee"), env.task.arm))
+    limits = Limits.for_robot(env.spec, layout_for(env.spec, spec.control_mode, env.task.arm))
     grid = env.task.grid
     outcomes, cells, train, first_progress = [], [], [], []
     print(f"hiors eval: {robot}/{task}, policy {source}, {args.episodes} initial states x up to {args.retries} tries")

@@ -14,14 +14,14 @@ from typing import Any
 
 from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
+from hiors_core.robots import ROBOTS, get_robot
+from hiors_core.tasks import default_task, get_task
 
-ROBOT_TASKS = {
-    "tora_one": ("raise_hand", "pack_detergent"),
-    "xtrainer": ("insert_moisturizer",),
-}
 LEARNER_MODES = ("local", "remote", "none")
 # Nodes that take robot and task from the data they receive (task state, episodes), not from parameters.
 ROBOT_AGNOSTIC = frozenset({"reward_oracle", "episode_filter"})
+# The bridge node (name, executable) of each human input device (RobotSpec.human_source) on a real robot.
+HUMAN_BRIDGES = {"quest3": ("quest3", "quest3_bridge"), "leader_arm": ("leader_arm", "leader_arm")}
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,10 @@ class GraphArgs:
     config_file: str = ""  # "" = config/<robot>.yaml
 
     def validated(self) -> GraphArgs:
-        if self.robot not in ROBOT_TASKS:
-            raise ConfigError(f"unknown robot {self.robot!r}; known: {sorted(ROBOT_TASKS)}")
-        task = self.task or ROBOT_TASKS[self.robot][0]
-        if task not in ROBOT_TASKS[self.robot]:
-            raise ConfigError(f"robot {self.robot!r} has no task {task!r}; its tasks: {list(ROBOT_TASKS[self.robot])}")
+        if self.robot not in ROBOTS:
+            raise ConfigError(f"unknown robot {self.robot!r}; known: {sorted(ROBOTS)}")
+        task = self.task or default_task(self.robot)
+        get_task(task, self.robot)  # a ConfigError naming the robot's tasks
         if self.learner not in LEARNER_MODES:
             raise ConfigError(f"learner must be one of {LEARNER_MODES}, got {self.learner!r}")
         if self.use_sim_time and not self.sim:
@@ -113,10 +112,8 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
         ),
     ]
     if not args.sim:
-        if args.robot == "tora_one":
-            nodes.append(_node("quest3", "hiors_teleop", "quest3_bridge", params("quest3")))
-        else:
-            nodes.append(_node("leader_arm", "hiors_teleop", "leader_arm", params("leader_arm")))
+        name, executable = HUMAN_BRIDGES[get_robot(args.robot).human_source]
+        nodes.append(_node(name, "hiors_teleop", executable, params(name)))
     if args.learner == "local":
         nodes += [
             _node("episode_filter", "hiors_learner", "episode_filter", params("episode_filter")),

@@ -12,7 +12,7 @@ import sys
 import yaml
 
 from hiors_core import topics
-from hiors_core.robots import get_robot
+from hiors_core.robots import ROBOTS, get_robot
 
 # rviz display class -> the message type it shows.
 DISPLAY_TYPES = {
@@ -124,9 +124,9 @@ def rviz_remappings(robot: str, namespace: str = "") -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> int:
-    from .graph import ROBOT_TASKS, config_dir
+    from .graph import config_dir
 
-    for robot in ROBOT_TASKS:
+    for robot in ROBOTS:
         path = config_dir() / f"{robot}.rviz"
         path.write_text(render(robot))
         print(f"wrote {path}")

@@ -35,6 +35,17 @@ def test_every_node_exists_and_gets_robot_task_and_clock(args):
         assert spec.parameters["use_sim_time"] == args.use_sim_time
 
 
+def test_a_real_robot_gets_the_bridge_of_its_human_input_device():
+    for robot, bridge, executable in (
+        ("tora_one", "quest3", "quest3_bridge"),
+        ("xtrainer", "leader_arm", "leader_arm"),
+    ):
+        specs = {s.name: s for s in robot_graph(GraphArgs(robot=robot, sim=False, use_sim_time=False))}
+        assert specs[bridge].executable == executable
+        assert not {"quest3", "leader_arm"} - {bridge} & set(specs)
+        assert bridge not in {s.name for s in robot_graph(GraphArgs(robot=robot))}  # the twin has no device
+
+
 def test_recorder_horizon_matches_the_policy_chunk_length():
     from hiors_policy.presets import get_preset
 

@@ -128,7 +128,6 @@ def test_every_displayed_topic_is_published_with_its_type_and_namespaces(robot):
             context=ctx,
             parameter_overrides=[
                 Parameter("robot", value=robot),
-                Parameter("control_mode", value="ee" if robot == "tora_one" else "joint"),
                 Parameter("marker_rate_hz", value=10.0),
             ],
         )

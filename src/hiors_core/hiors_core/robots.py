@@ -1,4 +1,5 @@
-"""Robot facts in one place: joint names and limits, action layouts, cameras, workspace and control rate.
+"""Robot facts in one place: joint names and limits, action layouts, cameras, workspace, control rate, default
+control mode and human input device (a task's own facts are in `hiors_core.tasks`).
 
 The simulated twins build their MJCF joint ranges from these specs, the arbiter enforces the same limits,
 and the policy sizes its state and action vectors from them, so a limit can never differ between them.
@@ -13,6 +14,7 @@ import numpy as np
 
 MODE_JOINT = 0  # absolute joint positions (rad) + gripper opening (0..1); = ActionChunk.MODE_JOINT
 MODE_EE_POSE = 1  # absolute end-effector pose (m, quaternion xyzw) + gripper opening; = ActionChunk.MODE_EE_POSE
+CONTROL_MODES = {"joint": MODE_JOINT, "ee": MODE_EE_POSE}  # the arbiter's `control_mode` values -> MODE_*
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class RobotSpec:
     # Axis-aligned workspace box for end-effector targets in the base frame (m): (min xyz, max xyz).
     workspace_min: tuple[float, float, float]
     workspace_max: tuple[float, float, float]
+    control_mode: str  # default control mode of its tasks and its arbiter: "ee" | "joint" (CONTROL_MODES)
+    human_source: str  # the human input device it is teleoperated with: "quest3" | "leader_arm"
     base_frame: str = "base_link"
     max_ee_step: float = 0.03  # m per control step, for end-effector targets
     max_rot_step: float = 0.25  # rad per control step
@@ -117,6 +121,8 @@ TORA_ONE = RobotSpec(
     control_rate_hz=25.0,
     workspace_min=(-0.2, -0.7, 0.6),
     workspace_max=(0.8, 0.7, 1.8),
+    control_mode="ee",
+    human_source="quest3",
 )
 
 # Dobot X-Trainer: two 6-DoF arms with parallel grippers on a table; top camera and two wrist cameras.
@@ -133,6 +139,8 @@ XTRAINER = RobotSpec(
     control_rate_hz=25.0,
     workspace_min=(-0.6, -0.6, 0.0),
     workspace_max=(0.6, 0.6, 0.6),
+    control_mode="joint",
+    human_source="leader_arm",
 )
 
 ROBOTS = {r.name: r for r in (TORA_ONE, XTRAINER)}

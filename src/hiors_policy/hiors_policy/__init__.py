@@ -1,7 +1,7 @@
 """hiors_policy: the pi0 policy wrapper (transformers PI0ForConditionalGeneration), preprocessing, checkpoints,
 and the capture and policy (actor) nodes. Importing this package does not import rclpy."""
 
-from .layout import action_layout, state_layout, task_spec
+from .layout import action_layout, state_layout, task_instruction
 from .policy import (
     CheckpointError,
     Pi0Policy,
@@ -32,5 +32,5 @@ __all__ = [
     "make_policy",
     "pi0_config",
     "state_layout",
-    "task_spec",
+    "task_instruction",
 ]

@@ -25,12 +25,11 @@ from hiors_core.node_main import run_node
 from hiors_core.robots import get_robot
 from hiors_msgs.msg import Observation
 
-from .layout import assemble_state, ee_arms, state_layout, task_spec
+from .layout import assemble_state, ee_arms, state_layout, task_instruction
 
 CAPTURE_PARAMS = {
     "robot": ("tora_one", "robot name (hiors_core.robots)"),
     "task": ("raise_hand", "task name; fixes the state layout"),
-    "instruction": ("", "instruction put into every Observation ('' = the task's default)"),
     "rate_hz": (10.0, "Observation publishing rate (Hz)"),
     "max_skew": (0.1, "largest allowed |image stamp - joint state stamp| (s); older frames are dropped"),
     "cameras": ([""], "camera names ([''] = the robot's cameras)"),
@@ -49,10 +48,10 @@ class CaptureNode(Node):
             p[name] = self.get_parameter(name).value
         self.p = p
         robot, task = str(p["robot"]), str(p["task"])
-        spec = task_spec(robot, task)
         rs = get_robot(robot)
         self.robot, self.task = robot, task
-        self.instruction = str(p["instruction"]) or spec.instruction
+        # The task's one instruction (hiors_core.tasks): online episodes are prompted as demonstrations and eval.
+        self.instruction = task_instruction(robot, task)
         self.cameras = tuple(c for c in p["cameras"] if c) or rs.cameras
         self.frame_id = str(p["frame_id"]) or rs.base_frame
         self.state_names = state_layout(robot, task)

@@ -1,4 +1,4 @@
-"""Per-task state and action layouts, defined once (pure, no rclpy).
+"""Per-task state and action layouts, defined once from the task registry `hiors_core.tasks` (pure, no rclpy).
 
 State layout (what `Observation.state` carries, in this order):
   1. joint positions (rad) of the arm(s) the task uses, arm by arm, in `ArmSpec.joint_names` order;
@@ -14,74 +14,43 @@ the leader arm).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from hiors_core.errors import ConfigError
 from hiors_core.robots import MODE_EE_POSE, ActionLayout, ee_layout, get_robot, joint_layout
+from hiors_core.tasks import get_task
 
 EE_STATE_SUFFIXES = ("ee_x", "ee_y", "ee_z", "ee_qx", "ee_qy", "ee_qz", "ee_qw")
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    robot: str
-    task: str
-    arms: tuple[str, ...]  # arms whose joints are in the state
-    mode: int  # ActionChunk.MODE_*
-    ee_arm: str  # commanded arm for MODE_EE_POSE ("" for joint tasks)
-    instruction: str  # default natural-language instruction
-
-
-TASKS: dict[tuple[str, str], TaskSpec] = {
-    ("tora_one", "raise_hand"): TaskSpec(
-        "tora_one", "raise_hand", ("left",), MODE_EE_POSE, "left", "raise the left hand"
-    ),
-    ("tora_one", "pack_detergent"): TaskSpec(
-        "tora_one",
-        "pack_detergent",
-        ("left",),
-        MODE_EE_POSE,
-        "left",
-        "pick the detergent from the conveyor and put it in the box",
-    ),
-    ("xtrainer", "insert_moisturizer"): TaskSpec(
-        "xtrainer", "insert_moisturizer", ("left", "right"), 0, "", "insert the moisturizer into the holder"
-    ),
-}
-
-
-def task_spec(robot: str, task: str) -> TaskSpec:
-    try:
-        return TASKS[(robot, task)]
-    except KeyError:
-        known = [f"{r}:{t}" for r, t in TASKS]
-        raise ConfigError(f"unknown robot/task {robot}:{task}; known: {known}") from None
+def task_instruction(robot: str, task: str) -> str:
+    """The instruction every Observation of the task carries: the registry's one prompt per task, which the
+    scripted demonstrations and `hiors eval` also give the policy (through the twin's task)."""
+    return get_task(task, robot).instruction
 
 
 def state_layout(robot: str, task: str) -> tuple[str, ...]:
     """Names of the state vector's entries for one robot and task (see the module docstring)."""
-    spec = task_spec(robot, task)
+    spec = get_task(task, robot)
     rs = get_robot(robot)
     arms = [rs.arm(a) for a in spec.arms]
     names = [j for a in arms for j in a.joint_names] + [a.gripper_name for a in arms]
     if spec.mode == MODE_EE_POSE:
-        names += [f"{spec.ee_arm}_{s}" for s in EE_STATE_SUFFIXES]
+        names += [f"{spec.commanded_arm}_{s}" for s in EE_STATE_SUFFIXES]
     return tuple(names)
 
 
 def action_layout(robot: str, task: str) -> ActionLayout:
-    spec = task_spec(robot, task)
+    spec = get_task(task, robot)
     if spec.mode == MODE_EE_POSE:
-        return ee_layout(spec.ee_arm)
+        return ee_layout(spec.commanded_arm)
     return joint_layout(get_robot(robot))
 
 
 def ee_arms(robot: str, task: str) -> tuple[str, ...]:
     """Arms whose measured EE pose the state needs (subscribe topics.EE_POSE for each)."""
-    spec = task_spec(robot, task)
-    return (spec.ee_arm,) if spec.mode == MODE_EE_POSE else ()
+    spec = get_task(task, robot)
+    return (spec.commanded_arm,) if spec.mode == MODE_EE_POSE else ()
 
 
 def state_in_order(state, names: Sequence[str], want: Sequence[str]) -> np.ndarray:

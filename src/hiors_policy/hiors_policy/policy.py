@@ -31,10 +31,10 @@ import torch
 from hiors_core.errors import BadInputError, ConfigError, HiorsError
 from hiors_core.robots import get_robot
 
-from .layout import action_layout, state_in_order, state_layout, task_spec
+from .layout import action_layout, state_in_order, state_layout, task_instruction
 from .preprocess import NormStats, images_to_tensor, pad_last
 from .presets import PRESETS, ModelPreset, get_preset, pi0_config
-from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer
+from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer, task_corpus
 
 CONFIG_FILE = "hiors_policy.json"
 PI0_CONFIG_FILE = "pi0_config.json"
@@ -75,7 +75,7 @@ class PolicyConfig:
 
     @classmethod
     def for_task(cls, robot: str, task: str, preset: ModelPreset, chunk_size=None, num_steps=None) -> PolicyConfig:
-        spec, rs, al = task_spec(robot, task), get_robot(robot), action_layout(robot, task)
+        rs, al = get_robot(robot), action_layout(robot, task)
         return cls(
             robot=robot,
             task=task,
@@ -87,7 +87,7 @@ class PolicyConfig:
             num_steps=int(num_steps or preset.num_steps),
             image_size=preset.image_size,
             max_token_len=preset.max_token_len,
-            instruction=spec.instruction,
+            instruction=task_instruction(robot, task),
             dt=1.0 / rs.control_rate_hz,
             preset=preset.name,
         )
@@ -529,10 +529,8 @@ def build_tiny_policy(
     config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps)
     from transformers import PI0ForConditionalGeneration
 
-    from .layout import TASKS
-
     with tempfile.TemporaryDirectory() as d:
-        build_tokenizer(d, [s.instruction for s in TASKS.values()])
+        build_tokenizer(d, task_corpus())
         tok_files = _read_tokenizer(Path(d))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hiors_core.errors import BadInputError, ConfigError
+from hiors_core.tasks import TASKS
 
 # Generic words so that a tiny tokenizer can represent other plain-English instructions as well as the tasks'.
 _BASE_CORPUS = (
@@ -22,6 +23,12 @@ _BASE_CORPUS = (
     "move the left arm and the right arm to the target then open and close the gripper",
     "put the red cube into the bin, push the button, stack the blocks, wipe the table",
 )
+
+
+def task_corpus() -> list[str]:
+    """The tasks' instructions, one per task, from the task registry: what a tiny tokenizer is trained on, so
+    that every prompt a task's demonstrations, online episodes and evaluation give the policy is in it."""
+    return [t.instruction for t in TASKS.values()]
 
 
 def build_tokenizer(out_dir: str | Path, texts: list[str], vocab_size: int = 256) -> Path:

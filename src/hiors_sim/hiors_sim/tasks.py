@@ -19,6 +19,8 @@ import mujoco
 import numpy as np
 
 from hiors_core.robots import TORA_ONE, XTRAINER, ActionLayout, RobotSpec, ee_layout, joint_layout
+from hiors_core.tasks import UnknownTaskError, get_task
+from hiors_core.tasks import tasks_for as registry_tasks_for
 
 from . import rot
 from .grid import Grid
@@ -52,12 +54,16 @@ def square_walls(name: str, base, inner: float, t: float, height: float, rgba: s
 class Task:
     """Base class. Subclasses define the scene fragment, reset, measure and evaluate."""
 
-    name: str = ""
+    name: str = ""  # the task's name in the task registry (hiors_core.tasks)
     robot: RobotSpec = TORA_ONE
-    instruction: str = ""
     time_limit: float = 20.0  # s of simulated time per episode
     grid: Grid = field(default_factory=lambda: Grid(center=(0.0, 0.0)))
     arm: str = "left"  # the arm that does the work
+
+    @property
+    def instruction(self) -> str:
+        """The task's one instruction, from the task registry: the prompt of its demonstrations and evaluation."""
+        return get_task(self.name, self.robot.name).instruction
 
     @property
     def layout(self) -> ActionLayout:
@@ -102,7 +108,6 @@ class Task:
 class RaiseHand(Task):
     name: str = "raise_hand"
     robot: RobotSpec = TORA_ONE
-    instruction: str = "raise your left hand to the target"
     time_limit: float = 10.0
     grid: Grid = field(default_factory=lambda: Grid(center=(0.30, 0.32), rows=3, cols=3, cell=(0.06, 0.06)))
     pos_tol: float = 0.03
@@ -171,7 +176,6 @@ BOTTLE_HALF = (0.018, 0.03, 0.06)  # detergent bottle (box): narrow side along i
 class PackDetergent(Task):
     name: str = "pack_detergent"
     robot: RobotSpec = TORA_ONE
-    instruction: str = "pick the detergent bottle off the conveyor and put it into the box"
     time_limit: float = 25.0
     # Cells: bottle x across the belt (rows) and the carrier plate's start y along the belt (columns).
     grid: Grid = field(default_factory=lambda: Grid(center=(0.40, -0.06), rows=2, cols=4, cell=(0.04, 0.05)))
@@ -275,7 +279,6 @@ MOIST_R, MOIST_HALF = 0.016, 0.055  # slim moisturizer bottle (cylinder)
 class InsertMoisturizer(Task):
     name: str = "insert_moisturizer"
     robot: RobotSpec = XTRAINER
-    instruction: str = "pick up the moisturizer and insert it into the base"
     time_limit: float = 25.0
     grid: Grid = field(default_factory=lambda: Grid(center=(0.10, -0.19), rows=3, cols=3, cell=(0.05, 0.05)))
     arm: str = "right"
@@ -366,17 +369,26 @@ class InsertMoisturizer(Task):
         }
 
 
-TASK_CLASSES = {"raise_hand": RaiseHand, "pack_detergent": PackDetergent, "insert_moisturizer": InsertMoisturizer}
+# The twin's scene of each registered task; the registry (hiors_core.tasks) owns the task list and each task's
+# robot, instruction, arms and control mode.
+SCENES: dict[str, type[Task]] = {
+    "raise_hand": RaiseHand,
+    "pack_detergent": PackDetergent,
+    "insert_moisturizer": InsertMoisturizer,
+}
 
 
 def make_task(name: str, **overrides) -> Task:
-    """A fresh task instance by name; `overrides` replace dataclass fields (e.g. grid=Grid(...), time_limit=30)."""
+    """A fresh task instance by name; `overrides` replace dataclass fields (e.g. grid=Grid(...), time_limit=30).
+    Raises UnknownTaskError (a KeyError) naming the known tasks."""
+    get_task(name)
     try:
-        cls = TASK_CLASSES[name]
+        cls = SCENES[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {sorted(TASK_CLASSES)}") from None
+        raise UnknownTaskError(f"task {name!r} has no simulated scene; known tasks with one: {list(SCENES)}") from None
     return cls(**overrides)
 
 
 def tasks_for(robot: str) -> list[str]:
-    return [n for n, c in TASK_CLASSES.items() if c().robot.name == robot]
+    """The robot's registered tasks that have a scene, in registry order (the first is the robot's default)."""
+    return [n for n in registry_tasks_for(robot) if n in SCENES]

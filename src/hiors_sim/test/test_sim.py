@@ -7,15 +7,27 @@ import json
 import numpy as np
 import pytest
 
+from hiors_core.robots import MODE_EE_POSE, ee_layout, joint_layout
+from hiors_core.tasks import TASKS as REGISTRY
 from hiors_sim import rot
 from hiors_sim.env import Command, SimRobot
 from hiors_sim.expert import ScriptedExpert
 from hiors_sim.grid import Grid
 from hiors_sim.operator import OperatorConfig, QuestHand, SimOperator, apply_ee_delta, ee_delta
 from hiors_sim.oracle import RewardOracle
-from hiors_sim.tasks import BOX_CENTER, MOIST_HALF, TABLE_Z, InsertMoisturizer, PackDetergent, RaiseHand, make_task
+from hiors_sim.tasks import (
+    BOX_CENTER,
+    MOIST_HALF,
+    SCENES,
+    TABLE_Z,
+    InsertMoisturizer,
+    PackDetergent,
+    RaiseHand,
+    make_task,
+    tasks_for,
+)
 
-TASKS = [("tora_one", "raise_hand"), ("tora_one", "pack_detergent"), ("xtrainer", "insert_moisturizer")]
+TASKS = [(t.robot, t.name) for t in REGISTRY.values()]
 _ENVS: dict = {}
 
 
@@ -101,6 +113,17 @@ def test_success_check_in_sim():
     for _ in range(10):
         env.step()
     assert env.task_state()["success"]
+
+
+def test_scenes_are_the_registered_tasks():
+    """Each registered task has a scene on its robot, prompting with the registry's instruction and commanding
+    the registry's layout; the robot's tasks come in registry order (the first is its default)."""
+    assert list(SCENES) == list(REGISTRY)
+    for robot, name in TASKS:
+        task, spec = make_task(name), REGISTRY[name]
+        assert (task.name, task.robot.name, task.instruction) == (name, robot, spec.instruction)
+        assert task.layout == (ee_layout(spec.commanded_arm) if spec.mode == MODE_EE_POSE else joint_layout(task.robot))
+    assert tasks_for("tora_one") == ["raise_hand", "pack_detergent"] and tasks_for("xtrainer") == ["insert_moisturizer"]
 
 
 def test_unknown_task_and_grid():

@@ -21,6 +21,7 @@ from hiors_core.convert import stamp_to_ns
 from hiors_core.node_main import run_node
 from hiors_core.robots import MODE_EE_POSE, get_robot
 from hiors_core.schema import AUTHORITY_HUMAN
+from hiors_core.tasks import task_or_default
 from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
 
 from .authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
@@ -36,10 +37,10 @@ class Arbiter(Node):
         super().__init__("arbiter", **kwargs)
         p = self.declare_parameter
         self.robot = get_robot(p("robot", "tora_one").value)
-        p("task", "")
-        default_mode = "ee" if self.robot.name == "tora_one" else "joint"
-        mode = p("control_mode", default_mode).value
-        self.arm = p("arm", "left").value
+        # Control mode, commanded arm and human input device default to the task's (hiors_core.tasks).
+        task = task_or_default(self.robot.name, p("task", "").value)
+        mode = p("control_mode", task.control_mode).value
+        self.arm = p("arm", task.commanded_arm or "left").value
         rate = float(p("control_rate_hz", 0.0).value) or self.robot.control_rate_hz
         self.layout = layout_for(self.robot, mode, self.arm)
         self.limits = Limits.for_robot(self.robot, self.layout, rate)
@@ -55,7 +56,7 @@ class Arbiter(Node):
             k_auto=k_auto,
             policy_timeout_steps=int(p("policy_timeout_steps", 25).value),
             teleop_timeout_s=float(p("teleop_timeout_s", 0.25).value),
-            human_source=p("human_source", "quest3" if mode == "ee" else "leader_arm").value,
+            human_source=p("human_source", task.human_source).value,
             sampler=sampler,
         )
         self.trigger_closes = bool(p("trigger_closes", True).value)

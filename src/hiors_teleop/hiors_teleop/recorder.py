@@ -37,6 +37,7 @@ from hiors_core.errors import HiorsError
 from hiors_core.node_main import run_node
 from hiors_core.robots import get_robot
 from hiors_core.schema import EpisodeMeta, Label
+from hiors_core.tasks import task_or_default
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import EndEpisode, LabelEpisode, StartEpisode
 
@@ -69,8 +70,10 @@ class Recorder(Node):
         self.horizon = int(p("horizon", 50).value)
         self.resend_period = float(p("resend_period_s", 5.0).value)
         self.end_on_label = bool(p("end_on_label", True).value)
-        default_mode = "ee" if self.robot.name == "tora_one" else "joint"
-        self.default_layout = layout_for(self.robot, p("control_mode", default_mode).value, p("arm", "left").value)
+        task = task_or_default(self.robot.name, self.task)  # its control mode and arm (hiors_core.tasks)
+        self.default_layout = layout_for(
+            self.robot, p("control_mode", task.control_mode).value, p("arm", task.commanded_arm or "left").value
+        )
 
         self.lock = threading.Lock()
         self.state = IDLE
