@@ -2,19 +2,28 @@
 
 It follows the learner's m from LearnerStatus (m only rises) and uses its own schedule, stepped per episode,
 while no learner is heard. It never deletes anything: rejected episodes stay in the log of record.
+
+It computes each episode's return R from its label (binary on a real robot: the operator's buttons), its length and
+its authority flags (`hiors_core.returns`: graded by default, so that a rising m keeps ever better episodes; binary
+as an option) and hands accepted episodes on with that R, so the learner's buffer applies its m to the same R.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
-from hiors_core.errors import HiorsError
+from hiors_core.errors import ConfigError, HiorsError
 from hiors_core.filters import filter_episode
 from hiors_core.node_main import run_node
 from hiors_core.rejection import ThresholdSchedule
+from hiors_core.returns import ReturnConfig, episode_return
+from hiors_core.robots import get_robot
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
 
 from .params import FILTER_PARAMS, THRESHOLD_PARAMS, declare, filter_config, threshold_config
@@ -32,12 +41,47 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+RETURN_PARAMS = {
+    "return_mode": ("graded", "R from the label: 'graded' (success discounted by length and human share) or 'binary'"),
+    "return_length_weight": (0.25, "graded: w_len, the most a success loses for lasting its task's whole time limit"),
+    "return_human_weight": (0.25, "graded: w_human, the most a success loses for being driven by the human throughout"),
+    "return_time_limit_s": (0.0, "graded: episode length (s) of a full length discount; 0 = the task's time limit"),
+}
+
+
+@functools.cache
+def task_time_limit_s(task: str) -> float:
+    """The task's time limit (s), from its scene definition (`hiors_sim.tasks`, imported only when needed)."""
+    from hiors_sim.tasks import make_task
+
+    return float(make_task(task).time_limit)
+
+
+def return_of(msg, label_return: float, config: ReturnConfig, time_limit_s: float = 0.0) -> float:
+    """R of a hiors_msgs/Episode whose label says `label_return` (NaN: unlabelled); `time_limit_s` 0 = the task's
+    own. Raises ConfigError (a HiorsError: the verdict names it) when a graded success's robot or task is unknown."""
+    rate = limit = 0.0
+    if config.mode == "graded" and msg.success and math.isfinite(label_return):
+        try:
+            rate = get_robot(msg.robot).control_rate_hz
+            limit = time_limit_s if time_limit_s > 0 else task_time_limit_s(msg.task)
+        except KeyError as e:  # unknown robot or task
+            raise ConfigError(f"graded return: {e.args[0] if e.args else e}; or set return_time_limit_s") from None
+    return episode_return(
+        label_return, bool(msg.success), int(msg.control_steps), int(msg.human_steps), rate, limit, config
+    )
 
 
 class EpisodeFilterNode(Node):
     def __init__(self, **kwargs):
         super().__init__("episode_filter", **kwargs)
-        p = declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS)
+        p = declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS) | declare(self, RETURN_PARAMS)
+        self.returns = ReturnConfig(
+            mode=str(p["return_mode"]),
+            length_weight=float(p["return_length_weight"]),
+            human_weight=float(p["return_human_weight"]),
+        )
+        self.time_limit_s = float(p["return_time_limit_s"])
         self.declare_parameter("follow_learner", True)
         self.follow_learner = bool(self.get_parameter("follow_learner").value)
         self.filters = filter_config(p)
@@ -70,7 +114,9 @@ class EpisodeFilterNode(Node):
             if len(modes) > 1:
                 raise HiorsError(f"episode {msg.episode_id}: mixed control modes {sorted(modes)}")
             samples = samples_from_msg(msg)
-            ret = float(msg.episode_return) if msg.label_source else float("nan")  # no label source: unlabelled
+            label = float(msg.episode_return) if msg.label_source else float("nan")  # no label source: unlabelled
+            ret = return_of(msg, label, self.returns, self.time_limit_s)
+            verdict.episode_return = ret
             res = filter_episode(samples, ret, m, modes.pop() if modes else 0, self.filters)
         except (HiorsError, ValueError) as e:
             verdict.accepted = False
@@ -86,6 +132,7 @@ class EpisodeFilterNode(Node):
         verdict.samples_noop = res.samples_noop
         if res.accepted:
             out = Episode(**{f: getattr(msg, f) for f in Episode.get_fields_and_field_types() if f != "samples"})
+            out.episode_return = ret  # the learner's buffer re-applies a rising m to this R
             out.samples = [s for s, keep in zip(msg.samples, res.kept_mask, strict=True) if keep]
             self.accepted_pub.publish(out)
         self.verdict_pub.publish(verdict)
