@@ -2,17 +2,19 @@
 episode count and evaluation budget; only the named switch differs.
 
 Each (task, variant, seed) is one `hiors up` run (scripted initial demonstrations, then online episodes with the
-simulated operator and the reward oracle) followed by `hiors eval --run` on its learner's last published weights:
+simulated operator and the reward oracle; `bc` trains offline instead) followed by `hiors eval --run` on its
+learner's last published weights:
 K initial states x up to R tries each (test-time scaling). Reported per variant, mean and spread (min..max) over
 seeds: online success and the operator's share of control steps during training, evaluation success within 1 try
-and within R tries, learner steps and the learner's achieved update-to-data ratio. `paper_tts.csv`: success vs
+and within R tries, the operator-driven samples spent (demonstrations + interventions), learner steps and the
+learner's achieved update-to-data ratio (gradient steps per received sample). `paper_tts.csv`: success vs
 retry budget 1..R per variant (mean over seeds).
 
 Variants (the switch, as node parameter overrides):
   hiors            the method as configured
-  bc               behaviour cloning on the initial demonstrations: the episode filter rejects every online
-                   episode (threshold above any return), so the learner trains on the demonstrations only; no
-                   operator online (its success is the policy's own)
+  bc               behaviour cloning, offline, on scripted demonstrations only: as many operator-driven samples
+                   as the `hiors` run of the same seed spent in total (demonstrations + interventions) and its
+                   number of gradient steps, then the same evaluation (`bc_baseline.py`); no online episodes
   no_human         no human intervention (operator mode never)
   no_noop_filter   no-op filter off
   no_short_filter  short-episode filter off
@@ -20,8 +22,6 @@ Variants (the switch, as node parameter overrides):
   fixed_high       samples at f_high only (also while the policy drives)
   noisy_reward     reward from an oracle with 30% false positives instead of the true label
   cyclic_lr        cyclical learning-rate schedule instead of warmup + cosine decay
-  constant_m       the threshold m stays at its initial value instead of rising (filter and learner): rising vs
-                   constant m, with graded returns (hiors_core/returns.py) the two keep different episodes
 
 A HIL-SERL-style actor-critic baseline is not among them (see docs/RESULTS.md).
 """
@@ -44,12 +44,7 @@ SEEDED = ("learner", "policy", "sim_operator", "reward_oracle")  # nodes whose `
 
 VARIANTS: dict[str, tuple] = {
     "hiors": (),
-    "bc": (
-        ("episode_filter", "threshold_kind", "constant"),
-        ("episode_filter", "threshold_initial", 2.0),  # above any return (rewards are 0..1): nothing online passes
-        ("episode_filter", "follow_learner", False),
-        ("sim_operator", "mode", "never"),
-    ),
+    "bc": (),  # no graph: trained offline at the hiors run's budget (bc_baseline.run_bc)
     "no_human": (("sim_operator", "mode", "never"),),
     "no_noop_filter": tuple((n, "noop_enabled", False) for n in FILTERS),
     "no_short_filter": tuple((n, "short_enabled", False) for n in FILTERS),
@@ -57,7 +52,6 @@ VARIANTS: dict[str, tuple] = {
     "fixed_high": (("arbiter", "sampling_mode", "fixed_high"),),
     "noisy_reward": (("reward_oracle", "false_positive_rate", 0.3),),
     "cyclic_lr": (("learner", "lr_schedule", "cyclic"),),  # its period: Size.schedule's cycle_steps
-    "constant_m": tuple((n, "threshold_kind", "constant") for n in FILTERS),  # m = threshold_initial throughout
 }
 
 
@@ -105,6 +99,7 @@ METRICS = (
     "eval_success_1",
     "eval_success_R",
     "eval_progress_1",  # the task's progress at the end of the first try: it moves long before success does
+    "operator_samples",  # operator-driven samples spent: demonstrations + interventions (bc: its demonstrations)
     "learner_steps",
     "learner_utd",
 )
@@ -186,6 +181,16 @@ def learner_stats(metrics_csv: Path) -> tuple[int, float]:
     return (int(rows[-1]["step"]), float(rows[-1]["utd"])) if rows else (0, 0.0)
 
 
+def bc_first(variants: tuple[str, ...]) -> tuple[str, ...]:
+    """`bc` takes its budget from the `hiors` run of the same seed: `hiors` runs before it, added if not asked
+    for (pure)."""
+    if "bc" not in variants or ("hiors" in variants and variants.index("hiors") < variants.index("bc")):
+        return variants
+    rest = tuple(v for v in variants if v != "hiors")
+    i = rest.index("bc")
+    return rest[:i] + ("hiors",) + rest[i:]
+
+
 def keep_previous_runs(runs: Path) -> Path | None:
     """Every run starts from nothing: `hiors up` on an existing run folder resumes it (its learner from its last
     checkpoint, its episodes.csv appended to), which would mix an earlier invocation into this one. Earlier runs
@@ -206,22 +211,32 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
     from .up import UpOptions, run_up
 
     run = out / "runs" / f"{robot}-{task}-{variant}-seed{seed}"
-    rc = run_up(
-        UpOptions(
-            robot=robot,
-            task=task,
-            episodes=size.episodes,
-            demos=size.demos,
-            run_dir=str(run),
-            seed=seed,
-            overrides=run_overrides(variant, seed, device, size.schedule),
-        ),
-        quiet=True,
-    )
-    if rc != 0:
-        raise RuntimeError(f"{task} {variant} seed {seed}: hiors up failed (rc {rc}); logs in {run / 'logs'}")
-    online, human = online_stats(run / "episodes.csv")
-    steps, achieved_utd = learner_stats(run / "learner" / "metrics.csv")
+    if variant == "bc":  # offline, at the budget of the hiors run of the same seed (run before it: bc_first)
+        from .bc_baseline import run_bc
+
+        bc = run_bc(robot, task, seed, out / "runs" / f"{robot}-{task}-hiors-seed{seed}", run)
+        online, human = float("nan"), float("nan")  # no online episodes
+        operator, steps, achieved_utd = bc["operator_samples"], bc["learner_steps"], bc["learner_utd"]
+    else:
+        from .bc_baseline import operator_budget
+
+        rc = run_up(
+            UpOptions(
+                robot=robot,
+                task=task,
+                episodes=size.episodes,
+                demos=size.demos,
+                run_dir=str(run),
+                seed=seed,
+                overrides=run_overrides(variant, seed, device, size.schedule),
+            ),
+            quiet=True,
+        )
+        if rc != 0:
+            raise RuntimeError(f"{task} {variant} seed {seed}: hiors up failed (rc {rc}); logs in {run / 'logs'}")
+        online, human = online_stats(run / "episodes.csv")
+        operator = sum(operator_budget(run))
+        steps, achieved_utd = learner_stats(run / "learner" / "metrics.csv")
     ev = argparse.Namespace(
         robot=robot,
         task=task,
@@ -247,6 +262,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         "eval_success_1": curve[0],
         "eval_success_R": curve[-1],
         "eval_progress_1": sum(first) / len(first),
+        "operator_samples": operator,
         "learner_steps": steps,
         "learner_utd": achieved_utd,
         "curve": curve,
@@ -288,6 +304,7 @@ COLUMNS = [
     "eval_success_R_range",
     "eval_progress_1",
     "eval_progress_1_range",
+    "operator_samples",
     "learner_steps",
     "learner_steps_range",
     "learner_utd",
@@ -320,7 +337,7 @@ def run_paper(
     size = FULL if full else SMALL
     if seeds:
         size = replace(size, seeds=tuple(seeds))
-    variants = tuple(variants) or tuple(VARIANTS)
+    variants = bc_first(tuple(variants) or tuple(VARIANTS))
     for v in variants:
         run_overrides(v, 0)  # an unknown name fails before the first run
     device = ""
@@ -340,7 +357,7 @@ def run_paper(
                 print(
                     f"paper: {task} {variant:16s} seed {seed}: online success {r['online_success']:.2f}, "
                     f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f} "
-                    f"(progress {r['eval_progress_1']:.2f}), "
+                    f"(progress {r['eval_progress_1']:.2f}), operator samples {r['operator_samples']}, "
                     f"learner {r['learner_steps']} steps, UTD {r['learner_utd']:.2f}",
                     flush=True,
                 )
