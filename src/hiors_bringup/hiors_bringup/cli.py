@@ -120,15 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--loop", action="store_true")
     rp.set_defaults(func=_replay)
 
-    ev = sub.add_parser("eval", help="run the policy without the operator; success vs retry budget")
+    ev = sub.add_parser("eval", help="run the policy without the operator; success vs time budget and vs retries")
     ev.add_argument("robot", choices=["tora_one", "xtrainer"])
     ev.add_argument("--task")
     ev.add_argument("--policy", help="checkpoint folder (default: the tiny policy)")
     ev.add_argument("--run", help="a `hiors up` run folder: evaluate its learner's latest weights")
     ev.add_argument("--episodes", type=int, default=10)
-    ev.add_argument("--retries", type=int, default=3, help="largest retry budget")
+    ev.add_argument(
+        "--budgets",
+        default="",
+        help="main curve: time budgets of the one long attempt per initial state, as multiples of the time limit, "
+        "comma-separated (default: evaluate.DEFAULT_BUDGETS, 1,1.5,2,3)",
+    )
+    ev.add_argument("--retries", type=int, default=3, help="pass@k view: largest number of tries over resets (0: skip)")
     ev.add_argument("--seed", type=int, default=1000)
-    ev.add_argument("--time-limit", type=float, default=0.0, help="seconds per attempt (default: the task's)")
+    ev.add_argument("--time-limit", type=float, default=0.0, help="the task's time limit in seconds (default: its own)")
     ev.add_argument("--run-dir", default="")
     ev.set_defaults(func=_eval)
 

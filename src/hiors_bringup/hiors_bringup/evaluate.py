@@ -1,18 +1,28 @@
-"""`hiors eval`: run a policy on the twin without any operator, K initial states x up to R attempts each.
+"""`hiors eval`: run a policy on the twin without any operator; test-time scaling as success vs time budget.
 
 The policy runs in process against `hiors_sim.env.SimRobot` the way the graph runs it: one observation per
 chunk (cameras at the sim node's size, state in the policy's layout), the first k_auto actions of each chunk
 made safe by the arbiter's own limits (`hiors_teleop.safety.make_safe`) and executed one per control period.
 Initial states cycle over the grid's cells (train and test) so that per-cell success comes out of the same run.
-A retry restarts the same initial state; the policy draws fresh noise. An attempt ends at the task's success,
-failure or time limit (`--time-limit` shortens it). Written to the run folder: `attempts.csv` (one row per
-attempt), `success_vs_budget.csv`, `per_cell.csv` and `eval.txt` (the printed tables).
+
+Main view, success vs time budget (the paper's test-time scaling): each of K initial states gets one long attempt
+of up to the largest budget (budgets are multiples of the task's time limit, `--budgets 1,1.5,2,3`; `--time-limit`
+replaces the task's). The attempt goes on after a recoverable failure (a knocked-over bottle: the policy may pick
+it up again) and ends only at success, at an unrecoverable failure (the bottle off the table) or at the largest
+budget; success within budget b is a first success at or before b, so one run gives the whole curve.
+Second view, success vs retries over resets (pass@k; `--retries R`, 0 skips it): up to R tries per initial state,
+each ending at the task's success, failure or time limit; a retry restarts the same initial state and the policy
+draws fresh noise.
+Written to the run folder: `long_attempts.csv` (one row per initial state), `success_vs_time.csv`,
+`retry_attempts.csv` (one row per try) and `success_vs_retries.csv` when R > 0, `per_cell.csv` (success within the
+smallest and the largest time budget) and `eval.txt` (the printed tables).
 """
 
 from __future__ import annotations
 
 import csv
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +31,11 @@ from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
 from hiors_core.tasks import task_or_default
 
-from .evaluation import per_cell, success_vs_budget, table_lines
+from .evaluation import TimedOutcome, per_cell, success_vs_retries, success_vs_time, table_lines
 from .graph import config_dir
 from .sim_io import policy_state
+
+DEFAULT_BUDGETS = (1.0, 1.5, 2.0, 3.0)  # time budgets, in multiples of the task's time limit
 
 
 def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):
@@ -47,9 +59,23 @@ def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):
     return model, str(weights[-1])
 
 
-def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cell: int) -> tuple[bool, int, float]:
-    """One attempt from (seed, cell); returns (success, control steps, the task's progress in [0, 1] at the end:
-    how far a failed attempt got, which moves long before success does)."""
+@dataclass(frozen=True)
+class Attempt:
+    """How one attempt ended."""
+
+    success: bool
+    steps: int  # control steps
+    time: float  # s of sim time when it ended (at success: the time of the first success)
+    progress: float  # the task's progress in [0, 1] at the end: how far a failed attempt got
+    progress_at_mark: float  # the progress when the clock reached `mark` s (at the end if it ended sooner)
+    failure: str  # the failure that ended it ("": success or the time limit did)
+
+
+def run_attempt(
+    env, model, limits, k_auto: int, image_size: int, seed: int, cell: int, mark: float | None = None
+) -> Attempt:
+    """One attempt from (seed, cell) until the env says done: at success, at a failure that ends its episodes
+    (`SimRobot.end_on`) or at its time limit."""
     from hiors_policy.layout import state_layout
     from hiors_policy.policy import PolicyInput
     from hiors_teleop.safety import make_safe
@@ -57,7 +83,7 @@ def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cel
     env.reset(seed=seed, cell=cell)
     names = state_layout(env.spec.name, env.task.name)
     prev = np.asarray(env.commanded_action(), dtype=np.float64)
-    steps = 0
+    steps, at_mark = 0, None
     while True:
         obs = PolicyInput(
             env.render(size=(image_size, image_size)), policy_state(env, names), env.task.instruction, names
@@ -67,22 +93,42 @@ def run_attempt(env, model, limits, k_auto: int, image_size: int, seed: int, cel
             prev = safe.action
             result = env.step(safe.action)
             steps += 1
+            progress = float(env.evaluation().get("progress", float(result.success)))
+            if at_mark is None and mark is not None and result.time >= mark:
+                at_mark = progress
             if result.done:
-                return bool(result.success), steps, float(env.task_state().get("progress", float(result.success)))
+                at_mark = progress if at_mark is None else at_mark
+                return Attempt(bool(result.success), steps, float(result.time), progress, at_mark, result.failure)
+
+
+def parse_budgets(budgets) -> tuple[float, ...]:
+    """Multiples of the time limit from "1,1.5,2,3" or a sequence; positive, sorted, distinct."""
+    try:
+        out = [float(x) for x in (budgets.split(",") if isinstance(budgets, str) else budgets)]
+    except ValueError as e:
+        raise ConfigError(f"--budgets: {e} (give multiples of the time limit, e.g. 1,1.5,2,3)") from None
+    if not out or any(not np.isfinite(x) or x <= 0 for x in out):
+        raise ConfigError(f"--budgets must be positive multiples of the time limit, got {budgets!r}")
+    return tuple(sorted(set(out)))
 
 
 def run_eval(args) -> int:
     from hiors_sim.env import SimRobot
+    from hiors_sim.tasks import make_task
     from hiors_teleop.safety import Limits, layout_for
 
     robot = args.robot
     spec = task_or_default(robot, args.task or "")  # a ConfigError naming the robot's tasks
     task = spec.name
-    if args.episodes < 1 or args.retries < 1:
-        raise ConfigError("--episodes and --retries must be at least 1")
+    retries = int(args.retries)
+    if args.episodes < 1 or retries < 0:
+        raise ConfigError("--episodes must be at least 1 and --retries at least 0 (0: no pass@k view)")
     time_limit = float(getattr(args, "time_limit", 0.0) or 0.0)
     if time_limit < 0:
         raise ConfigError("--time-limit must be positive (0: the task's own)")
+    limit = time_limit or make_task(task).time_limit
+    multiples = parse_budgets(getattr(args, "budgets", None) or DEFAULT_BUDGETS)
+    budgets = [round(x * limit, 6) for x in multiples]
     cfg_path = config_dir() / f"{robot}.yaml"
     cfg = load_yaml(cfg_path)
     arbiter = node_parameters(cfg, "arbiter", str(cfg_path))
@@ -91,50 +137,104 @@ def run_eval(args) -> int:
     model, source = load_eval_policy(robot, task, args.policy or "", getattr(args, "run", "") or "")
     run_dir = Path(args.run_dir or f"runs/eval-{robot}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = SimRobot(robot, task, time_limit=time_limit or None)
+    print(
+        f"hiors eval: {robot}/{task}, policy {source}, {args.episodes} initial states, one attempt of up to "
+        f"{budgets[-1]:g} s each" + (f", then up to {retries} tries of {limit:g} s" if retries else "")
+    )
+    # The long attempts: the largest budget is the time limit; a recoverable failure does not end them.
+    env = SimRobot(robot, task, time_limit=budgets[-1], end_on="unrecoverable")
     limits = Limits.for_robot(env.spec, layout_for(env.spec, spec.control_mode, env.task.arm))
     grid = env.task.grid
-    outcomes, cells, train, first_progress = [], [], [], []
-    print(f"hiors eval: {robot}/{task}, policy {source}, {args.episodes} initial states x up to {args.retries} tries")
+    timed, cells, train, at_limit = [], [], [], []
     try:
-        with open(run_dir / "attempts.csv", "w", newline="") as f:
+        with open(run_dir / "long_attempts.csv", "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(
+                ["episode", "seed", "cell", "split", "success", "success_time", "end_time", "end", "steps"]
+                + ["progress_at_limit", "progress"]
+            )
+            for i in range(args.episodes):
+                seed, cell = args.seed + i, i % grid.n_cells
+                a = run_attempt(env, model, limits, k_auto, image_size, seed, cell, mark=limit)
+                end = "success" if a.success else a.failure or "budget"
+                timed.append(TimedOutcome(a.time if a.success else None, a.time, bool(a.failure)))
+                cells.append(cell)
+                train.append(grid.is_train(cell))
+                at_limit.append(a.progress_at_mark)
+                split = "train" if grid.is_train(cell) else "test"
+                out.writerow(
+                    [i, seed, cell, split, int(a.success), f"{a.time:.3f}" if a.success else "", f"{a.time:.3f}"]
+                    + [end, a.steps, f"{a.progress_at_mark:.3f}", f"{a.progress:.3f}"]
+                )
+                f.flush()
+                print(
+                    f"  episode {i}: seed {seed} cell {cell}: {end} at {a.time:.2f} s "
+                    f"(progress {a.progress_at_mark:.2f} at the time limit {limit:g} s)"
+                )
+    finally:
+        env.close()
+    time_curve = success_vs_time(timed, budgets)
+    with open(run_dir / "success_vs_time.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["budget_s", "success_rate"])
+        w.writerows([f"{b:g}", f"{s:.3f}"] for b, s in zip(budgets, time_curve, strict=True))
+    retry_curve = (
+        run_retries(args, task, retries, time_limit, run_dir, (model, limits, k_auto, image_size)) if retries else []
+    )
+    reached = [[o.success_time is not None and o.success_time <= b for o in timed] for b in (budgets[0], budgets[-1])]
+    rows = per_cell(reached[0], reached[1], cells, train)
+    with open(run_dir / "per_cell.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["cell", "split", "episodes", "success_smallest_budget", "success_largest_budget"])
+        w.writerows([r.cell, r.split, r.episodes, f"{r.smallest_budget:.3f}", f"{r.largest_budget:.3f}"] for r in rows)
+    lines = [
+        f"{robot}/{task}, policy {source}, time limit {limit:g} s, budgets {', '.join(f'{x:g}x' for x in multiples)}"
+        f" of it, k_auto {k_auto}",
+        "",
+    ]
+    lines += table_lines(budgets, time_curve, retry_curve, rows)
+    lines += ["", f"mean progress at the time limit: {float(np.mean(at_limit)):.3f}"]
+    (run_dir / "eval.txt").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines[2:]))
+    written = ["long_attempts.csv", "success_vs_time.csv"]
+    written += ["retry_attempts.csv", "success_vs_retries.csv"] if retries else []
+    print(f"\nwritten: {run_dir}/" + ", ".join(written + ["per_cell.csv", "eval.txt"]))
+    return 0
+
+
+def run_retries(args, task: str, retries: int, time_limit: float, run_dir: Path, policy: tuple) -> list[float]:
+    """The second view, pass@k over resets: up to `retries` tries per initial state, each ending at the task's
+    success, failure or time limit; writes retry_attempts.csv and success_vs_retries.csv, returns the curve."""
+    from hiors_sim.env import SimRobot
+
+    model, limits, k_auto, image_size = policy
+    env = SimRobot(args.robot, task, time_limit=time_limit or None)
+    grid = env.task.grid
+    outcomes = []
+    try:
+        with open(run_dir / "retry_attempts.csv", "w", newline="") as f:
             out = csv.writer(f)
             out.writerow(["episode", "seed", "cell", "split", "attempt", "success", "steps", "progress"])
             for i in range(args.episodes):
                 seed, cell = args.seed + i, i % grid.n_cells
                 attempts = []
-                for r in range(args.retries):
-                    ok, steps, progress = run_attempt(env, model, limits, k_auto, image_size, seed, cell)
-                    attempts.append(ok)
-                    if r == 0:
-                        first_progress.append(progress)
+                for r in range(retries):
+                    a = run_attempt(env, model, limits, k_auto, image_size, seed, cell)
+                    attempts.append(a.success)
                     split = "train" if grid.is_train(cell) else "test"
-                    out.writerow([i, seed, cell, split, r, int(ok), steps, f"{progress:.3f}"])
+                    out.writerow([i, seed, cell, split, r, int(a.success), a.steps, f"{a.progress:.3f}"])
                     f.flush()
-                    if ok:
+                    if a.success:
                         break  # later tries cannot change this episode's outcome
                 outcomes.append(attempts)
-                cells.append(cell)
-                train.append(grid.is_train(cell))
                 print(
-                    f"  episode {i}: seed {seed} cell {cell}: {'success' if any(attempts) else 'failure'} after {len(attempts)} tries (first try's progress {first_progress[-1]:.2f})"
+                    f"  episode {i}: {'success' if any(attempts) else 'failure'} after {len(attempts)} tries (resets)"
                 )
     finally:
         env.close()
-    curve = success_vs_budget(outcomes, args.retries)
-    with open(run_dir / "success_vs_budget.csv", "w", newline="") as f:
+    curve = success_vs_retries(outcomes, retries)
+    with open(run_dir / "success_vs_retries.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["budget", "success_rate"])
-        w.writerows([b + 1, f"{s:.3f}"] for b, s in enumerate(curve))
-    rows = per_cell(outcomes, cells, train)
-    with open(run_dir / "per_cell.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["cell", "split", "episodes", "first_try", "any_try"])
-        w.writerows([r.cell, r.split, r.episodes, f"{r.first_try:.3f}", f"{r.any_try:.3f}"] for r in rows)
-    lines = [f"{robot}/{task}, policy {source}, time limit {env.task.time_limit:g} s, k_auto {k_auto}", ""]
-    lines += table_lines(curve, rows)
-    lines += ["", f"mean progress of the first try: {float(np.mean(first_progress)):.3f}"]
-    (run_dir / "eval.txt").write_text("\n".join(lines) + "\n")
-    print("\n" + "\n".join(lines[2:]))
-    print(f"\nwritten: {run_dir}/attempts.csv, success_vs_budget.csv, per_cell.csv, eval.txt")
-    return 0
+        w.writerow(["retries", "success_rate"])
+        w.writerows([k + 1, f"{s:.3f}"] for k, s in enumerate(curve))
+    return curve

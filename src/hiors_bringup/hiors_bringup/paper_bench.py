@@ -3,12 +3,15 @@ episode count and evaluation budget; only the named switch differs.
 
 Each (task, variant, seed) is one `hiors up` run (scripted initial demonstrations, then online episodes with the
 simulated operator and the reward oracle; `bc` trains offline instead) followed by `hiors eval --run` on its
-learner's last published weights:
-K initial states x up to R tries each (test-time scaling). Reported per variant, mean and spread (min..max) over
-seeds: online success and the operator's share of control steps during training, evaluation success within 1 try
-and within R tries, the operator-driven samples spent (demonstrations + interventions), learner steps and the
-learner's achieved update-to-data ratio (gradient steps per received sample). `paper_tts.csv`: success vs
-retry budget 1..R per variant (mean over seeds).
+learner's last published weights: K initial states, each one long attempt that goes on after a recoverable
+failure until success, an unrecoverable failure or the largest time budget (test-time scaling as the paper
+measures it: success vs time budget), then up to R tries over resets (pass@k, a second view). Reported per
+variant, mean and spread (min..max) over seeds: online success and the operator's share of control steps during
+training, evaluation success within the task's time limit, within the largest time budget and within R tries over
+resets, the operator-driven samples spent (demonstrations + interventions), learner steps and the learner's
+achieved update-to-data ratio (gradient steps per received sample). `paper_tts.csv`/`.png` (the test-time scaling
+figure): success vs time budget per variant, mean and range over seeds; `paper_retries.csv`: success vs tries over
+resets 1..R.
 
 Variants (the switch, as node parameter overrides):
   hiors            the method as configured
@@ -67,22 +70,26 @@ class Size:
     eval_episodes: int
     eval_retries: int
     eval_time_limit: float = 0.0  # s of sim time per evaluation try; 0 = the task's own
+    # the long attempt's time budgets, in multiples of that time limit (the first one, 1x, gives eval_success_1)
+    eval_budgets: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
     # Learning-rate schedule sized to the run's learner steps, the same for every variant (the learner's defaults,
     # 1000 warm-up steps and 30000 decay steps, would keep a short run inside its warm-up, where the cosine and
     # the cyclical schedules are the same). cycle_steps only matters to the cyclical one.
     schedule: tuple = ()
 
 
-# About 10 minutes on 2 CPU cores (~30 s per run: graph start, 3 demos, 2 online episodes, 2 x 2 evaluation tries
-# of 5 s; 18 runs): every switch run end to end at 2 seeds. A smoke test of the comparisons, not a learning result.
+# About 10 minutes on 2 CPU cores (~30 s per run: graph start, 3 demos, 2 online episodes, 2 initial states x one
+# evaluation attempt of up to 10 s, no tries over resets; 18 runs): every switch run end to end at 2 seeds. A smoke
+# test of the comparisons, not a learning result.
 SMALL = Size(
     (("tora_one", "raise_hand"),),
     episodes=2,
     demos=3,
     seeds=(0, 1),
     eval_episodes=2,
-    eval_retries=2,
+    eval_retries=0,
     eval_time_limit=5.0,
+    eval_budgets=(1.0, 1.5, 2.0),
     schedule=(("learner", "warmup_steps", 5), ("learner", "decay_steps", 100), ("learner", "cycle_steps", 20)),
 )
 # Every sim task, 3 seeds: hours, for a GPU machine.
@@ -100,8 +107,9 @@ METRICS = (
     "online_success",
     "human_share",
     "eval_success_1",
-    "eval_success_R",
-    "eval_progress_1",  # the task's progress at the end of the first try: it moves long before success does
+    "eval_success_T",  # within the largest time budget of the long attempt
+    "eval_success_R",  # within R tries over resets (pass@R)
+    "eval_progress_1",  # the task's progress at the time limit: it moves long before success does
     "operator_samples",  # operator-driven samples spent: demonstrations + interventions (bc: its demonstrations)
     "learner_steps",
     "learner_utd",
@@ -144,24 +152,60 @@ def summarise(results: list[dict]) -> list[dict]:
     return rows
 
 
-def tts_rows(results: list[dict]) -> list[dict]:
-    """Test-time scaling: mean success within budget b over seeds, per (task, variant) and b (pure)."""
+def _curve_rows(results: list[dict], curve: str, x: str, xs) -> list[dict]:
+    """Mean and range over seeds of one curve per (task, variant), one row per point; xs(run) = its x values."""
     rows = []
     for s in summarise(results):
         mine = [r for r in results if r["variant"] == s["variant"] and r.get("task", "") == s["task"]]
-        n = min(len(r["curve"]) for r in mine)
-        for b in range(n):
-            mean, lo, hi = spread([r["curve"][b] for r in mine])
+        points = [xs(r) for r in mine]
+        if any(p != points[0] for p in points):
+            raise ValueError(f"{s['task']} {s['variant']}: the seeds' {x} differ: {points}")
+        for i, b in enumerate(points[0]):
+            mean, lo, hi = spread([r[curve][i] for r in mine])
             rows.append(
                 {
                     "task": s["task"],
                     "variant": s["variant"],
-                    "budget": b + 1,
+                    x: b,
                     "success": round(mean, 3),
                     "range": f"{lo:.2f}..{hi:.2f}",
                 }
             )
     return rows
+
+
+def tts_rows(results: list[dict]) -> list[dict]:
+    """Test-time scaling as the paper measures it: mean success within each time budget (s) over seeds, per
+    (task, variant) and budget (pure)."""
+    return _curve_rows(results, "time_curve", "budget_s", lambda r: list(r["time_budgets"]))
+
+
+def retry_rows(results: list[dict]) -> list[dict]:
+    """The second view, pass@k over resets: mean success within k tries over seeds (pure)."""
+    return _curve_rows(results, "retry_curve", "tries", lambda r: list(range(1, len(r["retry_curve"]) + 1)))
+
+
+def read_eval(eval_dir: Path) -> dict:
+    """A `hiors eval` run folder's numbers for the paper tables: success within the time limit (the time curve's
+    first budget, 1x), within the largest budget and within R tries over resets (nan without that view), the
+    progress at the time limit, and the curves."""
+    with open(eval_dir / "success_vs_time.csv") as f:
+        timed = [(float(r["budget_s"]), float(r["success_rate"])) for r in csv.DictReader(f)]
+    retry_curve = []
+    if (eval_dir / "success_vs_retries.csv").is_file():
+        with open(eval_dir / "success_vs_retries.csv") as f:
+            retry_curve = [float(r["success_rate"]) for r in csv.DictReader(f)]
+    with open(eval_dir / "long_attempts.csv") as f:
+        at_limit = [float(r["progress_at_limit"]) for r in csv.DictReader(f)]
+    return {
+        "eval_success_1": timed[0][1],
+        "eval_success_T": timed[-1][1],
+        "eval_success_R": retry_curve[-1] if retry_curve else float("nan"),
+        "eval_progress_1": sum(at_limit) / len(at_limit),
+        "time_budgets": [b for b, _ in timed],
+        "time_curve": [s for _, s in timed],
+        "retry_curve": retry_curve,
+    }
 
 
 def online_stats(episodes_csv: Path) -> tuple[float, float]:
@@ -247,39 +291,38 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         run=str(run),
         episodes=size.eval_episodes,
         retries=size.eval_retries,
+        budgets=size.eval_budgets,
         seed=5000 + seed,
         time_limit=size.eval_time_limit,
         run_dir=str(run / "eval"),
     )
     run_eval(ev)
-    with open(run / "eval" / "success_vs_budget.csv") as f:
-        curve = [float(r["success_rate"]) for r in csv.DictReader(f)]
-    with open(run / "eval" / "attempts.csv") as f:
-        first = [float(r["progress"]) for r in csv.DictReader(f) if r["attempt"] == "0"]
     return {
         "task": f"{robot}/{task}",
         "variant": variant,
         "seed": seed,
         "online_success": online,
         "human_share": human,
-        "eval_success_1": curve[0],
-        "eval_success_R": curve[-1],
-        "eval_progress_1": sum(first) / len(first),
+        **read_eval(run / "eval"),
         "operator_samples": operator,
         "learner_steps": steps,
         "learner_utd": achieved_utd,
-        "curve": curve,
     }
 
 
+# A run's curves (lists) and their paper_runs.csv columns (space-separated numbers).
+CURVES = {"time_budgets": "time_budgets_s", "time_curve": "success_vs_time", "retry_curve": "success_vs_retries"}
+
+
 def write_runs(path: Path, results: list[dict]) -> None:
-    """paper_runs.csv: one row per run, its success-vs-budget curve as space-separated rates."""
+    """paper_runs.csv: one row per run, its curves as space-separated numbers."""
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[k for k in results[0] if k != "curve"] + ["success_vs_budget"])
+        w = csv.DictWriter(f, fieldnames=[k for k in results[0] if k not in CURVES] + list(CURVES.values()))
         w.writeheader()
         for r in results:
             w.writerow(
-                {**{k: v for k, v in r.items() if k != "curve"}, "success_vs_budget": " ".join(map(str, r["curve"]))}
+                {k: v for k, v in r.items() if k not in CURVES}
+                | {col: " ".join(map(str, r[k])) for k, col in CURVES.items()}
             )
 
 
@@ -289,8 +332,10 @@ def read_runs(path: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     out = []
     for r in rows:
-        curve = [float(x) for x in r.pop("success_vs_budget").split()]
-        out.append({**r, "seed": int(r["seed"]), "curve": curve})
+        if "success_vs_budget" in r:  # a run from before the time curve: only pass@k over resets
+            r["success_vs_retries"] = r.pop("success_vs_budget")
+        curves = {k: [float(x) for x in r.pop(col, "").split()] for k, col in CURVES.items()}
+        out.append({**r, "seed": int(r["seed"]), **curves})
     return out
 
 
@@ -304,6 +349,8 @@ COLUMNS = [
     "human_share_range",
     "eval_success_1",
     "eval_success_R",
+    "eval_success_T",
+    "eval_success_T_range",
     "eval_success_R_range",
     "eval_progress_1",
     "eval_progress_1_range",
@@ -312,25 +359,65 @@ COLUMNS = [
     "learner_steps_range",
     "learner_utd",
 ]
-BARS = ("online_success", "human_share", "eval_success_1", "eval_success_R")
+BARS = ("online_success", "human_share", "eval_success_1", "eval_success_T", "eval_success_R")
+CURVE_COLUMNS = {
+    "paper_tts": ["task", "variant", "budget_s", "success", "range"],
+    "paper_retries": ["task", "variant", "tries", "success", "range"],
+}
+
+
+def write_tts_figure(out: Path, rows: list[dict]) -> Path:
+    """paper_tts.png: success vs time budget, one line per variant (range over seeds shaded), a panel per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for variant in dict.fromkeys(r["variant"] for r in rows if r["task"] == task):
+            mine = [r for r in rows if r["task"] == task and r["variant"] == variant]
+            xs = [float(r["budget_s"]) for r in mine]
+            lo, hi = zip(*(map(float, r["range"].split("..")) for r in mine), strict=True)
+            (line,) = ax.plot(xs, [r["success"] for r in mine], marker="o", label=variant)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set(title=task, xlabel="test-time budget (s of one attempt)", ylabel="success rate", ylim=(-0.03, 1.03))
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle("paper_tts: success vs time budget")
+    fig.tight_layout()
+    png = out / "paper_tts.png"
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
 
 
 def report(out: Path, results: list[dict], title: str) -> list[Path]:
-    """Print and write the paper tables from per-run results: paper.csv/.png (per variant), paper_tts.csv."""
+    """Print and write the paper tables from per-run results: paper.csv/.png (per variant), paper_tts.csv/.png
+    (success vs time budget: the test-time scaling figure), paper_retries.csv (success vs tries over resets)."""
     rows = summarise(results)
     print(f"\n== {title}\n{format_table(rows, COLUMNS)}")
     several = len({r["task"] for r in rows}) > 1
     for r in rows:  # the bar group's label: the variant, with its task when there are several
         r["label"] = f"{r['task']} {r['variant']}" if several else r["variant"]
     files = write_figure(out, "paper", rows, COLUMNS, ("label", BARS))
-    tts = tts_rows(results)
-    tts_columns = ["task", "variant", "budget", "success", "range"]
-    print("\n== paper: success vs retry budget (test-time scaling)\n" + format_table(tts, tts_columns))
-    with open(out / "paper_tts.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=tts_columns)
-        w.writeheader()
-        w.writerows(tts)
-    return files + [out / "paper_tts.csv"]
+    curves = {"paper_tts": tts_rows(results), "paper_retries": retry_rows(results)}
+    titles = {
+        "paper_tts": "success vs time budget (test-time scaling)",
+        "paper_retries": "success vs tries over resets",
+    }
+    for name, table in curves.items():
+        if not table:  # no pass@k view was run
+            continue
+        print(f"\n== paper: {titles[name]}\n" + format_table(table, CURVE_COLUMNS[name]))
+        with open(out / f"{name}.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CURVE_COLUMNS[name])
+            w.writeheader()
+            w.writerows(table)
+        files.append(out / f"{name}.csv")
+        if name == "paper_tts":
+            files.append(write_tts_figure(out, table))
+    return files
 
 
 def run_paper(
@@ -359,7 +446,8 @@ def run_paper(
                 results.append(r)
                 print(
                     f"paper: {task} {variant:16s} seed {seed}: online success {r['online_success']:.2f}, "
-                    f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_R']:.2f} "
+                    f"human {r['human_share']:.2f}, eval {r['eval_success_1']:.2f} / {r['eval_success_T']:.2f} "
+                    f"in time, {r['eval_success_R']:.2f} in tries "
                     f"(progress {r['eval_progress_1']:.2f}), operator samples {r['operator_samples']}, "
                     f"learner {r['learner_steps']} steps, UTD {r['learner_utd']:.2f}",
                     flush=True,
@@ -368,7 +456,8 @@ def run_paper(
     title = (
         f"paper ({'full' if full else 'small'}: {', '.join(f'{r}/{t}' for r, t in size.tasks)}, "
         f"{size.episodes} episodes, {size.demos} demos, seeds {list(size.seeds)}, eval {size.eval_episodes} "
-        f"initial states x up to {size.eval_retries} tries)"
+        f"initial states x one attempt of {'/'.join(f'{x:g}' for x in size.eval_budgets)}x the time limit"
+        + (f", then up to {size.eval_retries} tries over resets)" if size.eval_retries else ")")
     )
     files = report(out, results, title)
     files.append(write_provenance(out, "paper", command or "hiors bench paper", time.perf_counter() - t0, load))

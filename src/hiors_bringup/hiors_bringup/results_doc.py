@@ -23,9 +23,13 @@ SECTIONS = [
     ("weight_sync", "Weight sync vs serialisation", "hiors bench weight_sync"),
     ("sim", "Simulation speed", "hiors bench sim"),
     ("paper", "The paper's comparisons", "hiors bench paper"),
-    ("paper_tts", "Test-time scaling: success vs retry budget", "hiors bench paper"),
+    ("paper_tts", "Test-time scaling: success vs time budget within one attempt", "hiors bench paper"),
+    ("paper_retries", "Success vs tries over resets (pass@k, a second view)", "hiors bench paper"),
     ("paper_runs", "The paper's comparisons, run by run", "hiors bench paper"),
 ]
+
+# Tables written beside a figure's own (its provenance is that figure's).
+PROVENANCE = {"paper_tts": "paper", "paper_retries": "paper", "paper_runs": "paper"}
 
 
 def _fmt(v: str) -> str:
@@ -79,7 +83,7 @@ def render(bench_dir: Path, docs_dir: Path) -> str:
         csv_path = bench_dir / f"{name}.csv"
         if not csv_path.is_file():
             continue
-        prov = read_provenance(bench_dir / f"{name.removesuffix('_tts').removesuffix('_runs')}.run.txt")
+        prov = read_provenance(bench_dir / f"{PROVENANCE.get(name, name)}.run.txt")
         out += [f"## {title}", "", f"`{prov.get('command', command)}`", ""]
         if prov:
             out += [

@@ -26,6 +26,7 @@ from hiors_bringup.paper_bench import (
     online_stats,
     read_runs,
     report,
+    retry_rows,
     run_overrides,
     spread,
     summarise,
@@ -119,7 +120,8 @@ def test_paper_runs_differ_only_by_their_switch_and_seed():
     assert SMALL.tasks == (("tora_one", "raise_hand"),)
 
 
-def _result(variant, seed, success, curve):
+def _result(variant, seed, success, curve, retry_curve=(0.0, 0.25)):
+    """A run's result with its success vs time budget (10 s, 20 s) `curve` and pass@k `retry_curve`."""
     return {
         "task": "tora_one/raise_hand",
         "variant": variant,
@@ -127,12 +129,15 @@ def _result(variant, seed, success, curve):
         "online_success": success,
         "human_share": 0.5,
         "eval_success_1": curve[0],
-        "eval_success_R": curve[-1],
+        "eval_success_T": curve[-1],
+        "eval_success_R": retry_curve[-1] if retry_curve else float("nan"),
         "eval_progress_1": 0.5 + success / 2,
         "operator_samples": 30,
         "learner_steps": 100,
         "learner_utd": 1.0,
-        "curve": curve,
+        "time_budgets": [10.0, 20.0][: len(curve)],
+        "time_curve": list(curve),
+        "retry_curve": list(retry_curve),
     }
 
 
@@ -144,15 +149,24 @@ def test_summary_mean_and_range_and_test_time_scaling():
     assert (
         rows[0]["seeds"] == 2 and rows[0]["online_success"] == 0.5 and rows[0]["online_success_range"] == "0.25..0.75"
     )
-    assert rows[0]["eval_success_R"] == 0.75 and rows[0]["eval_success_R_range"] == "0.50..1.00"
+    assert rows[0]["eval_success_T"] == 0.75 and rows[0]["eval_success_T_range"] == "0.50..1.00"
     assert rows[0]["eval_progress_1"] == 0.75 and rows[0]["eval_progress_1_range"] == "0.62..0.88"
-    tts = tts_rows(results)
-    assert [(r["variant"], r["budget"], r["success"]) for r in tts] == [
-        ("hiors", 1, 0.25),
-        ("hiors", 2, 0.75),
-        ("bc", 1, 0.0),
-        ("bc", 2, 0.0),
+    tts = tts_rows(results)  # the main test-time scaling curve: success vs time budget
+    assert [(r["variant"], r["budget_s"], r["success"], r["range"]) for r in tts] == [
+        ("hiors", 10.0, 0.25, "0.00..0.50"),
+        ("hiors", 20.0, 0.75, "0.50..1.00"),
+        ("bc", 10.0, 0.0, "0.00..0.00"),
+        ("bc", 20.0, 0.0, "0.00..0.00"),
     ]
+    assert [(r["variant"], r["tries"], r["success"]) for r in retry_rows(results)] == [
+        ("hiors", 1, 0.0),
+        ("hiors", 2, 0.25),
+        ("bc", 1, 0.0),
+        ("bc", 2, 0.25),
+    ]
+    results[1]["time_budgets"] = [10.0, 30.0]  # seeds evaluated at other budgets cannot be averaged
+    with pytest.raises(ValueError, match="budget_s differ"):
+        tts_rows(results)
     assert spread([1.0]) == (1.0, 1.0, 1.0)
 
 
@@ -161,13 +175,31 @@ def test_paper_runs_csv_round_trip_and_report(tmp_path):
     results = [_result("hiors", 0, 0.25, [0.0, 0.5]), bc]  # bc has no online episodes
     write_runs(tmp_path / "paper_runs.csv", results)
     back = read_runs(tmp_path / "paper_runs.csv")
-    assert [r["curve"] for r in back] == [[0.0, 0.5], [0.0, 0.0]] and back[0]["seed"] == 0
+    assert [r["time_curve"] for r in back] == [[0.0, 0.5], [0.0, 0.0]] and back[0]["seed"] == 0
+    assert back[0]["time_budgets"] == [10.0, 20.0] and back[0]["retry_curve"] == [0.0, 0.25]
     files = report(tmp_path, back, "paper (test)")
-    assert [f.name for f in files] == ["paper.csv", "paper.png", "paper_tts.csv"]
+    names = ["paper.csv", "paper.png", "paper_tts.csv", "paper_tts.png", "paper_retries.csv"]
+    assert [f.name for f in files] == names and all(f.is_file() for f in files)
     rows = _read(tmp_path / "paper.csv")
-    assert [r["variant"] for r in rows] == ["hiors", "bc"] and rows[0]["eval_success_R"] == "0.5"
+    assert [r["variant"] for r in rows] == ["hiors", "bc"] and rows[0]["eval_success_T"] == "0.5"
     assert rows[1]["online_success"] == "nan" and float(rows[1]["operator_samples"]) == 30.0  # bc: no online episode
-    assert len(_read(tmp_path / "paper_tts.csv")) == 4
+    tts = _read(tmp_path / "paper_tts.csv")
+    assert list(tts[0]) == ["task", "variant", "budget_s", "success", "range"] and len(tts) == 4
+    assert list(_read(tmp_path / "paper_retries.csv")[0]) == ["task", "variant", "tries", "success", "range"]
+    # a run without the pass@k view: no paper_retries.csv
+    assert "paper_retries.csv" not in [f.name for f in report(tmp_path, [_result("hiors", 0, 0.5, [0.5], ())], "t")]
+
+
+def test_paper_runs_csv_from_before_the_time_curve_reads_as_pass_at_k(tmp_path):
+    (tmp_path / "old.csv").write_text("task,variant,seed,eval_success_1,success_vs_budget\nt,hiors,0,0.5,0.5 1.0\n")
+    (old,) = read_runs(tmp_path / "old.csv")
+    assert old["retry_curve"] == [0.5, 1.0] and old["time_curve"] == [] and old["time_budgets"] == []
+
+
+def test_paper_sizes_evaluate_at_the_time_limit_first():
+    """eval_success_1 is the time curve's first point: success within the task's time limit (1x)."""
+    for size in (SMALL, FULL):
+        assert size.eval_budgets[0] == 1.0 and list(size.eval_budgets) == sorted(set(size.eval_budgets))
 
 
 def test_run_folder_readers(tmp_path):
@@ -249,6 +281,22 @@ def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
     assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
     paper = bench_command("paper", "runs/p", True, "full", ("hiors", "bc"), (0, 1))
     assert paper == "hiors bench paper --run-dir runs/p --full --variants hiors,bc --seeds 0,1"
+
+
+def test_results_doc_shows_the_time_curve_as_the_test_time_scaling_figure(tmp_path):
+    from hiors_bringup.results_doc import render
+
+    bench = tmp_path / "bench"
+    results = [_result("hiors", 0, 0.25, [0.0, 0.5]), _result("bc", 0, 0.0, [0.0, 0.0])]
+    report(bench, results, "paper (test)")
+    write_provenance(bench, "paper", "hiors bench paper --run-dir runs/p", 60.0, 1.0)
+    text = render(bench, tmp_path / "docs")
+    tts = text.index("## Test-time scaling: success vs time budget within one attempt")
+    retries = text.index("## Success vs tries over resets (pass@k, a second view)")
+    assert tts < retries and "| task | variant | budget_s | success | range |" in text[tts:retries]
+    assert "| tora_one/raise_hand | hiors | 20 | 0.5 | 0.50..0.50 |" in text[tts:retries]
+    assert "![paper_tts](results/paper_tts.png)" in text and (tmp_path / "docs/results/paper_tts.png").is_file()
+    assert text[retries:].count("`hiors bench paper --run-dir runs/p`") == 1  # the paper run's provenance
 
 
 def test_earlier_paper_runs_are_moved_aside_not_resumed(tmp_path):
