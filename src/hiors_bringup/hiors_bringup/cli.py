@@ -71,6 +71,12 @@ def _eval(a) -> int:
     return run_eval(a)
 
 
+def _pretrain(a) -> int:
+    from .pretrain import run_pretrain
+
+    return run_pretrain(a)
+
+
 def _export(a) -> int:
     from .export import export_lerobot
 
@@ -137,6 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--time-limit", type=float, default=0.0, help="the task's time limit in seconds (default: its own)")
     ev.add_argument("--run-dir", default="")
     ev.set_defaults(func=_eval)
+
+    pt = sub.add_parser("pretrain", help="the base policy: behaviour cloning on scripted demonstrations")
+    pt.add_argument("robot", choices=["tora_one", "xtrainer"])
+    pt.add_argument("--task", default="", help="task name (default: the robot's first task)")
+    pt.add_argument("--demos", type=int, default=40, help="scripted demonstrations to record (default 40)")
+    pt.add_argument("--steps", type=int, default=400, help="gradient steps (default 400)")
+    pt.add_argument("--batch-size", type=int, default=32)
+    pt.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, cosine decay)")
+    pt.add_argument(
+        "--goal-state", action="store_true", help="twin-only variant: the state also carries the task's goal"
+    )
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--eval-every", type=int, default=100, help="steps between learning-curve points")
+    pt.add_argument("--val-states", type=int, default=0, help="validation initial states per curve point")
+    pt.add_argument("--out", default="", help="output folder (default runs/pretrain-<robot>-<task>-<time>)")
+    pt.set_defaults(func=_pretrain)
 
     ex = sub.add_parser("export", help="write a run's accepted episodes as a LeRobot dataset")
     ex.add_argument("run")

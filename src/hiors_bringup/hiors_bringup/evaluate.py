@@ -81,7 +81,8 @@ def run_attempt(
     from hiors_teleop.safety import make_safe
 
     env.reset(seed=seed, cell=cell)
-    names = state_layout(env.spec.name, env.task.name)
+    # The whole named state, the task's goal entries included: a policy picks its own entries by name.
+    names = state_layout(env.spec.name, env.task.name, goal=True)
     prev = np.asarray(env.commanded_action(), dtype=np.float64)
     steps, at_mark = 0, None
     while True:

@@ -69,6 +69,7 @@ def samples_from_msg(msg) -> list[TrainingSample]:
                 is_human=bool(s.is_human),
                 episode_id=msg.episode_id,
                 step=int(s.step),
+                state_names=tuple(frame.state_names),
             )
         )
     return out

@@ -42,6 +42,7 @@ def training_samples(episode: EpisodeData, horizon: int) -> list[TrainingSample]
                 is_human=bool(human[i]),
                 episode_id=episode.meta.episode_id,
                 step=f.step,
+                state_names=tuple(f.state_names or episode.meta.state_names),
             )
         )
     return out

@@ -108,3 +108,4 @@ class TrainingSample:
     episode_id: str = ""
     step: int = 0
     weight: float = 1.0
+    state_names: tuple[str, ...] = ()  # names of `state`'s entries; the policy picks its own by name

@@ -37,6 +37,9 @@ class TaskSpec:
     control_mode: str  # "ee" | "joint" (see the module docstring)
     commanded_arm: str  # the arm an "ee" task commands; "" for joint tasks (they command every joint)
     human_source: str  # the human input device: "quest3" | "leader_arm" (ActionChunk/Executed source name)
+    # The task's goal as named values (base frame, m; quaternions xyzw), for the twin's goal-state policies only:
+    # a variant whose state also carries where the goal is, which the cameras alone show on the real robot.
+    goal_names: tuple[str, ...] = ()
 
     @property
     def mode(self) -> int:
@@ -44,7 +47,13 @@ class TaskSpec:
         return CONTROL_MODES[self.control_mode]
 
 
-def _task(name, robot, instruction, arms, control_mode="", commanded_arm="", human_source="") -> TaskSpec:
+POSE_GOAL = ("goal_x", "goal_y", "goal_z", "goal_qx", "goal_qy", "goal_qz", "goal_qw")
+PLACE_GOAL = ("object_x", "object_y", "object_z", "goal_x", "goal_y", "goal_z")
+
+
+def _task(
+    name, robot, instruction, arms, control_mode="", commanded_arm="", human_source="", goal_names=()
+) -> TaskSpec:
     """A registry entry; control mode and human input device default to the robot's (`RobotSpec`)."""
     rs = get_robot(robot)
     spec = TaskSpec(
@@ -55,6 +64,7 @@ def _task(name, robot, instruction, arms, control_mode="", commanded_arm="", hum
         control_mode=control_mode or rs.control_mode,
         commanded_arm=commanded_arm,
         human_source=human_source or rs.human_source,
+        goal_names=tuple(goal_names),
     )
     for arm in (*spec.arms, *([spec.commanded_arm] if spec.commanded_arm else [])):
         rs.arm(arm)  # KeyError naming the robot's arms
@@ -66,7 +76,7 @@ def _task(name, robot, instruction, arms, control_mode="", commanded_arm="", hum
 
 
 _TASKS: tuple[TaskSpec, ...] = (
-    _task("raise_hand", "tora_one", "raise your left hand to the target", ("left",), "ee", "left"),
+    _task("raise_hand", "tora_one", "raise your left hand to the target", ("left",), "ee", "left", goal_names=POSE_GOAL),
     _task(
         "pack_detergent",
         "tora_one",
@@ -74,6 +84,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         ("left",),
         "ee",
         "left",
+        goal_names=PLACE_GOAL,
     ),
     _task(
         "insert_moisturizer",
@@ -81,6 +92,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         "pick up the moisturizer and insert it into the base",
         ("left", "right"),
         "joint",
+        goal_names=PLACE_GOAL,
     ),
 )
 

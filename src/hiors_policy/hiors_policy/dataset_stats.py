@@ -34,6 +34,8 @@ def stats_from_episodes(episodes: Iterable[EpisodeData], state_names: tuple[str,
 
 
 def stats_from_log(log_dir: str | Path, state_names: tuple[str, ...]) -> NormStats:
-    """Stats over every trainable episode of an episode log (e.g. the scripted initial demonstrations)."""
+    """Stats over every trainable, successful episode of an episode log (e.g. the scripted initial
+    demonstrations): a failed demonstration is never trained on, so it does not shape the statistics either."""
     log = EpisodeLog(log_dir)
-    return stats_from_episodes((log.read(eid) for eid in log.trainable_ids()), state_names)
+    episodes = (log.read(eid) for eid in log.trainable_ids())
+    return stats_from_episodes((e for e in episodes if e.label is not None and e.label.reward > 0), state_names)

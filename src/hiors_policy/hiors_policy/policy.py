@@ -74,13 +74,17 @@ class PolicyConfig:
         return len(self.action_names)
 
     @classmethod
-    def for_task(cls, robot: str, task: str, preset: ModelPreset, chunk_size=None, num_steps=None) -> PolicyConfig:
+    def for_task(
+        cls, robot: str, task: str, preset: ModelPreset, chunk_size=None, num_steps=None, goal_state: bool = False
+    ) -> PolicyConfig:
+        """The config of a policy for a registered task; `goal_state` adds the task's goal entries to the state
+        (the twin's privileged variant, see `layout.state_layout`)."""
         rs, al = get_robot(robot), action_layout(robot, task)
         return cls(
             robot=robot,
             task=task,
             camera_names=tuple(rs.cameras),
-            state_names=state_layout(robot, task),
+            state_names=state_layout(robot, task, goal=goal_state),
             action_names=al.names,
             control_mode=al.mode,
             chunk_size=int(chunk_size or preset.chunk_size),
@@ -261,7 +265,8 @@ class Pi0Policy:
         imgs, states, texts, acts = [], [], [], []
         for i, s in enumerate(samples):
             instruction = str(_get(s, "instruction") or self.config.instruction)
-            obs = PolicyInput(_get(s, "images"), _get(s, "state"), instruction)
+            names = tuple((s.get("state_names") if isinstance(s, dict) else getattr(s, "state_names", ())) or ())
+            obs = PolicyInput(_get(s, "images"), _get(s, "state"), instruction, names)
             try:
                 im, st, tx = self.check_input(obs)
             except BadInputError as e:
@@ -521,12 +526,14 @@ def build_tiny_policy(
     chunk_size: int | None = None,
     num_steps: int | None = None,
     device: str = "cpu",
+    goal_state: bool = False,
 ) -> Pi0Policy:
     """A ready-to-use tiny pi0 for a robot and task, built offline: `tiny` preset network (seeded init), a
     SentencePiece tokenizer trained on the task instructions, identity norm stats unless given. Saved to
-    `out_dir` in the project layout when given."""
+    `out_dir` in the project layout when given. `goal_state`: the twin's goal-state variant (the state also
+    carries the task's goal, see `layout.state_layout`)."""
     preset = get_preset("tiny")
-    config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps)
+    config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps, goal_state=goal_state)
     from transformers import PI0ForConditionalGeneration
 
     with tempfile.TemporaryDirectory() as d:

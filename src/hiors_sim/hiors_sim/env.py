@@ -394,6 +394,7 @@ class SimRobot:
             "episode": {k: v for k, v in self.episode.items() if k not in ("seed", "cell")},
             **{k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in ev.items()},
             "measure": m,
+            "goal": self.task.goal_values(m),
             "proprio": self.proprio(),
         }
 

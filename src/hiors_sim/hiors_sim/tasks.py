@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 
 from hiors_core.robots import TORA_ONE, XTRAINER, ActionLayout, RobotSpec, ee_layout, joint_layout
-from hiors_core.tasks import UnknownTaskError, get_task
+from hiors_core.tasks import PLACE_GOAL, POSE_GOAL, UnknownTaskError, get_task
 from hiors_core.tasks import tasks_for as registry_tasks_for
 
 from . import rot
@@ -97,6 +97,11 @@ class Task:
     def measure(self, env) -> dict:
         return {}
 
+    def goal_values(self, m: dict) -> dict[str, float]:
+        """The registry's goal entries (`TaskSpec.goal_names`) from a measurement: what a goal-state policy's
+        state carries besides the robot's own."""
+        return {}
+
     @staticmethod
     def evaluate(m: dict) -> dict:
         """{'success': bool, 'failed': bool, 'failure_reason': str, 'progress': 0..1} from a measurement."""
@@ -109,15 +114,20 @@ class RaiseHand(Task):
     name: str = "raise_hand"
     robot: RobotSpec = TORA_ONE
     time_limit: float = 10.0
-    grid: Grid = field(default_factory=lambda: Grid(center=(0.30, 0.32), rows=3, cols=3, cell=(0.06, 0.06)))
+    # Targets in front of the chest, inside the head camera's view (the policy must see where to go).
+    grid: Grid = field(default_factory=lambda: Grid(center=(0.42, 0.22), rows=3, cols=3, cell=(0.06, 0.06)))
+    z_range: tuple[float, float] = (0.98, 1.12)
+    hold_s: float = 0.4  # s the hand must stay at the target
     pos_tol: float = 0.03
     rot_tol: float = 0.25
 
     def xml(self):
         return (
-            '<body name="target" mocap="true" pos="0.3 0.3 1.3">'
-            '<geom type="sphere" size="0.025" rgba="0.1 0.9 0.2 0.8"/>'
-            '<geom type="box" size="0.06 0.006 0.006" pos="0.06 0 0" rgba="0.1 0.9 0.2 0.8"/></body>',
+            # A saturated sphere marks the position; a bar of another colour across it shows the roll.
+            '<body name="target" mocap="true" pos="0.42 0.22 1.05">'
+            '<geom type="sphere" size="0.03" rgba="0.1 0.95 0.2 1" contype="0" conaffinity="0"/>'
+            '<geom type="box" size="0.075 0.012 0.012" pos="0.03 0 0" rgba="0.95 0.1 0.8 1" contype="0" conaffinity="0"/>'
+            "</body>",
             "",
         )
 
@@ -127,7 +137,7 @@ class RaiseHand(Task):
 
     def reset(self, env, rng, cell):
         xy = self.grid.sample(rng, cell)
-        pos = np.array([xy[0], xy[1], rng.uniform(1.25, 1.42)])
+        pos = np.array([xy[0], xy[1], rng.uniform(*self.z_range)])
         # Hand pointing forward (approach +x), with a random roll about the approach axis and a slight pitch.
         pitch = rng.uniform(-0.3, 0.2)  # < 0: pointing a little upwards
         q = rot.mul(
@@ -140,20 +150,40 @@ class RaiseHand(Task):
 
     def measure(self, env):
         pos, quat = env.ee_pose(self.arm)
-        return {
+        m = {
             "ee_pos": pos.tolist(),
             "ee_quat_xyzw": rot.wxyz_to_xyzw(quat).tolist(),
             "target_pos": env.data.mocap_pos[self.mocap].tolist(),
             "target_quat_xyzw": rot.wxyz_to_xyzw(env.data.mocap_quat[self.mocap]).tolist(),
             "start_distance": env.episode.get("start_distance", 0.5),
+            "hold_s": self.hold_s,
         }
+        # How long the hand has stayed at the target: a hand passing through it has not reached it.
+        d, a = self.pose_errors(m)
+        if d < self.pos_tol and a < self.rot_tol:
+            since = env.episode.setdefault("at_target_since", env.time)
+            m["held_s"] = env.time - since
+        else:
+            env.episode.pop("at_target_since", None)
+            m["held_s"] = 0.0
+        return m
+
+    @staticmethod
+    def pose_errors(m) -> tuple[float, float]:
+        """(position error in m, orientation error in rad) of the hand against the target."""
+        d = float(np.linalg.norm(np.subtract(m["ee_pos"], m["target_pos"])))
+        a = rot.angle_between(rot.xyzw_to_wxyz(m["ee_quat_xyzw"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]))
+        return d, a
+
+    def goal_values(self, m):
+        return dict(zip(POSE_GOAL, (*m["target_pos"], *m["target_quat_xyzw"]), strict=True))
 
     @staticmethod
     def evaluate(m, pos_tol=0.03, rot_tol=0.25):
-        d = float(np.linalg.norm(np.subtract(m["ee_pos"], m["target_pos"])))
-        a = rot.angle_between(rot.xyzw_to_wxyz(m["ee_quat_xyzw"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]))
+        d, a = RaiseHand.pose_errors(m)
         progress = float(np.clip(1.0 - d / max(m.get("start_distance", 0.5), 1e-3), 0.0, 1.0))
-        ok = d < pos_tol and a < rot_tol
+        # Success is the pose held for hold_s (a hand-made measurement without the hold counts as held).
+        ok = d < pos_tol and a < rot_tol and m.get("held_s", 0.0) >= m.get("hold_s", 0.0) - 1e-9
         return {
             "success": ok,
             "failed": False,
@@ -242,6 +272,9 @@ class PackDetergent(Task):
             "box_center": [BOX_CENTER[0], BOX_CENTER[1], TABLE_Z],
         }
 
+    def goal_values(self, m):
+        return dict(zip(PLACE_GOAL, (*m["bottle_pos"], *m["box_center"]), strict=True))
+
     @staticmethod
     def evaluate(m):
         p = np.asarray(m["bottle_pos"])
@@ -303,7 +336,7 @@ class InsertMoisturizer(Task):
     <body name="moisturizer" pos="0.1 -0.15 {MOIST_HALF}">
       <freejoint name="moisturizer"/>
       <inertial pos="0 0 0" mass="0.08" diaginertia="8.5e-5 8.5e-5 1.0e-5"/>
-      <geom name="moisturizer" class="col" type="cylinder" size="{MOIST_R} {MOIST_HALF}" rgba="0.95 0.85 0.9 1"/>
+      <geom name="moisturizer" class="col" type="cylinder" size="{MOIST_R} {MOIST_HALF}" rgba="0.9 0.15 0.55 1"/>
       <geom type="cylinder" size="{MOIST_R * 0.8} 0.01" pos="0 0 {MOIST_HALF + 0.01}" rgba="0.85 0.2 0.5 1"/>
     </body>"""
         return world, ""
@@ -334,6 +367,9 @@ class InsertMoisturizer(Task):
             "ee_pos": ee.tolist(),
             "grasped": env.grasped(self.arm, self.bottle_body),
         }
+
+    def goal_values(self, m):
+        return dict(zip(PLACE_GOAL, (*m["bottle_pos"], *m["base_pos"]), strict=True))
 
     @staticmethod
     def evaluate(m):
