@@ -18,17 +18,8 @@ from std_msgs.msg import String
 from hiors_core import topics
 from hiors_core.node_main import run_node
 
-from .operator import (
-    AXIS_TRIGGER,
-    BUTTON_CLUTCH,
-    BUTTON_FAILURE,
-    BUTTON_SUCCESS,
-    OperatorConfig,
-    QuestHand,
-    SimOperator,
-    is_ee_task,
-    trigger_from_opening,
-)
+from .operator import OperatorConfig
+from .operator_device import OperatorDevice
 from .tasks import make_task, tasks_for
 
 
@@ -62,64 +53,36 @@ class SimOperatorNode(Node):
         self.task = make_task(task)
         if self.task.robot.name != robot:
             raise ValueError(f"task {task!r} is not a task of {robot!r}: {tasks_for(robot)}")
-        self.op = SimOperator(self.task, self.cfg)
+        self.device = OperatorDevice(self.task, self.cfg, self.episode_buttons)
         self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
-        self.ee_mode = is_ee_task(self.task)
-        if self.ee_mode:
+        if self.device.ee_mode:
             self.pub_delta = self.create_publisher(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=self.task.arm), 10)
         else:
             self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, 10)
         self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
-        self.hand = QuestHand()
-        self._hand_engaged = False
-        self._last_key = None
-        self._ended = False
         self.get_logger().info(f"simulated operator for {robot}/{task}, mode {self.cfg.mode}")
 
     def _on_state(self, msg: String):
         st = json.loads(msg.data)
-        key = (st.get("seed"), st.get("cell"))
-        if key != self._last_key or st["step"] < getattr(self, "_last_step", 0):
-            self.op.reset()
-            self._ended = False
-            self._hand_engaged = False
-        self._last_key, self._last_step = key, st["step"]
-        out = self.op.update(st)
+        out = self.device.update(st)  # the operator's decision and the device encoding (operator_device.py)
         if out.reason:
             self.get_logger().info(f"t={st['time']:.2f}s {out.reason}")
-        joy = Joy(axes=[0.0], buttons=[0, 0, 0, 0])
+        joy = Joy(axes=out.axes, buttons=out.buttons)
         joy.header.stamp = self.get_clock().now().to_msg()
-        if out.engaged and out.action is not None:
-            joy.buttons[BUTTON_CLUTCH] = 1
-            a = out.action
-            if self.ee_mode:
-                if not self._hand_engaged:
-                    self.hand.reset()  # clutch pressed: the relative command starts at zero
-                    self._hand_engaged = True
-                ee = st["proprio"]["ee"][self.task.arm]
-                dp, dq = self.hand.update(a[:3], a[3:7], ee["pos"], ee["quat_xyzw"])
-                pm = PoseStamped()
-                pm.header = joy.header
-                pm.header.frame_id = self.task.robot.base_frame
-                pm.pose.position.x, pm.pose.position.y, pm.pose.position.z = (float(v) for v in dp)
-                pm.pose.orientation.x, pm.pose.orientation.y, pm.pose.orientation.z, pm.pose.orientation.w = (
-                    float(v) for v in dq
-                )
-                self.pub_delta.publish(pm)
-                joy.axes[AXIS_TRIGGER] = trigger_from_opening(a[7])
-            else:
-                js = JointState(name=list(self.task.layout.names), position=[float(v) for v in a])
-                js.header = joy.header
-                self.pub_joint.publish(js)
-                grips = [
-                    float(v) for n, v in zip(self.task.layout.names, a, strict=True) if n == f"{self.task.arm}_gripper"
-                ]
-                joy.axes[AXIS_TRIGGER] = trigger_from_opening(grips[0] if grips else 1.0)
-        else:
-            self._hand_engaged = False
-        if self.episode_buttons and not self._ended and (st.get("success") or st.get("failed") or st.get("timed_out")):
-            self._ended = True
-            joy.buttons[BUTTON_SUCCESS if st.get("success") else BUTTON_FAILURE] = 1
+        if out.ee_delta is not None:
+            dp, dq = out.ee_delta
+            pm = PoseStamped()
+            pm.header = joy.header
+            pm.header.frame_id = self.task.robot.base_frame
+            pm.pose.position.x, pm.pose.position.y, pm.pose.position.z = (float(v) for v in dp)
+            pm.pose.orientation.x, pm.pose.orientation.y, pm.pose.orientation.z, pm.pose.orientation.w = (
+                float(v) for v in dq
+            )
+            self.pub_delta.publish(pm)
+        elif out.joint_positions is not None:
+            js = JointState(name=list(out.joint_names), position=[float(v) for v in out.joint_positions])
+            js.header = joy.header
+            self.pub_joint.publish(js)
         self.pub_joy.publish(joy)
 
 
