@@ -538,8 +538,11 @@ def run_bench(
     size: str = "",
     variants: tuple[str, ...] = (),
     seeds: tuple[int, ...] = (),
+    tasks: tuple[str, ...] = (),
+    camera_only: bool = False,
 ) -> int:
-    """`which`: a figure, `all` (the micro benchmarks) or `paper` (optionally only `variants`, at `seeds`).
+    """`which`: a figure, `all` (the micro benchmarks), `paper` or `learning` (optionally only `variants`, at
+    `seeds`; `learning` also only `tasks`, and `camera_only`).
     `size`: tiny/small/full (default: full with `full`, else small)."""
     out = Path(run_dir)
     size = size or ("full" if full else "small")
@@ -548,8 +551,16 @@ def run_bench(
         from .paper_bench import run_paper
 
         return run_paper(out, full=full, variants=variants, seeds=seeds, command=command)
+    if which == "learning":
+        from .learning_bench import run_learning
+
+        return run_learning(
+            out, full=full, seeds=seeds, variants=variants, tasks=tasks, camera_only=camera_only, command=command
+        )
     if variants or seeds:
-        raise ConfigError("--variants and --seeds are for `hiors bench paper`")
+        raise ConfigError("--variants and --seeds are for `hiors bench paper` and `hiors bench learning`")
+    if tasks or camera_only:
+        raise ConfigError("--tasks and --camera-only are for `hiors bench learning`")
     if size not in SIZES:
         raise ConfigError(f"unknown bench size {size!r}; known: {', '.join(SIZES)}")
     names = MICRO if which == "all" else (which,)

@@ -90,7 +90,10 @@ def _bench(a) -> int:
 
     variants = tuple(v for v in a.variants.split(",") if v)
     seeds = tuple(int(x) for x in a.seeds.split(",") if x)
-    return run_bench(a.which, a.run_dir, full=a.full, variants=variants, seeds=seeds)
+    tasks = tuple(t for t in a.tasks.split(",") if t)
+    return run_bench(
+        a.which, a.run_dir, full=a.full, variants=variants, seeds=seeds, tasks=tasks, camera_only=a.camera_only
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_report)
 
     b = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
-    b.add_argument("which", nargs="?", default="all", help="all (the micro benchmarks), a figure, or paper")
+    b.add_argument("which", nargs="?", default="all", help="all (the micro benchmarks), a figure, paper, or learning")
     b.add_argument("--run-dir", default="runs/bench")
     b.add_argument("--full", action="store_true", help="the full-size version (GPU machine)")
     b.add_argument("--variants", default="", help="paper: only these variants (comma-separated; default all)")
-    b.add_argument("--seeds", default="", help="paper: these seeds (comma-separated; default: the size's)")
+    b.add_argument("--seeds", default="", help="paper, learning: these seeds (comma-separated; default: the size's)")
+    b.add_argument("--tasks", default="", help="learning: only these tasks (comma-separated)")
+    b.add_argument("--camera-only", action="store_true", help="learning: the camera-only policy (no goal in state)")
     b.set_defaults(func=_bench)
     return p
 
