@@ -44,7 +44,7 @@ import contextlib
 import csv
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from hiors_core.robots import MODE_EE_POSE
 from hiors_sim.operator import OperatorConfig
 
 # Nodes whose parameters an in-process run reads (their sections of config/<robot>.yaml).
-NODES = ("arbiter", "recorder", "episode_filter", "learner", "reward_oracle", "episode_runner")
+NODES = ("arbiter", "recorder", "episode_filter", "learner", "reward_oracle", "episode_runner", "sim_operator")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class OnlineConfig:
     utd: float = 1.0  # gradient steps per sample recorded (the paper's update-to-data ratio)
     publish_every: int = 0  # learner steps between weight copies to the actor
     sampling_mode: str = ""  # dual | fixed_high | fixed_low (the arbiter's sampling_mode)
-    operator: OperatorConfig = field(default_factory=OperatorConfig)  # its seed is replaced by `seed`
+    operator: OperatorConfig | None = None  # None = the sim_operator node's parameters; its seed is `seed`
     returns: ReturnConfig | None = None  # the episode filter's return (graded / binary)
     threshold: ThresholdConfig | None = None  # m's schedule, for the filter and the learner alike
     filters: FilterConfig | None = None  # no-op and short-episode filters, for the filter and the learner alike
@@ -141,7 +141,7 @@ def node_params(robot: str, task: str, cfg: OnlineConfig, run_dir: str | Path = 
     graph = GraphArgs(robot, task, sim=True, learner="local", run_dir=str(run_dir), config_file=cfg.config_file)
     given = {spec.name: spec.parameters for spec in robot_graph(graph)}
     out = {n: {**declared.get(n, {}), **given[n]} for n in NODES}
-    for n in ("learner", "reward_oracle"):
+    for n in ("learner", "reward_oracle", "sim_operator"):
         out[n]["seed"] = int(cfg.seed)
     if cfg.k_auto:
         out["arbiter"]["k_auto"] = int(cfg.k_auto)
@@ -155,6 +155,16 @@ def node_params(robot: str, task: str, cfg: OnlineConfig, run_dir: str | Path = 
             value = float(value)  # as `hiors up --set`: a double parameter stays a float
         out[node][key] = value
     return out
+
+
+def operator_config(cfg: OnlineConfig, params: dict) -> OperatorConfig:
+    """The simulated operator's config: `cfg.operator`, or else the sim_operator node's parameters; then the run's
+    `params` for sim_operator (a variant's switch, e.g. mode never) and the seed, as `hiors up` sets them."""
+    known = {f.name for f in fields(OperatorConfig)}
+    if cfg.operator is None:
+        return OperatorConfig(**{k: v for k, v in params.items() if k in known})
+    given = {k: v for node, k, v in cfg.params if node == "sim_operator" and k in known}
+    return replace(cfg.operator, **(given | {"seed": int(params["seed"])}))
 
 
 def _overridden(lc, cfg: OnlineConfig):
@@ -314,7 +324,7 @@ class _Loop:
         self.trigger_closes = bool(pa.get("trigger_closes", True))
         self.period_ns = arbiter_cfg.period_ns
         # operator, reward oracle, the runner's end rule
-        self.device = OperatorDevice(env.task, replace(cfg.operator, seed=int(cfg.seed)))
+        self.device = OperatorDevice(env.task, operator_config(cfg, P["sim_operator"]))
         po = P["reward_oracle"]
         self.oracle = RewardOracle(
             false_positive_rate=float(po.get("false_positive_rate", 0.0)),

@@ -4,7 +4,7 @@ episode log and checked against the rules of the nodes whose cores it runs."""
 
 import pytest
 
-from hiors_bringup.online_loop import OnlineConfig, node_params, run_online
+from hiors_bringup.online_loop import OnlineConfig, node_params, operator_config, run_online
 from hiors_core.episode_log import STATUS_ACKED, EpisodeLog
 from hiors_core.errors import ConfigError
 from hiors_core.filters import FilterConfig
@@ -142,3 +142,14 @@ def test_node_params_layer_declared_defaults_config_and_overrides():
     assert p["episode_filter"]["min_samples"] == 7 and p["episode_filter"]["return_mode"] == "graded"
     with pytest.raises(ConfigError, match="no in-process node 'capture'"):
         OnlineConfig(params=(("capture", "x", 1),))
+
+
+def test_operator_config_from_the_node_or_the_run_with_the_variant_switch_on_top():
+    never = (("sim_operator", "mode", "never"),)
+    cfg = OnlineConfig(seed=3, params=never + (("sim_operator", "stall_s", 2),))
+    op = operator_config(cfg, node_params(ROBOT, TASK, cfg)["sim_operator"])
+    assert (op.mode, op.stall_s, op.seed) == ("never", 2.0, 3)  # the no_human variant's switch, the run's seed
+    mine = OperatorConfig(stall_s=0.5, reaction_delay_s=0.1)
+    cfg = OnlineConfig(seed=4, operator=mine, params=never)
+    op = operator_config(cfg, node_params(ROBOT, TASK, cfg)["sim_operator"])
+    assert (op.mode, op.stall_s, op.reaction_delay_s, op.seed) == ("never", 0.5, 0.1, 4)
