@@ -106,6 +106,7 @@ FULL = Size(
 METRICS = (
     "online_success",
     "human_share",
+    "failed_no_intervention",  # online episodes that failed without the operator ever stepping in
     "eval_success_1",
     "eval_success_T",  # within the largest time budget of the long attempt
     "eval_success_R",  # within R tries over resets (pass@R)
@@ -208,13 +209,16 @@ def read_eval(eval_dir: Path) -> dict:
     }
 
 
-def online_stats(episodes_csv: Path) -> tuple[float, float]:
-    """(success rate, mean operator share) over a run's online episodes."""
+def online_stats(episodes_csv: Path) -> tuple[float, float, int]:
+    """(success rate, mean operator share, failed episodes without any intervention) over a run's online episodes."""
+    from .report import unattended_failures
+
     with open(episodes_csv) as f:
         rows = list(csv.DictReader(f))
     return (
         sum(int(r["success"]) for r in rows) / max(len(rows), 1),
         sum(float(r["human_share"]) for r in rows) / max(len(rows), 1),
+        unattended_failures(rows),
     )
 
 
@@ -262,7 +266,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         from .bc_baseline import run_bc
 
         bc = run_bc(robot, task, seed, out / "runs" / f"{robot}-{task}-hiors-seed{seed}", run)
-        online, human = float("nan"), float("nan")  # no online episodes
+        online, human, unattended = float("nan"), float("nan"), float("nan")  # no online episodes
         operator, steps, achieved_utd = bc["operator_samples"], bc["learner_steps"], bc["learner_utd"]
     else:
         from .bc_baseline import operator_budget
@@ -281,7 +285,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         )
         if rc != 0:
             raise RuntimeError(f"{task} {variant} seed {seed}: hiors up failed (rc {rc}); logs in {run / 'logs'}")
-        online, human = online_stats(run / "episodes.csv")
+        online, human, unattended = online_stats(run / "episodes.csv")
         operator = sum(operator_budget(run))
         steps, achieved_utd = learner_stats(run / "learner" / "metrics.csv")
     ev = argparse.Namespace(
@@ -303,6 +307,7 @@ def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Pat
         "seed": seed,
         "online_success": online,
         "human_share": human,
+        "failed_no_intervention": unattended,
         **read_eval(run / "eval"),
         "operator_samples": operator,
         "learner_steps": steps,
@@ -347,6 +352,7 @@ COLUMNS = [
     "online_success_range",
     "human_share",
     "human_share_range",
+    "failed_no_intervention",
     "eval_success_1",
     "eval_success_R",
     "eval_success_T",

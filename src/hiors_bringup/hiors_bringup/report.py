@@ -71,6 +71,12 @@ def plot(run: Path) -> Path:
     return out
 
 
+def unattended_failures(episodes: list[dict]) -> int:
+    """Failed episodes (episodes.csv rows) in which the operator never stepped in: a failure that taught nothing.
+    Rows without an interventions column (older runs) are not counted."""
+    return sum(r.get("success") == "0" and r.get("interventions") == "0" for r in episodes)
+
+
 def summary_lines(run: Path) -> list[str]:
     episodes = read_csv(run / EPISODES_CSV)
     metrics = read_csv(run / METRICS_CSV)
@@ -86,6 +92,8 @@ def summary_lines(run: Path) -> list[str]:
     ]
     if human:
         lines.append(f"human share of control steps: mean {sum(human) / len(human):.2f}")
+    if n:
+        lines.append(f"failed without any intervention: {unattended_failures(episodes)}/{n - succ} failed episodes")
     if n >= 2:
         half = n // 2
         first = sum(r.get("success") == "1" for r in episodes[:half]) / half

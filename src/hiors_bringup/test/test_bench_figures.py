@@ -204,9 +204,11 @@ def test_paper_sizes_evaluate_at_the_time_limit_first():
 
 def test_run_folder_readers(tmp_path):
     (tmp_path / "learner").mkdir()
-    (tmp_path / "episodes.csv").write_text("index,success,human_share\n1,1,0.2\n2,0,0.4\n")
+    (tmp_path / "episodes.csv").write_text(
+        "index,success,human_share,interventions\n1,1,0.2,0\n2,0,0.4,1\n3,0,0.0,0\n4,0,0.1,2\n"
+    )
     (tmp_path / "learner" / "metrics.csv").write_text("step,utd\n1,0.5\n7,0.9\n")
-    assert online_stats(tmp_path / "episodes.csv") == (0.5, pytest.approx(0.3))
+    assert online_stats(tmp_path / "episodes.csv") == (0.25, pytest.approx(0.175), 1)  # 1 failed unattended
     assert learner_stats(tmp_path / "learner" / "metrics.csv") == (7, 0.9)
     assert learner_stats(tmp_path / "missing.csv") == (0, 0.0)
 

@@ -177,6 +177,9 @@ class ScriptedExpert:
         if ph == "approach":
             grip = 1.0
             target = grasp + np.array([0, 0, hover])
+            if ee_pos[2] < target[2] - 0.03 and np.linalg.norm((ee_pos - obj)[:2]) < 0.08:
+                # Taking over with the fingers beside the object: rise clear before moving across, or they sweep it over.
+                target = np.array([self.cmd_pos[0], self.cmd_pos[1], target[2]])
             if np.linalg.norm((ee_pos - target)[:2]) < 0.02 and abs(ee_pos[2] - target[2]) < 0.04 and self.counter > 3:
                 self._goto("descend")
         elif ph == "descend":

@@ -18,7 +18,7 @@ from std_msgs.msg import String
 from hiors_core import topics
 from hiors_core.node_main import run_node
 
-from .operator import OperatorConfig
+from .operator import KNOBS, OperatorConfig
 from .operator_device import OperatorDevice
 from .tasks import make_task, tasks_for
 
@@ -32,20 +32,9 @@ class SimOperatorNode(Node):
 
         robot = p("robot", "tora_one", "robot: tora_one or xtrainer")
         task = p("task", "", "task name ('' = the robot's first task)") or tasks_for(robot)[0]
-        self.cfg = OperatorConfig(
-            mode=p("mode", "intervene", "intervene | never | demo (always in control)"),
-            intervention_prob=float(p("intervention_prob", 1.0, "probability of stepping in on a detected problem")),
-            reaction_delay_s=float(p("reaction_delay_s", 0.4, "delay between noticing a problem and taking over (s)")),
-            stall_s=float(p("stall_s", 4.0, "no progress for this long counts as a stall (s)")),
-            drift_m=float(
-                p("drift_m", 0.15, "moving this much further from the goal than the best so far is drift (m)")
-            ),
-            near_object_m=float(
-                p("near_object_m", 0.07, "take over when the policy's hand is this close to an ungrasped object (m)")
-            ),
-            min_takeover_s=float(p("min_takeover_s", 1.0, "shortest takeover (s)")),
-            hand_noise_m=float(p("hand_noise_m", 0.002, "std of the hand's position noise per step (m)")),
-            seed=int(p("seed", 0, "seed of the operator's random choices")),
+        defaults = OperatorConfig()
+        self.cfg = OperatorConfig(  # every knob a parameter, its default and meaning from operator.py
+            **{k: type(getattr(defaults, k))(p(k, getattr(defaults, k), desc)) for k, desc in KNOBS.items()}
         )
         self.episode_buttons = bool(
             p("episode_buttons", False, "press success/failure buttons at the end of an episode")
