@@ -163,7 +163,9 @@ def check_run(run: FaultRun, ledger: Ledger, label: str) -> None:
                 unreadable.append(f"{eid}: {err}")
     missing = [eid for eid in verdict_ids if entries.get(eid) is None or entries[eid].status == STATUS_INCOMPLETE]
     still_recording = [eid for eid, e in entries.items() if e.status == STATUS_RECORDING]
-    cut_off = sorted(eid for eid, e in entries.items() if e.status == STATUS_INCOMPLETE)
+    # (The episode the graph's stop cut short is incomplete too, with its reason, and not a kill's doing.)
+    ended = {eid for eid, e in entries.items() if e.reason.startswith("the run ended")}
+    cut_off = sorted(eid for eid, e in entries.items() if e.status == STATUS_INCOMPLETE and eid not in ended)
     expected_cut = sorted({eid for r in ledger.rows if r["node"] == "recorder" for eid in r["recording_at_kill"]})
     finished = [eid for eid, e in entries.items() if e.status in (STATUS_COMPLETE, STATUS_ACKED)]
     no_verdict = sorted(set(finished) - set(verdict_ids))

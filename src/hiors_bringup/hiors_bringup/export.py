@@ -6,8 +6,9 @@ One parquet row per recorded frame: `observation.state`, `action` (the command e
 `observation.images.<camera>` as PNG (the `image` feature: a struct of bytes and path, so no video encoder is
 needed), `timestamp` (s since the episode's first frame), the usual indices, and `authority` (0 hold,
 1 policy, 2 human). Hi-ORS records at two rates, so timestamps are irregular; `fps` is the control rate.
-Accepted = the episode filter's verdict at the time (`accepted` in the run's `episodes.csv`); every recorded frame
-of an episode is exported (the learner's no-op filter is not applied).
+Accepted = the episode filter's verdict at the time (`accepted` in the run's `episodes.csv`); `--all` takes every
+labelled, complete episode, never one cut short by the end of the run. Every recorded frame of an episode is
+exported (the learner's no-op filter is not applied).
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def export_lerobot(run: str | Path, out: str | Path = "", accepted_only: bool = 
     if out.exists() and any(out.iterdir()):
         raise HiorsError(f"{out} exists and is not empty; not overwriting it")
     log = EpisodeLog(run / "episodes")
-    ids = accepted_ids(run) if accepted_only else log.trainable_ids()
+    # Only episodes closed with a label: one cut short by the end of the run (incomplete) or left unlabelled by an
+    # older recorder (complete, no reward) is never exported, even when its id made it into episodes.csv.
+    finished = set(log.trainable_ids())
+    ids = [i for i in accepted_ids(run) if i in finished] if accepted_only else sorted(finished)
     if not ids:
         raise HiorsError(f"{run}: no {'accepted ' if accepted_only else ''}episodes to export")
     episodes = [log.read(i) for i in sorted(set(ids))]

@@ -5,6 +5,15 @@ Layout under the log root:
     <episode_id>/          a rosbag2 bag: metadata.yaml + <episode_id>.mcap, readable by any rosbag2 reader
     <episode_id>.recovered/  what could be salvaged from a bag whose writer died (never trained on)
 
+Time base: every message of a bag carries the episode's own clock (sim time in the twin, wall time on a robot),
+the one its frames and commands were stamped with. The meta message is written at the first frame or command's
+stamp and the label at the last one, whatever clock their writers used, so a bag's duration is its episode's.
+
+Status: `complete` means the bag was closed at the episode's end (trained on and exported only with a label);
+an episode cut short (the run ended while it was recorded or before its label came, the next one started before
+it was labelled) is closed as `incomplete` with the reason, its bag still readable with
+`read(..., allow_incomplete=True)`, and is never trained on or exported.
+
 Crash safety: metadata.yaml is written only when a bag is closed, and the writer flushes whole MCAP chunks to
 disk as it goes. A bag directory without metadata.yaml whose writer process is gone was killed mid-episode;
 `recover()` salvages its complete chunks into `<id>.recovered/` and marks the episode incomplete in the index.
@@ -18,7 +27,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +43,7 @@ from .errors import BadInputError, EpisodeLogError
 from .msg_types import typestore
 from .schema import EpisodeData, EpisodeMeta, Executed, Frame, Label
 
-BAG_TOPIC_META = "/episode/meta"  # std_msgs/String, JSON EpisodeMeta, first message of every bag
+BAG_TOPIC_META = "/episode/meta"  # std_msgs/String, JSON EpisodeMeta, first message of every bag (by time)
 BAG_TOPIC_OBSERVATION = "/" + topics.OBSERVATION
 BAG_TOPIC_EXECUTED = "/" + topics.EXECUTED
 BAG_TOPIC_LABEL = "/" + topics.EPISODE_LABEL
@@ -153,7 +162,8 @@ def _meta_from_json(text: str) -> EpisodeMeta:
 
 
 class EpisodeWriter:
-    """Writes one episode bag. Use through `EpisodeLog.open_writer`; close with a label or abort."""
+    """Writes one episode bag. Use through `EpisodeLog.open_writer`; `close` it with its label, or
+    `close_cut_short` with the reason it never got one."""
 
     FLUSH_EVERY_S = 1.0  # complete MCAP chunks reach the disk at least this often
 
@@ -172,8 +182,20 @@ class EpisodeWriter:
         self.human_steps = 0
         self.label: Label | None = None
         self._closed = False
-        start_ns = time.time_ns()
-        self._write(BAG_TOPIC_META, start_ns, _ts()["std_msgs/msg/String"](data=_meta_to_json(meta)))
+        # The episode's time base is its data's: the meta message waits for the first frame or command's stamp
+        # (stamping it with this process's wall clock made a sim-time bag last decades).
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+
+    def _write_meta(self, stamp_ns: int) -> None:
+        self._write(BAG_TOPIC_META, stamp_ns, _ts()["std_msgs/msg/String"](data=_meta_to_json(self.meta)))
+        self.first_ns = self.last_ns = int(stamp_ns)
+
+    def _write_data(self, topic: str, stamp_ns: int, msg) -> None:
+        if self.first_ns is None:
+            self._write_meta(stamp_ns)
+        self._write(topic, stamp_ns, msg)
+        self.last_ns = max(self.last_ns, int(stamp_ns))
 
     def _write(self, topic: str, stamp_ns: int, msg) -> None:
         if self._closed:
@@ -193,28 +215,46 @@ class EpisodeWriter:
         self._last_flush = time.monotonic()
 
     def write_frame(self, frame: Frame) -> None:
-        self._write(BAG_TOPIC_OBSERVATION, frame.stamp_ns, _observation(frame, self.meta))
+        self._write_data(BAG_TOPIC_OBSERVATION, frame.stamp_ns, _observation(frame, self.meta))
         self.frames += 1
 
     def write_executed(self, e: Executed) -> None:
-        self._write(BAG_TOPIC_EXECUTED, e.stamp_ns, _executed(e, self.meta))
+        self._write_data(BAG_TOPIC_EXECUTED, e.stamp_ns, _executed(e, self.meta))
         self.steps += 1
         self.human_steps += int(e.is_human)
 
     def write_label(self, label: Label) -> None:
-        self._write(BAG_TOPIC_LABEL, label.stamp_ns or time.time_ns(), _label(label, self.meta))
+        """The label ends the episode: it is logged at the episode's last stamp, in the bag's time base, whatever
+        clock its labeller used (a wall-clock button press, an oracle that leaves the stamp 0). Its header keeps
+        the labeller's stamp when it has one."""
+        if self.first_ns is None:  # nothing recorded: the label is the time base
+            self._write_meta(label.stamp_ns)
+        at = self.last_ns
+        self._write(BAG_TOPIC_LABEL, at, _label(label if label.stamp_ns else replace(label, stamp_ns=at), self.meta))
         self.label = label
 
     def close(self, label: Label | None = None) -> Path:
         """Finish the bag (writes metadata.yaml) and mark it complete in the index."""
         if label is not None:
             self.write_label(label)
+        return self._finish(STATUS_COMPLETE)
+
+    def close_cut_short(self, reason: str) -> Path:
+        """Finish the bag but mark the episode incomplete, with the reason (e.g. the run ended while recording):
+        it stays readable for inspection and is never trained on or exported as a complete episode."""
+        return self._finish(STATUS_INCOMPLETE, reason)
+
+    def _finish(self, status: str, reason: str = "") -> Path:
+        if self._closed:
+            raise EpisodeLogError(f"{self.path}: episode already closed")
+        if self.first_ns is None:  # no frame, command or label: the meta message still makes it a hiors bag
+            self._write_meta(0)
         self._writer.close()
         self._closed = True
         self.log._append(
             IndexEntry(
                 episode_id=self.meta.episode_id,
-                status=STATUS_COMPLETE,
+                status=status,
                 robot=self.meta.robot,
                 task=self.meta.task,
                 reward=None if self.label is None else float(self.label.reward),
@@ -222,6 +262,7 @@ class EpisodeWriter:
                 frames=self.frames,
                 steps=self.steps,
                 human_steps=self.human_steps,
+                reason=reason,
             )
         )
         return self.path
@@ -231,7 +272,10 @@ class EpisodeWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._closed:
-            self.close()
+            if exc is not None:
+                self.close_cut_short(f"writing stopped by {exc_type.__name__}: {exc}")
+            else:
+                self.close()
 
 
 # --- the log ----------------------------------------------------------------------------------------------------
@@ -290,8 +334,11 @@ class EpisodeLog:
         return sorted(i for i, e in self.entries().items() if status is None or e.status == status)
 
     def trainable_ids(self) -> list[str]:
-        """Episodes that finished cleanly (complete or acknowledged)."""
-        return sorted(i for i, e in self.entries().items() if e.status in (STATUS_COMPLETE, STATUS_ACKED))
+        """Episodes that finished cleanly (complete or acknowledged) with a label. (Logs written before cut-off
+        episodes were marked incomplete hold unlabelled `complete` ones: their return is unknown, so they are out.)"""
+        return sorted(
+            i for i, e in self.entries().items() if e.status in (STATUS_COMPLETE, STATUS_ACKED) and e.reward is not None
+        )
 
     def mark_acked(self, episode_id: str) -> None:
         if episode_id not in self.entries():
@@ -404,7 +451,8 @@ class EpisodeLog:
         if entry.status == STATUS_INCOMPLETE:
             if not allow_incomplete:
                 raise EpisodeLogError(f"{self.root / episode_id}: episode is incomplete ({entry.reason})")
-            return read_episode_bag(self.root / (episode_id + ".recovered"))
+            recovered = self.root / (episode_id + ".recovered")  # a killed writer's salvage; else a bag cut short
+            return read_episode_bag(recovered if recovered.exists() else self.root / episode_id)
         if entry.status == STATUS_RECORDING:
             raise EpisodeLogError(
                 f"{self.root / episode_id}: episode is still being recorded (or its writer died; run recover())"

@@ -156,3 +156,76 @@ def test_torn_index_line_is_skipped(tmp_path):
     with open(log.index_path, "a") as f:
         f.write('{"episode_id": "ep-0000')
     assert log.trainable_ids() == ["ep-000000"]
+
+
+def _log_times(path) -> dict[str, list[int]]:
+    from rosbags.rosbag2 import Reader
+
+    out: dict[str, list[int]] = {}
+    with Reader(path) as reader:
+        for conn, stamp, _ in reader.messages():
+            out.setdefault(conn.topic, []).append(stamp)
+    return out
+
+
+@pytest.mark.parametrize("label_stamp", [0, 1_795_620_646_674_736_866], ids=["oracle-unstamped", "wall-clock"])
+def test_every_message_of_a_bag_shares_the_episodes_time_base(tmp_path, label_stamp):
+    """An online episode's frames and commands carry sim time (seconds since the sim started); the meta message
+    and the label must not bring in this process's wall clock (a bag of 13 s had lasted 57 years)."""
+    import yaml
+
+    from hiors_core.schema import Label
+
+    ep = make_episode()  # stamps 1.0 s .. 1.44 s: sim time
+    ep.label = Label(reward=1.0, success=True, source="oracle", stamp_ns=label_stamp)
+    path = EpisodeLog(tmp_path).write_episode(ep)
+    data = [f.stamp_ns for f in ep.frames] + [e.stamp_ns for e in ep.executed]
+    first, last = min(data), max(data)
+    times = _log_times(path)
+    assert times["/episode/meta"] == [first] and times["/episode_label"] == [last]
+    info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["starting_time"]["nanoseconds_since_epoch"] == first
+    assert info["duration"]["nanoseconds"] == last - first
+    back = EpisodeLog(tmp_path).read(ep.meta.episode_id)
+    assert back.label.stamp_ns == (label_stamp or last)  # the labeller's own stamp, when it gave one
+
+
+def test_an_episode_cut_short_is_incomplete_with_its_reason_and_never_trained_on(tmp_path):
+    log = EpisodeLog(tmp_path)
+    log.write_episode(make_episode(episode_id="ep-000000"))
+    ep = make_episode(episode_id="ep-000001", steps=6)
+    w = log.open_writer(ep.meta)
+    for e in ep.executed:
+        w.write_executed(e)
+    w.close_cut_short("the run ended while it was being recorded")
+    empty = log.open_writer(make_episode(episode_id="ep-000002").meta)
+    empty.close_cut_short("the run ended before anything was recorded")  # length 0, still a readable bag
+    entries = log.entries()
+    assert entries["ep-000001"].status == STATUS_INCOMPLETE and entries["ep-000001"].steps == 6
+    assert entries["ep-000001"].reason == "the run ended while it was being recorded"
+    assert entries["ep-000002"].status == STATUS_INCOMPLETE and entries["ep-000002"].steps == 0
+    assert log.trainable_ids() == ["ep-000000"]
+    with pytest.raises(EpisodeLogError, match="incomplete.*run ended while"):
+        log.read("ep-000001")
+    kept = log.read("ep-000001", allow_incomplete=True)
+    assert len(kept.executed) == 6 and kept.label is None
+    assert log.read("ep-000002", allow_incomplete=True).executed == []
+    assert _log_times(tmp_path / "ep-000002") == {"/episode/meta": [0]}
+
+
+def test_unlabelled_complete_episodes_of_older_logs_are_not_trainable(tmp_path):
+    log = EpisodeLog(tmp_path)
+    log.write_episode(make_episode(episode_id="ep-000000"))
+    log.write_episode(make_episode(episode_id="ep-000001", reward=None))  # closed without a label, as before
+    assert log.entries()["ep-000001"].status == "complete"
+    assert log.trainable_ids() == ["ep-000000"]
+
+
+def test_a_writer_left_by_an_exception_is_cut_short(tmp_path):
+    log = EpisodeLog(tmp_path)
+    ep = make_episode()
+    with pytest.raises(RuntimeError), log.open_writer(ep.meta) as w:
+        w.write_executed(ep.executed[0])
+        raise RuntimeError("camera unplugged")
+    entry = log.entries()[ep.meta.episode_id]
+    assert entry.status == STATUS_INCOMPLETE and "camera unplugged" in entry.reason

@@ -11,6 +11,9 @@ at or before that command (of the last 16 received; else the latest) is recorded
 it is set to this command's stamp, so reading the bag back assigns the frame to exactly the sampled step. For that
 the recorded command stamps strictly increase: a command stamped at or before the previous one (two sent at one
 clock reading) is recorded 1 ns after it.
+End of the run: an episode still recording or waiting for its label when the recorder shuts down is closed as
+incomplete with the reason (as is one left unlabelled when the next starts): never handed over, trained on or
+exported. Labels made here (buttons, services, keys) are stamped with the node's clock, sim time in the twin.
 """
 
 from __future__ import annotations
@@ -47,6 +50,15 @@ EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=Reliability
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 IDLE, RECORDING, AWAITING_LABEL = "idle", "recording", "awaiting_label"
+
+
+def cut_short_reason(state: str, steps: int, why: str = "the run ended") -> str:
+    """Why an open episode is closed without a label ("" when none is open): what the index records."""
+    if state == RECORDING:
+        return f"{why} while it was being recorded ({steps} steps, no label)"
+    if state == AWAITING_LABEL:
+        return f"{why} before its label came ({steps} steps)"
+    return ""
 
 
 def _complete_meta(meta: EpisodeMeta, frame) -> EpisodeMeta:
@@ -127,8 +139,8 @@ class Recorder(Node):
         with self.lock:
             if self.state == RECORDING:
                 return False, self.episode_id, f"already recording {self.episode_id}"
-            if self.state == AWAITING_LABEL:
-                self.jobs.put(("close", None))  # never labelled: kept on disk, not handed over
+            if self.state == AWAITING_LABEL:  # never labelled: kept on disk, not handed over
+                self.jobs.put(("cut", cut_short_reason(self.state, self.step, "the next episode started")))
             eid = self.log.new_episode_id()
             while eid in self.issued:
                 eid = f"{eid}-{len(self.issued)}"
@@ -239,9 +251,13 @@ class Recorder(Node):
         if rising(1):
             self.start()
         if rising(2):
-            self.label(Label(reward=1.0, success=True, source="human", stamp_ns=time.time_ns()))
+            self.label(Label(reward=1.0, success=True, source="human", stamp_ns=self._now_ns()))
         if rising(3):
-            self.label(Label(reward=0.0, success=False, source="human", stamp_ns=time.time_ns()))
+            self.label(Label(reward=0.0, success=False, source="human", stamp_ns=self._now_ns()))
+
+    def _now_ns(self) -> int:
+        """The node's clock (sim time under use_sim_time): the time base of the commands and frames it records."""
+        return self.get_clock().now().nanoseconds
 
     def on_label(self, msg: EpisodeLabel) -> None:
         ok, why = self.label(label_from_msg(msg), msg.episode_id)
@@ -258,12 +274,12 @@ class Recorder(Node):
     def srv_end(self, req, resp):
         label = None
         if req.has_label:
-            label = Label(float(req.reward), bool(req.success), req.label_source or "human", time.time_ns())
+            label = Label(float(req.reward), bool(req.success), req.label_source or "human", self._now_ns())
         resp.success, resp.episode_id, resp.message = self.end(label, req.episode_id)
         return resp
 
     def srv_label(self, req, resp):
-        label = Label(float(req.reward), bool(req.success), req.source or "human", time.time_ns())
+        label = Label(float(req.reward), bool(req.success), req.source or "human", self._now_ns())
         resp.success, resp.message = self.label(label, req.episode_id)
         return resp
 
@@ -275,7 +291,7 @@ class Recorder(Node):
             if k == "start":
                 self.start()
             elif k in ("success", "failure"):
-                self.label(Label(float(k == "success"), k == "success", "human", time.time_ns()))
+                self.label(Label(float(k == "success"), k == "success", "human", self._now_ns()))
             elif k == "end":
                 self.end()
 
@@ -296,17 +312,18 @@ class Recorder(Node):
 
         while True:
             job = self.jobs.get()
-            kind = job[0] if job is not None else "stop"
+            kind = job[0]
             try:
-                if kind in ("open", "close", "stop") and pending is not None:
+                if kind in ("open", "close", "cut", "stop") and pending is not None:
                     open_pending()  # (no frame ever came: the meta stays as it was)
-                if kind == "stop":
-                    if writer is not None:
-                        writer.close()  # shutdown mid-episode: the bag is complete but unlabelled
-                    return
+                if kind in ("cut", "stop") and writer is not None:
+                    eid, reason = writer.meta.episode_id, job[1] or "the run ended before it was closed"
+                    writer, cut = None, writer
+                    cut.close_cut_short(reason)
+                    self.get_logger().warn(f"episode {eid} marked incomplete: {reason}")
                 if kind == "open":
-                    if writer is not None:
-                        writer.close()
+                    if writer is not None:  # (start() cuts an open one first; this is a safety net)
+                        writer.close_cut_short("the next episode started before it was closed")
                         writer = None
                     if job[1].state_names:
                         writer = self.log.open_writer(job[1])
@@ -345,6 +362,8 @@ class Recorder(Node):
                 self.get_logger().error(f"recorder {kind}: {e}")
             finally:
                 self.jobs_done += 1
+            if kind == "stop":
+                return
 
     def _publish(self, eid: str) -> None:
         episode = self.log.read(eid)
@@ -364,7 +383,11 @@ class Recorder(Node):
                 self._publish(eid)
 
     def shutdown(self) -> None:
-        self.jobs.put(None)
+        """Close an episode the end of the run cut short as incomplete, then stop the writer."""
+        with self.lock:
+            reason = cut_short_reason(self.state, self.step)
+            self.state, self.episode_id = IDLE, ""
+        self.jobs.put(("stop", reason))
         self.worker.join(timeout=10.0)
 
 

@@ -180,3 +180,84 @@ def test_commands_before_the_first_observation_are_kept_and_the_meta_completed(t
         finally:
             rec.shutdown()
             rec.destroy_node()
+
+
+def _record_commands(rec, steps, t0_ns=1_000_000_000):
+    """`steps` sampled commands with frames on sim time (t0_ns on), fed to the recorder's callbacks."""
+    for t in range(steps):
+        stamp = t0_ns + t * 40_000_000
+        frame = Frame(t, stamp - 1, {"top": np.zeros((4, 4, 3), np.uint8)}, np.ones(2, np.float32), ("x", "y"))
+        rec.on_observation(observation_msg(frame, "tora_one", "raise_hand"))
+        msg = ExecutedCommand(step=t, action_names=[f"a{i}" for i in range(8)], action=[float(t)] * 8, is_sample=True)
+        msg.header.stamp = time_msg(stamp)
+        rec.on_executed(msg)
+
+
+def test_episodes_cut_short_by_the_end_of_the_run_are_incomplete_and_never_handed_over(tmp_path):
+    """Every run used to leave one more episode, marked complete but never labelled (sometimes of length 0)."""
+    from hiors_core.episode_log import STATUS_INCOMPLETE
+
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            _, labelled, _ = rec.start(task="raise_hand")
+            _record_commands(rec, 4)
+            assert rec.end(Label(reward=1.0, success=True, source="test", stamp_ns=2_000_000_000))[0]
+            _, unlabelled, _ = rec.start(task="raise_hand")  # ended, never labelled, then the next one starts
+            _record_commands(rec, 3, 3_000_000_000)
+            assert rec.end()[2] == "ended; waiting for a label"
+            _, empty, _ = rec.start(task="raise_hand")  # the run ends at once: length 0
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+    log = EpisodeLog(tmp_path)
+    entries = log.entries()
+    assert entries[labelled].status == "complete" and entries[labelled].reward == 1.0
+    assert entries[unlabelled].status == STATUS_INCOMPLETE and entries[unlabelled].steps == 3
+    assert "next episode started before its label came" in entries[unlabelled].reason
+    assert entries[empty].status == STATUS_INCOMPLETE and entries[empty].steps == 0
+    assert "run ended while it was being recorded" in entries[empty].reason
+    assert rec.published == [labelled] and log.trainable_ids() == [labelled]
+
+
+def test_an_episode_awaiting_its_label_at_the_end_of_the_run_is_incomplete(tmp_path):
+    from hiors_core.episode_log import STATUS_INCOMPLETE
+
+    with ros_context() as ctx:
+        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
+        try:
+            _, eid, _ = rec.start(task="raise_hand")
+            _record_commands(rec, 5)
+            rec.end()
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+    entry = EpisodeLog(tmp_path).entries()[eid]
+    assert entry.status == STATUS_INCOMPLETE and entry.reason == "the run ended before its label came (5 steps)"
+    assert len(EpisodeLog(tmp_path).read(eid, allow_incomplete=True).executed) == 5
+
+
+def test_a_button_label_on_sim_time_keeps_the_bag_in_sim_time(tmp_path):
+    """Commands and frames carry sim time; the meta message and a label from a Joy button must not bring in the
+    wall clock, or the bag lasts decades and `hiors replay` never finishes."""
+    import yaml
+    from sensor_msgs.msg import Joy
+
+    with ros_context() as ctx:
+        rec = Recorder(
+            context=ctx,
+            parameter_overrides=[Parameter("log_dir", value=str(tmp_path)), Parameter("use_sim_time", value=True)],
+        )
+        try:
+            _, eid, _ = rec.start(task="raise_hand")
+            _record_commands(rec, 6)
+            rec.on_joy(Joy(buttons=[0, 0, 0, 0]))
+            rec.on_joy(Joy(buttons=[0, 0, 1, 0]))  # success: label and end
+            wait_for(lambda: eid in rec.published, what="episode closed and handed over")
+        finally:
+            rec.shutdown()
+            rec.destroy_node()
+    info = yaml.safe_load((tmp_path / eid / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["starting_time"]["nanoseconds_since_epoch"] == 1_000_000_000 - 1
+    assert info["duration"]["nanoseconds"] == 5 * 40_000_000 + 1
+    assert EpisodeLog(tmp_path).read(eid).label.success
