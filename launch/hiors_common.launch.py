@@ -17,35 +17,23 @@ ARGUMENTS = [
     ("policy", "", "pi0 checkpoint folder (lerobot or hiors layout); empty: a tiny policy built offline."),
     ("task", "", "Task name, one of the robot's in hiors_core.tasks; empty: the robot's first task."),
     ("learner", "local", "local: start episode_filter and learner here; remote: they run elsewhere; none."),
-    ("use_sim_time", "true", "Follow /clock from the simulator (true only with sim:=true)."),
+    ("use_sim_time", "", "Follow /clock from the simulator (true only with sim:=true); empty: the value of sim."),
     ("namespace", "", "Namespace for every node and relative topic."),
     ("rviz", "false", "Start rviz2 with config/<robot>.rviz (needs a full ROS 2 install; not in the pip wheels)."),
     ("run_dir", "runs/latest", "Folder for episode bags, checkpoints and metrics."),
 ]
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _graph_nodes(context):
-    from hiors_bringup.graph import GraphArgs, robot_graph
+    from hiors_bringup.graph import robot_graph
+    from hiors_bringup.launch_args import graph_args, parse_bool
     from hiors_bringup.processes import node_env_defaults
 
-    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    args = GraphArgs(
-        robot=get("robot"),
-        task=get("task"),
-        sim=_truthy(get("sim")),
-        policy=get("policy"),
-        learner=get("learner"),
-        use_sim_time=_truthy(get("use_sim_time")),
-        namespace=get("namespace"),
-        run_dir=get("run_dir"),
-    )
+    values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    args = graph_args(values)  # the strings as GraphArgs; use_sim_time follows sim unless given
     # The node processes' environment, as `hiors up` gives it (what the caller's environment sets wins).
     actions = [SetEnvironmentVariable(k, os.environ.get(k, v)) for k, v in node_env_defaults().items()]
-    if _truthy(get("rviz")):
+    if parse_bool("rviz", values["rviz"]):
         actions.append(_rviz(args))
     if args.namespace:
         actions.append(PushRosNamespace(args.namespace))
