@@ -323,8 +323,8 @@ def bench_async(size: MicroSize, utd_targets: tuple[float, ...] = (1.0, 16.0)) -
     import torch
 
     from hiors_learner.pacing import UTDPacer, utd
+    from hiors_policy.checkpoint import build_tiny_policy
     from hiors_policy.layout import state_layout
-    from hiors_policy.policy import build_tiny_policy
     from hiors_sim.env import SimRobot
     from hiors_teleop.safety import Limits, layout_for
 
@@ -448,7 +448,7 @@ def bench_weight_sync(size: MicroSize) -> Figure:
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_core.weight_sync import weight_messages, weights_qos, write_atomic
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
-    from hiors_policy.policy import build_tiny_policy
+    from hiors_policy.checkpoint import build_tiny_policy
     from hiors_policy.policy_node import LATCHED, PolicyNode
 
     policy, other = (

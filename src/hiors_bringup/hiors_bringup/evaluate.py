@@ -42,7 +42,7 @@ def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):
     """A checkpoint folder; or a run folder's latest published weights on the policy the run started from (its
     `policy/` folder, with its normalisation statistics; the tiny policy for runs without one); or the tiny
     policy."""
-    from hiors_policy.policy import make_policy
+    from hiors_policy.checkpoint import make_policy
 
     if policy and run:
         raise ConfigError("give --policy or --run, not both")

@@ -145,9 +145,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, say=print) -> dict:
     from hiors_core.tasks import get_task
     from hiors_learner.engine import TorchEngine
     from hiors_learner.optim import OptimConfig
+    from hiors_policy.checkpoint import build_tiny_policy
     from hiors_policy.dataset_stats import stats_from_log
     from hiors_policy.layout import state_layout
-    from hiors_policy.policy import build_tiny_policy
     from hiors_policy.presets import get_preset
 
     from .demos import record_demos

@@ -248,9 +248,9 @@ def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
     """The tiny pi0 the actor and the learner start from, saved in the run folder (`policy/`) with the state and
     action statistics of the run's demonstrations (pi0 trains on normalised data; identity statistics leave the
     flow-matching noise at the scale of whole metres against centimetre tolerances)."""
+    from hiors_policy.checkpoint import build_tiny_policy
     from hiors_policy.dataset_stats import stats_from_log
     from hiors_policy.layout import state_layout
-    from hiors_policy.policy import build_tiny_policy
 
     stats = stats_from_log(run_dir / "demos", state_layout(robot, task))
     out = run_dir / "policy"

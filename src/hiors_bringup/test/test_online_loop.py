@@ -11,7 +11,7 @@ from hiors_core.filters import FilterConfig
 from hiors_core.labelling import training_samples
 from hiors_core.rejection import ThresholdConfig
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY
-from hiors_policy.policy import build_tiny_policy
+from hiors_policy.checkpoint import build_tiny_policy
 from hiors_sim.operator import OperatorConfig
 
 ROBOT, TASK = "tora_one", "raise_hand"

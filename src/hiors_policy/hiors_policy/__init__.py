@@ -1,16 +1,15 @@
 """hiors_policy: the pi0 policy wrapper (transformers PI0ForConditionalGeneration), preprocessing, checkpoints,
 and the capture and policy (actor) nodes. Importing this package does not import rclpy."""
 
+from .checkpoint import build_tiny_policy, make_policy
 from .layout import action_layout, state_layout, task_instruction
 from .policy import (
     CheckpointError,
     Pi0Policy,
     PolicyConfig,
     PolicyInput,
-    build_tiny_policy,
     check_state_dict,
     collate,
-    make_policy,
 )
 from .preprocess import NormStats
 from .presets import PI0, TINY, ModelPreset, get_preset, pi0_config

@@ -18,7 +18,8 @@ def run(robot: str = "tora_one", task: str = "raise_hand", n: int = 20, warmup: 
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_msgs.msg import ActionChunk, Observation
 
-    from .policy import Pi0Policy, PolicyInput, build_tiny_policy
+    from .checkpoint import build_tiny_policy
+    from .policy import Pi0Policy, PolicyInput
     from .policy_node import PolicyNode
 
     policy = Pi0Policy.load(checkpoint) if checkpoint else build_tiny_policy(robot, task, seed=0)

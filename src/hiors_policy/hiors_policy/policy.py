@@ -1,6 +1,7 @@
 """The pi0 policy wrapper: transformers' `PI0ForConditionalGeneration` plus the plumbing around it (pure, no rclpy).
 
-    policy = Pi0Policy.load("ckpt/")                   # project layout (or Pi0Policy.from_lerobot(...))
+    policy = Pi0Policy.load("ckpt/")                   # project layout (or Pi0Policy.from_lerobot(...)); the
+                                                        # checkpoint I/O lives in checkpoint.py
     chunk = policy.infer(PolicyInput(images, state, instruction), noise=None)   # (H, D) float32, real units
     batch = policy.collate(samples)                     # samples: TrainingSample or dicts (see collate)
     per_sample = policy.loss(batch, weights, noise=None, time=None)             # (B,)
@@ -19,7 +20,6 @@ Batch format (a plain dict of batch-first tensors, so trainers can move and slic
 from __future__ import annotations
 
 import json
-import random
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,14 +33,8 @@ from hiors_core.robots import get_robot
 
 from .layout import action_layout, state_in_order, state_layout, task_instruction
 from .preprocess import NormStats, images_to_tensor, pad_last
-from .presets import PRESETS, ModelPreset, get_preset, pi0_config
-from .tokenizer import PromptEncoder, build_tokenizer, load_tokenizer, task_corpus
-
-CONFIG_FILE = "hiors_policy.json"
-PI0_CONFIG_FILE = "pi0_config.json"
-WEIGHTS_FILE = "model.safetensors"
-NORM_FILE = "norm_stats.json"
-TOKENIZER_DIR = "tokenizer"
+from .presets import ModelPreset
+from .tokenizer import PromptEncoder, load_tokenizer
 
 
 class CheckpointError(HiorsError):
@@ -125,26 +119,23 @@ def _get(sample: Any, key: str):
     return sample[key] if isinstance(sample, dict) else getattr(sample, key)
 
 
-def _model_dtype(name: str) -> torch.dtype:
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-    except KeyError:
-        raise ConfigError(f"unknown dtype {name!r}; use float32, bfloat16 or float16") from None
-
-
-def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str = "weights") -> None:
-    """Raise CheckpointError unless `sd` has exactly the model's keys with the model's shapes."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    wrong = [
-        f"{k}: {tuple(sd[k].shape)} != {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape
-    ]
+def check_shapes(own: dict[str, tuple], got: dict[str, tuple], source: str = "weights") -> None:
+    """Raise CheckpointError unless `got` names exactly the tensors of `own` (name -> shape) with their shapes."""
+    missing = sorted(set(own) - set(got))
+    unexpected = sorted(set(got) - set(own))
+    wrong = [f"{k}: {tuple(got[k])} != {tuple(own[k])}" for k in own if k in got and tuple(got[k]) != tuple(own[k])]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{source} do not match the model: {len(missing)} missing {missing[:5]}, "
             f"{len(unexpected)} unexpected {unexpected[:5]}, {len(wrong)} with wrong shapes {wrong[:5]}"
         )
+
+
+def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Raise CheckpointError unless `sd` has exactly the model's keys with the model's shapes, all finite."""
+    check_shapes(
+        {k: tuple(v.shape) for k, v in model.state_dict().items()}, {k: tuple(v.shape) for k, v in sd.items()}, source
+    )
     bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{source} have non-finite values in {bad[:5]}")
@@ -193,6 +184,7 @@ class Pi0Policy:
         self.model.eval()
         self.generator = torch.Generator().manual_seed(int(seed))
         self.num_steps = int(config.num_steps)
+        self.load_info = None  # how a converted checkpoint filled the model (checkpoint.LerobotKeys), if it was one
 
     # ---------------------------------------------------------------- properties
     @property
@@ -380,49 +372,19 @@ class Pi0Policy:
         current weights untouched."""
         self.apply_state_dict(self.parse_blob(blob))
 
-    # ---------------------------------------------------------------- checkpoints
+    # ---------------------------------------------------------------- checkpoints (see checkpoint.py)
     def save(self, path: str | Path) -> Path:
-        """Project layout: hiors_policy.json, pi0_config.json, model.safetensors, norm_stats.json, tokenizer/."""
-        from hiors_core.weight_sync import write_atomic
+        """Save in the project layout (`checkpoint.save_policy`)."""
+        from .checkpoint import save_policy
 
-        out = Path(path)
-        (out / TOKENIZER_DIR).mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(self.config.to_json())
-        (out / PI0_CONFIG_FILE).write_text(self.model.config.to_json_string())
-        self.norm.save(out / NORM_FILE)
-        for name, data in self.tokenizer_files.items():
-            (out / TOKENIZER_DIR / name).write_bytes(data)
-        write_atomic(out / WEIGHTS_FILE, self.to_safetensors_bytes())
-        return out
+        return save_policy(self, path)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", dtype: str | None = None, seed: int = 0) -> Pi0Policy:
-        """Load a project-layout checkpoint folder, or a lerobot one (config.json + model.safetensors, with
-        a hiors_policy.json beside it) through transformers' pi0 conversion. Fails on any key mismatch."""
-        p = Path(path)
-        if not (p / CONFIG_FILE).is_file():
-            raise CheckpointError(f"{p}: no {CONFIG_FILE}; for a lerobot checkpoint use Pi0Policy.from_lerobot")
-        config = PolicyConfig.from_json((p / CONFIG_FILE).read_text(), str(p / CONFIG_FILE))
-        if not (p / PI0_CONFIG_FILE).is_file():
-            preset = config.preset if config.preset in PRESETS else None
-            return cls.from_lerobot(p, config.robot, config.task, preset=preset, device=device, dtype=dtype, seed=seed)
-        from safetensors.torch import load_file
-        from transformers import PI0Config, PI0ForConditionalGeneration
+        """Load a project-layout (or lerobot, with a hiors_policy.json) checkpoint folder (`checkpoint.load_policy`)."""
+        from .checkpoint import load_policy
 
-        mc = PI0Config.from_json_file(str(p / PI0_CONFIG_FILE))
-        if not (p / WEIGHTS_FILE).is_file():
-            raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
-        with torch.random.fork_rng(devices=[]):
-            model = PI0ForConditionalGeneration(mc)
-        try:
-            sd = load_file(str(p / WEIGHTS_FILE))
-        except Exception as e:  # safetensors' own error types (a pickle or a truncated file under that name)
-            raise CheckpointError(f"{p / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
-        check_state_dict(model, sd, str(p / WEIGHTS_FILE))
-        model.load_state_dict(sd, strict=True)
-        if dtype:
-            model.to(_model_dtype(dtype))
-        return cls(model, config, _read_tokenizer(p / TOKENIZER_DIR), NormStats.load(p / NORM_FILE), device, seed)
+        return load_policy(path, device=device, dtype=dtype, seed=seed)
 
     from_pretrained = load
 
@@ -439,129 +401,10 @@ class Pi0Policy:
         dtype: str | None = None,
         seed: int = 0,
     ) -> Pi0Policy:
-        """A lerobot pi0 checkpoint (config.json with "type": "pi0" + model.safetensors in lerobot's key layout,
-        `model.paligemma_with_expert...`), converted by transformers' `pi0` conversion mapping. The network size
-        comes from `preset` or from lerobot's variant names (gemma_2b + gemma_300m = the `pi0` preset); the
-        tokenizer from `tokenizer_dir` or `<path>/tokenizer`; norm stats from `norm_stats`, `<path>/norm_stats.json`
-        or lerobot's `policy_preprocessor*normalizer*.safetensors`. Missing or unexpected weights raise."""
-        from transformers import PI0ForConditionalGeneration
+        """Load a lerobot or openpi PyTorch pi0 checkpoint (`checkpoint.load_lerobot` says how)."""
+        from .checkpoint import load_lerobot
 
-        p = Path(path)
-        try:
-            lr = json.loads((p / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{p}: unreadable lerobot config.json: {e}") from None
-        if lr.get("type", "pi0") != "pi0":
-            raise CheckpointError(f"{p}: config.json is a {lr.get('type')!r} policy, not pi0")
-        if preset is None:
-            variants = (lr.get("paligemma_variant", "gemma_2b"), lr.get("action_expert_variant", "gemma_300m"))
-            if variants != ("gemma_2b", "gemma_300m"):
-                raise CheckpointError(f"{p}: unknown lerobot variants {variants}; pass preset=")
-            preset = "pi0"
-        pr = get_preset(preset) if isinstance(preset, str) else preset
-        for k in ("max_state_dim", "max_action_dim"):
-            if int(lr.get(k, 32)) != 32:
-                raise CheckpointError(f"{p}: {k}={lr[k]}, transformers' pi0 expects 32")
-        chunk = int(lr.get("chunk_size", pr.chunk_size))
-        steps = int(lr.get("num_steps", lr.get("num_inference_steps", pr.num_steps)))
-        mc = pi0_config(pr, chunk_size=chunk, num_steps=steps)
-        if not (p / WEIGHTS_FILE).is_file():
-            raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
-        try:
-            model, info = PI0ForConditionalGeneration.from_pretrained(
-                str(p), config=mc, local_files_only=True, output_loading_info=True, use_safetensors=True
-            )
-        except (RuntimeError, ValueError, OSError) as e:
-            raise CheckpointError(f"{p}: lerobot weights do not match pi0 preset {pr.name!r}: {str(e)[:500]}") from None
-        problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
-        if problems:
-            raise CheckpointError(
-                f"{p}: lerobot weights do not match pi0: { {k: sorted(v)[:5] for k, v in problems.items()} }"
-            )
-        if dtype:
-            model.to(_model_dtype(dtype))
-        config = PolicyConfig.for_task(robot, task, pr, chunk_size=chunk, num_steps=steps)
-        tok_dir = Path(tokenizer_dir) if tokenizer_dir else p / TOKENIZER_DIR
-        if not tok_dir.is_dir():
-            raise CheckpointError(
-                f"{p}: no tokenizer folder {tok_dir} (point tokenizer_dir at the PaliGemma tokenizer)"
-            )
-        if norm_stats is None:
-            norm_stats = _lerobot_norm_stats(p)
-        return cls(model, config, _read_tokenizer(tok_dir), norm_stats, device, seed)
-
-
-def _read_tokenizer(d: Path) -> dict[str, bytes]:
-    if not d.is_dir():
-        raise CheckpointError(f"no tokenizer folder {d}")
-    files = {f.name: f.read_bytes() for f in sorted(d.iterdir()) if f.is_file()}
-    if not files:
-        raise CheckpointError(f"tokenizer folder {d} is empty")
-    return files
-
-
-def _lerobot_norm_stats(p: Path) -> NormStats:
-    if (p / NORM_FILE).is_file():
-        return NormStats.load(p / NORM_FILE)
-    from safetensors.torch import load_file
-
-    found: dict[str, np.ndarray] = {}
-    for f in sorted(p.glob("policy_*processor*normalizer*.safetensors")):
-        for k, v in load_file(str(f)).items():
-            found[k] = v.float().numpy()
-    keys = ("observation.state.mean", "observation.state.std", "action.mean", "action.std")
-    if all(k in found for k in keys):
-        return NormStats(*(found[k] for k in keys))
-    raise CheckpointError(
-        f"{p}: no norm stats ({NORM_FILE} or lerobot normalizer safetensors with {keys}); pass norm_stats="
-    )
-
-
-def build_tiny_policy(
-    robot: str,
-    task: str,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    norm_stats: NormStats | None = None,
-    chunk_size: int | None = None,
-    num_steps: int | None = None,
-    device: str = "cpu",
-    goal_state: bool = False,
-) -> Pi0Policy:
-    """A ready-to-use tiny pi0 for a robot and task, built offline: `tiny` preset network (seeded init), a
-    SentencePiece tokenizer trained on the task instructions, identity norm stats unless given. Saved to
-    `out_dir` in the project layout when given. `goal_state`: the twin's goal-state variant (the state also
-    carries the task's goal, see `layout.state_layout`)."""
-    preset = get_preset("tiny")
-    config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps, goal_state=goal_state)
-    from transformers import PI0ForConditionalGeneration
-
-    with tempfile.TemporaryDirectory() as d:
-        build_tokenizer(d, task_corpus())
-        tok_files = _read_tokenizer(Path(d))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        random.seed(int(seed))
-        model = PI0ForConditionalGeneration(pi0_config(preset, config.chunk_size, config.num_steps))
-    norm = norm_stats or NormStats.identity(config.state_dim, config.action_dim)
-    policy = Pi0Policy(model, config, tok_files, norm, device=device, seed=seed)
-    if out_dir is not None:
-        policy.save(out_dir)
-    return policy
-
-
-def make_policy(spec: str, device: str = "cpu", seed: int = 0, num_steps: int = 0) -> Pi0Policy:
-    """`tiny:<robot>:<task>` builds a tiny policy offline; anything else is a checkpoint folder."""
-    if spec.startswith("tiny:"):
-        parts = spec.split(":")
-        if len(parts) != 3:
-            raise ConfigError(f"checkpoint {spec!r}: expected tiny:<robot>:<task>")
-        policy = build_tiny_policy(parts[1], parts[2], seed=seed, device=device)
-    else:
-        policy = Pi0Policy.load(spec, device=device, seed=seed)
-    if num_steps:
-        policy.num_steps = int(num_steps)
-    return policy
+        return load_lerobot(path, robot, task, tokenizer_dir, norm_stats, preset, device, dtype, seed)
 
 
 def collate(policy: Pi0Policy, samples) -> dict[str, torch.Tensor]:

@@ -25,7 +25,8 @@ from hiors_core.node_main import run_node
 from hiors_core.weight_sync import WeightReceiver, WeightSyncError, weights_qos
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
-from .policy import CheckpointError, Pi0Policy, PolicyInput, make_policy
+from .checkpoint import make_policy
+from .policy import CheckpointError, Pi0Policy, PolicyInput
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # PolicyWeights: reliable, keep-all, transient-local (hiors_core.weight_sync.weights_qos): a policy node started after
@@ -70,6 +71,8 @@ class PolicyNode(Node):
             raise HiorsError("diagnostics_period must be positive")
         if policy is None:
             policy = make_policy(str(p["checkpoint"]), device=str(p["device"]), seed=int(p["seed"]))
+            if policy.load_info is not None:  # a converted lerobot / openpi checkpoint: say which copies it used
+                self.get_logger().info(f"checkpoint {p['checkpoint']}: {policy.load_info.describe()}")
             if p["dtype"]:
                 import torch
 

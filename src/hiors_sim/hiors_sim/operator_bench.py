@@ -73,8 +73,8 @@ class TinyPolicy:
     (e.g. a `hiors up` run's `policy/`: untrained, with its demonstrations' normalisation statistics)."""
 
     def __init__(self, robot: str, task: str, seed: int = 0, k: int = K_AUTO, image_size: int = 224, path: str = ""):
+        from hiors_policy.checkpoint import make_policy
         from hiors_policy.layout import state_layout
-        from hiors_policy.policy import make_policy
         from hiors_teleop.safety import Limits
 
         from .tasks import make_task
