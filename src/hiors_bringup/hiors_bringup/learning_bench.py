@@ -58,6 +58,9 @@ class TaskSize:
     demos: int  # the base policy's demonstrations
     pretrain_steps: int
     episodes: int  # online episodes per seed
+    # Learner steps over which m rises from its initial to its final value: about a run's length, so that m rises
+    # over the run (the config's ramp suits the graph's slower learner; here utd * samples steps are taken).
+    ramp_steps: int = 1000
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,18 @@ class LearningSize:
 SMALL = LearningSize(
     name="small",
     tasks=(
-        TaskSize("tora_one", "raise_hand", demos=16, pretrain_steps=300, episodes=16),
-        TaskSize("xtrainer", "insert_moisturizer", demos=30, pretrain_steps=500, episodes=12),
+        TaskSize("tora_one", "raise_hand", demos=16, pretrain_steps=300, episodes=16, ramp_steps=700),
+        TaskSize("xtrainer", "insert_moisturizer", demos=30, pretrain_steps=500, episodes=12, ramp_steps=1500),
     ),
     curve_every=8,
 )
 FULL = replace(
     SMALL,
     name="full",
-    tasks=(*SMALL.tasks, TaskSize("tora_one", "pack_detergent", demos=40, pretrain_steps=800, episodes=16)),
+    tasks=(
+        *SMALL.tasks,
+        TaskSize("tora_one", "pack_detergent", demos=40, pretrain_steps=800, episodes=16, ramp_steps=1500),
+    ),
     variants=("hiors", "bc", "no_human", "constant_m", "binary_return", "fixed_high", "fixed_low"),
     eval_states=30,
 )
@@ -155,7 +161,7 @@ def base_policy(ts: TaskSize, out: Path, goal_state: bool, say=print) -> Path:
     """The task's base policy folder (pretrained once, then reused)."""
     from .pretrain import PretrainConfig, pretrain
 
-    d = out / "base" / ts.task
+    d = out / "base" / (ts.task if goal_state else f"{ts.task}-camera_only")
     if (d / "policy" / "hiors_policy.json").exists():
         return d
     if d.exists():
@@ -175,7 +181,8 @@ def base_policy(ts: TaskSize, out: Path, goal_state: bool, say=print) -> Path:
 def online_config(size: LearningSize, ts: TaskSize, variant: str, seed: int):
     from .online_loop import OnlineConfig
 
-    params = tuple(("learner", k, v) for k, v in size.learner) + ABLATIONS[variant]
+    ramp = tuple((node, "threshold_ramp_steps", ts.ramp_steps) for node in ("learner", "episode_filter"))
+    params = tuple(("learner", k, v) for k, v in size.learner) + ramp + ABLATIONS[variant]
     return OnlineConfig(episodes=ts.episodes, utd=size.utd, seed=seed, params=params)
 
 
@@ -446,6 +453,26 @@ def run_learning(
     )
     for ts in size.tasks:
         base_dir = base_policy(ts, out, goal_state=not camera_only, say=say)
+        if not camera_only:
+            # The goal stays camera-only: its base, trained the same way, is reported beside (first seed's states).
+            cam = evaluate(
+                _fresh(base_policy(ts, out, goal_state=False, say=say), 0),
+                ts.robot,
+                ts.task,
+                eval_seeds(size.seeds[0], size.eval_states),
+            )
+            runs.append(
+                {
+                    "task": ts.task,
+                    "robot": ts.robot,
+                    "seed": size.seeds[0],
+                    "variant": "camera_only_base",
+                    "base_success": cam["success"],
+                    "gain": 0.0,
+                }
+                | cam
+            )
+            say(f"{ts.task}: camera-only base policy success {cam['success']:.2f}")
         for seed in size.seeds:
             states = eval_seeds(seed, size.eval_states)
             base_eval = evaluate(_fresh(base_dir, seed), ts.robot, ts.task, states)

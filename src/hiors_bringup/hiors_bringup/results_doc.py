@@ -1,6 +1,6 @@
 """docs/RESULTS.md from a bench run folder: every number in it comes from the CSVs `hiors bench` wrote.
 
-hiors bench all --run-dir runs/bench && hiors bench paper --run-dir runs/bench
+hiors bench all --run-dir runs/bench && hiors bench paper --run-dir runs/bench && hiors bench learning --run-dir runs/bench
 python -m hiors_bringup.results_doc runs/bench docs
 """
 
@@ -17,6 +17,9 @@ from pathlib import Path
 from .bench_table import read_provenance
 
 SECTIONS = [
+    ("learning_summary", "Does the policy get better? Base policy vs Hi-ORS vs BC", "hiors bench learning"),
+    ("learning_tts", "Learning benchmark: success vs time budget within one attempt", "hiors bench learning"),
+    ("learning_runs", "Learning benchmark, run by run", "hiors bench learning"),
     ("plumbing", "Chunk latency: ROS graph vs direct `infer`", "hiors bench plumbing"),
     ("recording", "Recording: recorder node throughput vs the sensor rate", "hiors bench recording"),
     ("async", "Asynchronous vs synchronous learning, update-to-data ratio", "hiors bench async"),
@@ -29,7 +32,16 @@ SECTIONS = [
 ]
 
 # Tables written beside a figure's own (its provenance is that figure's).
-PROVENANCE = {"paper_tts": "paper", "paper_retries": "paper", "paper_runs": "paper"}
+PROVENANCE = {
+    "paper_tts": "paper",
+    "paper_retries": "paper",
+    "paper_runs": "paper",
+    "learning_summary": "learning",
+    "learning_tts": "learning",
+    "learning_runs": "learning",
+}
+# Figures named otherwise than their table.
+IMAGES = {"learning_summary": "learning"}
 
 
 def _fmt(v: str) -> str:
@@ -92,7 +104,7 @@ def render(bench_dir: Path, docs_dir: Path) -> str:
                 "",
             ]
         out += [markdown_table(csv_path), ""]
-        png = bench_dir / f"{name}.png"
+        png = bench_dir / f"{IMAGES.get(name, name)}.png"
         if png.is_file():
             shutil.copy(png, img_dir / png.name)
             out += [f"![{name}](results/{png.name})", ""]
