@@ -24,6 +24,8 @@ def _up(a) -> int:
             demos=a.demos,
             run_dir=a.run_dir,
             policy=a.policy or "",
+            base=a.base or "",
+            eval_states=a.eval_states,
             seed=a.seed,
             operator=a.operator,
             timeout_s=a.timeout,
@@ -107,9 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--task", help="task name (default: the robot's first task)")
     up.add_argument("--sim", action="store_true", help="use the MuJoCo twin, simulated operator and oracle")
     up.add_argument("--episodes", type=int, default=12, help="online episodes to run (default 12)")
-    up.add_argument("--demos", type=int, default=8, help="scripted initial demonstrations to record first (default 8)")
+    up.add_argument(
+        "--demos", type=int, help="scripted initial demonstrations to record first (default 8; none with --base)"
+    )
     up.add_argument("--run-dir", default="", help="run folder (default runs/<robot>-<time>)")
     up.add_argument("--policy", help="pi0 checkpoint folder (default: tiny pi0 built offline)")
+    up.add_argument(
+        "--base",
+        help="a `hiors pretrain --out` folder: start from its policy/ and give the learner its demos/ "
+        "(no new demonstrations are recorded)",
+    )
+    up.add_argument(
+        "--eval-states",
+        type=int,
+        default=0,
+        help="after the online episodes, evaluate the starting and the final policy without the operator on this "
+        "many held-out initial states (default 0: no evaluation)",
+    )
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--operator", choices=["intervene", "never"], default="intervene", help="simulated operator mode")
     up.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")

@@ -87,6 +87,14 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
         common = {"use_sim_time": args.use_sim_time, **({} if node in ROBOT_AGNOSTIC else robot_task)}
         return {**common, **node_parameters(cfg, node, str(cfg_path)), **extra}
 
+    # A goal-state policy (the twin's privileged variant) needs the goal in its state: the capture node adds it.
+    goal_state = is_goal_state_policy(args.policy, args.robot, args.task)
+    if goal_state and not args.sim:
+        raise ConfigError(
+            f"policy {args.policy}: a goal-state policy reads the task's goal from the twin; a real robot needs a "
+            "camera-only policy"
+        )
+
     nodes: list[NodeSpec] = []
     if args.sim:
         nodes += [
@@ -101,7 +109,7 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
             ),
         ]
     nodes += [
-        _node("capture", "hiors_policy", "capture", params("capture")),
+        _node("capture", "hiors_policy", "capture", params("capture", **({"goal_state": True} if goal_state else {}))),
         _node("policy", "hiors_policy", "policy", params("policy", checkpoint=policy)),
         _node("arbiter", "hiors_teleop", "arbiter", params("arbiter")),
         _node(
@@ -125,6 +133,21 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
             ),
         ]
     return nodes
+
+
+def is_goal_state_policy(policy: str, robot: str, task: str) -> bool:
+    """Whether the checkpoint folder `policy` holds a goal-state policy (its saved state names carry the task's
+    goal entries). The tiny policy ("" or tiny:...) and checkpoints without the project's config are camera-only."""
+    if not policy or policy.startswith("tiny:"):
+        return False
+    from hiors_policy.checkpoint import CONFIG_FILE
+    from hiors_policy.layout import has_goal_state
+    from hiors_policy.policy import PolicyConfig
+
+    path = Path(policy) / CONFIG_FILE
+    if not path.is_file():
+        return False
+    return has_goal_state(PolicyConfig.from_json(path.read_text(), str(path)).state_names, robot, task)
 
 
 def entry_point(spec: NodeSpec) -> str:

@@ -3,12 +3,20 @@
 Phases: scripted initial demonstrations are written to the run's episode log (the learner starts from them),
 then the graph runs online episodes: the policy drives, the simulated operator takes over when it must, the
 oracle labels, the filter accepts or rejects, the learner trains asynchronously and pushes new weights.
+
+`--base <dir>` starts from a pretrained base (`hiors pretrain --out <dir>`): its `policy/` is the starting
+policy (copied to the run's `policy/`, where `hiors eval --run` looks for it) and its `demos/` the learner's
+demonstrations, instead of recording new ones. `--eval-states N` then ends the run by evaluating the starting
+policy and the run's final weights without the operator on the same N held-out initial states
+(`learning_bench.eval_seeds`, `learning_bench.evaluate`), written to `eval_start_vs_final.csv`; the summary
+(also in `summary.txt`) prints both success rates and the operator's share of control per episode.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +28,7 @@ from hiors_core.errors import HiorsError
 from .graph import GraphArgs, robot_graph
 from .graph_check import check_running_graph
 from .processes import GraphProcesses
-from .report import EPISODES_CSV, plot, summary_lines
+from .report import EPISODES_CSV, plot, read_csv, summary_lines
 
 EPISODE_FIELDS = [
     "index",
@@ -36,6 +44,9 @@ EPISODE_FIELDS = [
     "samples_kept",
     "wall_s",
 ]
+EVAL_CSV = "eval_start_vs_final.csv"
+EVAL_FIELDS = ["policy", "source", "states", "success", "success_1.5x", "success_2x", "progress", "seeds"]
+DEFAULT_DEMOS = 8  # scripted initial demonstrations recorded when the run does not start from a base
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,11 @@ class UpOptions:
     task: str = ""
     sim: bool = True
     episodes: int = 12
-    demos: int = 8
+    demos: int | None = None  # scripted demonstrations to record; None: DEFAULT_DEMOS, none with a base
     run_dir: str = ""
     policy: str = ""
+    base: str = ""  # a `hiors pretrain` output folder: its policy/ and demos/ start the run
+    eval_states: int = 0  # held-out initial states to evaluate the starting and the final policy on (0: none)
     seed: int = 0
     operator: str = "intervene"
     timeout_s: float = 1800.0
@@ -183,21 +196,42 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
         )
     if opts.episodes < 1:
         raise HiorsError(f"--episodes must be at least 1, got {opts.episodes}")
+    if opts.eval_states < 0:
+        raise HiorsError(f"--eval-states must be 0 or more, got {opts.eval_states}")
+    base = check_base(opts) if opts.base else None
+    task = opts.task or (base.task if base else "")
+    demos = (0 if base else DEFAULT_DEMOS) if opts.demos is None else opts.demos
+    if base and demos > 0:
+        raise HiorsError(f"--base {opts.base} brings its own demonstrations; --demos records new ones: give one")
     run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.robot)
+    if opts.eval_states and opts.policy and Path(opts.policy).resolve() != (run_dir / "policy").resolve():
+        raise HiorsError(
+            "--eval-states evaluates the run's starting policy from its folder's policy/: use --base, or the tiny "
+            "policy, rather than --policy"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
-    args = GraphArgs(robot=opts.robot, task=opts.task, sim=True, policy=opts.policy, run_dir=str(run_dir)).validated()
+    args = GraphArgs(robot=opts.robot, task=task, sim=True, policy=opts.policy, run_dir=str(run_dir)).validated()
 
     say = (lambda *a: None) if quiet else print
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
-    if opts.demos > 0:
+    demos_dir = run_dir / "demos"
+    if base:
+        # The run's own copy of the starting policy: `hiors eval --run` and the final evaluation start from it.
+        shutil.copytree(base.policy, run_dir / "policy", dirs_exist_ok=True)
+        args = replace(args, policy=str(run_dir / "policy"))
+        demos_dir = base.demos.resolve()
+        say(
+            f"hiors up: starting from the base policy {base.policy} (copied to {args.policy}), demonstrations {demos_dir}"
+        )
+    elif demos > 0:
         from .demos import record_demos
 
-        n = record_demos(args.robot, args.task, opts.demos, run_dir / "demos", seed=opts.seed + 10_000)
-        say(f"hiors up: recorded {n} scripted initial demonstrations in {run_dir / 'demos'}")
+        n = record_demos(args.robot, args.task, demos, demos_dir, seed=opts.seed + 10_000)
+        say(f"hiors up: recorded {n} scripted initial demonstrations in {demos_dir}")
         if not args.policy:
             args = replace(args, policy=str(initial_tiny_policy(args.robot, args.task, run_dir)))
             say(f"hiors up: tiny pi0 with the demonstrations' normalisation statistics in {args.policy}")
-    specs = _apply_overrides(robot_graph(args), opts, run_dir)
+    specs = _apply_overrides(robot_graph(args), opts, run_dir, demos_dir)
 
     procs = GraphProcesses(specs, run_dir, env={"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
     monitor = Monitor(run_dir, quiet=quiet)
@@ -238,10 +272,122 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     finally:
         procs.stop_all()
         monitor.close()
-    lines = summary_lines(run_dir)
+    lines = summary_lines(run_dir) + operator_share_lines(read_csv(run_dir / EPISODES_CSV))
+    if opts.eval_states and rc == 0:
+        say(
+            f"hiors up: evaluating the starting and the final policy without the operator on {opts.eval_states} held-out initial states"
+        )
+        lines += eval_lines(evaluate_start_vs_final(args.robot, args.task, run_dir, opts.eval_states, opts.seed))
+    elif opts.eval_states:
+        lines.append("evaluation skipped: the run did not finish")
     png = plot(run_dir)
+    (run_dir / "summary.txt").write_text("\n".join(lines) + "\n")
     say("\n".join(["", "=== summary ==="] + lines + [f"learning curve: {png}"]))
     return rc
+
+
+@dataclass(frozen=True)
+class Base:
+    policy: Path
+    demos: Path
+    task: str
+
+
+def check_base(opts: UpOptions) -> Base:
+    """The base folder of `--base`, checked: a `hiors pretrain` output with policy/ (for this robot and task) and
+    demos/. Raises HiorsError naming the folder and what it lacks."""
+    from hiors_policy.checkpoint import CONFIG_FILE
+    from hiors_policy.policy import PolicyConfig
+
+    if opts.policy:
+        raise HiorsError("give --base or --policy, not both (--base brings its policy)")
+    root = Path(opts.base)
+    config = root / "policy" / CONFIG_FILE
+    if not root.is_dir():
+        raise HiorsError(f"--base {root}: no such folder (make one with `hiors pretrain {opts.robot} --out {root}`)")
+    if not config.is_file() or not (root / "demos").is_dir():
+        raise HiorsError(
+            f"--base {root}: not a pretrained base: it needs policy/{CONFIG_FILE} and demos/ "
+            f"(as `hiors pretrain {opts.robot} --out {root}` writes them)"
+        )
+    pc = PolicyConfig.from_json(config.read_text(), str(config))
+    if pc.robot != opts.robot or (opts.task and pc.task != opts.task):
+        raise HiorsError(
+            f"--base {root}: its policy is for {pc.robot}/{pc.task}, not {opts.robot}/{opts.task or pc.task}"
+        )
+    return Base(policy=root / "policy", demos=root / "demos", task=pc.task)
+
+
+def operator_share_lines(episodes: list[dict]) -> list[str]:
+    """The operator's share of control steps per episode (episodes.csv rows), and its mean over the first and the
+    second half of the run."""
+    shares = [float(r.get("human_share") or 0.0) for r in episodes]
+    if not shares:
+        return []
+    lines = ["operator share per episode: " + " ".join(f"{s:.2f}" for s in shares)]
+    if len(shares) >= 2:
+        half = len(shares) // 2
+        first, second = shares[:half], shares[half:]
+        lines.append(
+            f"operator share: first half {sum(first) / len(first):.2f}, second half {sum(second) / len(second):.2f}"
+        )
+    return lines
+
+
+def evaluate_start_vs_final(robot: str, task: str, run_dir: Path, states: int, seed: int) -> list[dict]:
+    """Autonomous success of the run's starting policy and of its final weights (the learner's latest published
+    ones on the starting policy) on the same held-out initial states; written to EVAL_CSV."""
+    from hiors_core.errors import ConfigError
+    from hiors_policy.checkpoint import make_policy
+
+    from .evaluate import load_eval_policy
+    from .learning_bench import eval_seeds, evaluate
+
+    seeds = eval_seeds(seed, states)
+    start_dir = run_dir / "policy"
+    start_spec = str(start_dir) if start_dir.is_dir() else f"tiny:{robot}:{task}"
+    loaders = {
+        "start": lambda: (make_policy(start_spec), start_spec),
+        "final": lambda: load_eval_policy(robot, task, run=str(run_dir)),
+    }
+    rows = []
+    for name, load in loaders.items():
+        try:
+            policy, source = load()
+        except ConfigError as e:  # the learner published no weights: there is no final policy to evaluate
+            rows.append({"policy": name, "source": f"none ({e})", "states": 0})
+            continue
+        r = evaluate(policy, robot, task, seeds)
+        rows.append(
+            {
+                "policy": name,
+                "source": source,
+                "states": len(seeds),
+                **{k: f"{r[k]:.3f}" for k in ("success", "success_1.5x", "success_2x", "progress")},
+                "seeds": f"{seeds[0]}-{seeds[-1]}",
+            }
+        )
+    with open(run_dir / EVAL_CSV, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def eval_lines(rows: list[dict]) -> list[str]:
+    """Summary lines of `evaluate_start_vs_final`'s rows."""
+    lines = []
+    for r in rows:
+        if not r.get("states"):
+            lines.append(f"{r['policy']} policy: not evaluated, {r['source']}")
+            continue
+        n = int(r["states"])
+        lines.append(
+            f"{r['policy']} policy, no operator, {n} held-out initial states (seeds {r['seeds']}): success "
+            f"{round(float(r['success']) * n)}/{n} = {float(r['success']):.2f} (within 2x the time limit "
+            f"{float(r['success_2x']):.2f}), task progress {float(r['progress']):.2f}  [{r['source']}]"
+        )
+    return lines
 
 
 def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
@@ -258,11 +404,11 @@ def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
     return out
 
 
-def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
+def _apply_overrides(specs, opts: UpOptions, run_dir: Path, demos_dir: Path | None = None):
     extra = {
         "episode_runner": {"episodes": opts.episodes + 2, "seed": opts.seed},
         "sim_operator": {"mode": opts.operator},
-        "learner": {"demo_log_dir": str(run_dir / "demos")},
+        "learner": {"demo_log_dir": str(demos_dir or run_dir / "demos")},
     }
     given = {s.name: s.parameters for s in specs}
     for node, key, value in opts.overrides:

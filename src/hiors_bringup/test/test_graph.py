@@ -151,3 +151,32 @@ def test_running_graph_check_names_undeclared_parameters_and_exited_nodes():
             probe.destroy_node()
     # (Without `exited`, the gone node would be waited for until the timeout.)
     assert problems == {"graph_check_alive": ["k_autoo"], "graph_check_gone": ["not running (its process exited)"]}
+
+
+def test_a_goal_state_policy_switches_the_capture_to_goal_state_and_only_on_the_twin(tmp_path):
+    from hiors_bringup.graph import is_goal_state_policy
+    from hiors_policy.checkpoint import CONFIG_FILE
+    from hiors_policy.policy import PolicyConfig
+    from hiors_policy.presets import get_preset
+
+    def saved(name, goal_state):
+        d = tmp_path / name
+        d.mkdir()
+        config = PolicyConfig.for_task("tora_one", "raise_hand", get_preset("tiny"), goal_state=goal_state)
+        (d / CONFIG_FILE).write_text(config.to_json())
+        return str(d)
+
+    goal, cameras = saved("goal", True), saved("cameras", False)
+    assert is_goal_state_policy(goal, "tora_one", "raise_hand")
+    assert not is_goal_state_policy(cameras, "tora_one", "raise_hand")
+    assert not is_goal_state_policy("", "tora_one", "raise_hand")
+    assert not is_goal_state_policy(str(tmp_path), "tora_one", "raise_hand")  # no project config: camera-only
+
+    def capture(policy, **kw):
+        specs = robot_graph(GraphArgs(robot="tora_one", policy=policy, **kw))
+        return next(s for s in specs if s.name == "capture").parameters
+
+    assert capture(goal)["goal_state"] is True
+    assert capture(cameras).get("goal_state", False) is False
+    with pytest.raises(ConfigError, match="goal-state policy"):
+        capture(goal, sim=False, use_sim_time=False)

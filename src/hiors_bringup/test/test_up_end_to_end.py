@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 from rosbags.highlevel import AnyReader
 
 from hiors_bringup.up import UpOptions, run_up
@@ -160,3 +161,39 @@ def test_rejected_episodes_stay_in_the_log_complete_and_labelled(tmp_path):
         ep = log.read(r["episode_id"])
         assert ep.label is not None and ep.frames and ep.executed
         assert not any(e.authority == AUTHORITY_HUMAN for e in ep.executed)
+
+
+def test_up_from_a_goal_state_base_ends_with_start_and_final_evaluated(tmp_path):
+    """`hiors up --base <pretrain out> --eval-states 2` (what `make demo` runs, at its smallest): the goal-state base
+    is copied as the starting policy, the capture node is switched to goal-state (else the policy refuses every
+    observation and no episode is driven by it), the learner starts from the base's demonstrations, and both the
+    starting policy and the final weights are evaluated without the operator on the same held-out states."""
+    from hiors_bringup.pretrain import PretrainConfig, pretrain
+
+    base = tmp_path / "base"
+    pretrain(PretrainConfig(robot="tora_one", task="raise_hand", demos=2, steps=2, goal_state=True), base, say=print)
+    run_dir = tmp_path / "run"
+    opts = UpOptions(
+        robot="tora_one",
+        base=str(base),
+        episodes=2,
+        eval_states=2,
+        run_dir=str(run_dir),
+        timeout_s=400.0,
+        # The second episode waits for trained weights, so that the run has final weights to evaluate.
+        overrides=(("learner", "publish_every", 5), ("episode_runner", "await_trained_policy_s", 180.0)),
+    )
+    assert run_up(opts, quiet=True) == 0
+    params = yaml.safe_load((run_dir / "params" / "capture.yaml").read_text())["capture"]["ros__parameters"]
+    assert params["goal_state"] is True
+    assert (run_dir / "policy" / "model.safetensors").read_bytes() == (
+        base / "policy" / "model.safetensors"
+    ).read_bytes()
+    ep = EpisodeLog(run_dir / "episodes").read(rows(run_dir)[0]["episode_id"])
+    assert any(e.authority == AUTHORITY_POLICY for e in ep.executed)  # the goal-state policy drove
+    with open(run_dir / "eval_start_vs_final.csv") as f:
+        evals = {r["policy"]: r for r in csv.DictReader(f)}
+    assert evals["start"]["states"] == "2" and evals["start"]["seeds"] == evals["final"]["seeds"]
+    assert evals["final"]["source"].endswith(".safetensors")
+    summary = (run_dir / "summary.txt").read_text()
+    assert "start policy, no operator, 2 held-out" in summary and "operator share per episode" in summary

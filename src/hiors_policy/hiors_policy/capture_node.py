@@ -4,11 +4,16 @@ At each tick the newest joint state is the reference (its stamp becomes Observat
 published only when every camera (and, for end-effector tasks, every EE pose) has a sample within `max_skew` of it;
 otherwise the tick is dropped and `dropped_stale` counts it, so an old image is never paired with a new state.
 A joint state is used at most once. The state layout is `hiors_policy.layout.state_layout(robot, task)`.
+With `goal_state` (the twin's goal-state policies only) the state also carries the task's goal entries
+(`state_layout(robot, task, goal=True)`), read from the twin's privileged task state (`topics.SIM_TASK_STATE`,
+its `goal` values), which must be within `max_skew` of the joint state like every other input: a reset moves the
+goal, and an Observation is never built with the previous scene's. Real robots leave it off.
 Optionally (real robots) cameras are read from OpenCV devices (`opencv_devices: ["top=0", ...]`, off by default).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 
 from geometry_msgs.msg import PoseStamped
@@ -16,6 +21,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.convert import NS, stamp_to_ns
@@ -35,6 +41,11 @@ CAPTURE_PARAMS = {
     "cameras": ([""], "camera names ([''] = the robot's cameras)"),
     "frame_id": ("", "Observation.header.frame_id ('' = the robot's base frame)"),
     "opencv_devices": ([""], "real robot only: read cameras from OpenCV devices, e.g. ['top=0', 'left_wrist=2']"),
+    "goal_state": (
+        False,
+        "twin only: the state also carries the task's goal entries, read from the sim's privileged task state "
+        "(for goal-state policies; `hiors up` sets it from the policy's state names)",
+    ),
 }
 OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -54,7 +65,10 @@ class CaptureNode(Node):
         self.instruction = task_instruction(robot, task)
         self.cameras = tuple(c for c in p["cameras"] if c) or rs.cameras
         self.frame_id = str(p["frame_id"]) or rs.base_frame
-        self.state_names = state_layout(robot, task)
+        self.goal_state = bool(p["goal_state"])
+        self.state_names = state_layout(robot, task, goal=self.goal_state)
+        if self.goal_state and self.state_names == state_layout(robot, task):
+            raise ConfigError(f"goal_state: task {task!r} has no goal entries (hiors_core.tasks goal_names)")
         self.ee_arms = ee_arms(robot, task)
         if float(p["rate_hz"]) <= 0 or float(p["max_skew"]) <= 0:
             raise ConfigError("rate_hz and max_skew must be positive")
@@ -64,6 +78,7 @@ class CaptureNode(Node):
         self.images: dict[str, Image] = {}
         self.joints: JointState | None = None
         self.poses: dict[str, PoseStamped] = {}
+        self.task_state: String | None = None  # the twin's latest, parsed only when an Observation is built
         self.last_joint_ns = -1
         self.sequence = 0
         self.dropped_stale = 0
@@ -87,6 +102,8 @@ class CaptureNode(Node):
                 lambda m, a=arm: self._on_pose(a, m),
                 qos_profile_sensor_data,
             )
+        if self.goal_state:
+            self.create_subscription(String, topics.SIM_TASK_STATE, self._on_task_state, 10)
         self._stop = threading.Event()
         self._threads = [self._start_device(d) for d in devices]
         self.create_timer(1.0 / float(p["rate_hz"]), self._tick)
@@ -103,6 +120,10 @@ class CaptureNode(Node):
     def _on_pose(self, arm: str, msg: PoseStamped) -> None:
         with self._lock:
             self.poses[arm] = msg
+
+    def _on_task_state(self, msg: String) -> None:
+        with self._lock:
+            self.task_state = msg
 
     def _start_device(self, spec: str) -> threading.Thread:
         name, _, index = spec.partition("=")
@@ -131,7 +152,7 @@ class CaptureNode(Node):
     def build(self) -> Observation | None:
         """The next Observation, or None (nothing new, something missing, or stale: then dropped_stale += 1)."""
         with self._lock:
-            joints, images, poses = self.joints, dict(self.images), dict(self.poses)
+            joints, images, poses, task_state = self.joints, dict(self.images), dict(self.poses), self.task_state
         if joints is None:
             return None
         ref = stamp_to_ns(joints.header.stamp)
@@ -141,11 +162,23 @@ class CaptureNode(Node):
             self.last_joint_ns = -1
         if ref <= self.last_joint_ns:
             return None  # no new proprioception since the last bundle
-        if any(c not in images for c in self.cameras) or any(a not in poses for a in self.ee_arms):
+        if (
+            any(c not in images for c in self.cameras)
+            or any(a not in poses for a in self.ee_arms)
+            or (self.goal_state and task_state is None)
+        ):
             self.missing += 1
             return None
         stamps = [stamp_to_ns(images[c].header.stamp) for c in self.cameras]
         stamps += [stamp_to_ns(poses[a].header.stamp) for a in self.ee_arms]
+        goal = None
+        if self.goal_state:
+            try:
+                goal_ns, goal = goal_from_task_state(task_state.data)
+            except ValueError as e:
+                self.get_logger().warning(f"{topics.SIM_TASK_STATE}: {e}; no observation", throttle_duration_sec=5.0)
+                return None
+            stamps.append(goal_ns)
         if any(abs(s - ref) > self.max_skew_ns for s in stamps):
             self.dropped_stale += 1
             self.last_joint_ns = ref
@@ -156,7 +189,7 @@ class CaptureNode(Node):
             p, q = poses[arm].pose.position, poses[arm].pose.orientation
             ee[arm] = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
         try:
-            state = assemble_state(self.state_names, positions, ee)
+            state = assemble_state(self.state_names, positions, ee, goal=goal)
         except KeyError as e:
             self.get_logger().warning(f"joint_states: {e}; no observation", throttle_duration_sec=5.0)
             return None
@@ -183,6 +216,19 @@ class CaptureNode(Node):
         for t in self._threads:
             t.join(timeout=2.0)
         return super().destroy_node()
+
+
+def goal_from_task_state(text: str) -> tuple[int, dict[str, float]]:
+    """(stamp in ns, goal values by name) of one privileged task state of the twin (the sim node's JSON: its
+    `goal` from `task_state()`, its `sim_time` the stamp of the joint state published with it). Raises ValueError
+    saying what is missing."""
+    try:
+        st = json.loads(text)
+        goal = {str(k): float(v) for k, v in st["goal"].items()}
+        stamp = int(round(float(st["sim_time"]) * NS))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"task state without a readable goal and sim_time ({type(e).__name__}: {e})") from None
+    return stamp, goal
 
 
 def main(args=None):

@@ -212,3 +212,93 @@ def test_capture_aligns_and_drops_stale(ctx):
     finally:
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_goal_from_task_state_reads_the_goal_and_its_stamp():
+    import json
+
+    from hiors_policy.capture_node import goal_from_task_state
+
+    stamp, goal = goal_from_task_state(json.dumps({"sim_time": 2.5, "goal": {"goal_x": 0.3, "goal_qw": 1}}))
+    assert stamp == 2_500_000_000 and goal == {"goal_x": 0.3, "goal_qw": 1.0}
+    for bad in ("{}", json.dumps({"sim_time": 1.0}), json.dumps({"goal": {}}), "not json"):
+        with pytest.raises(ValueError, match="goal and sim_time"):
+            goal_from_task_state(bad)
+
+
+def test_capture_goal_state_adds_the_twins_goal_aligned_in_time(ctx):
+    """With goal_state the state ends with the task's goal entries, from the sim's task state: no Observation
+    before one arrives, none with a task state from another instant (the previous scene's goal)."""
+    import json
+
+    from std_msgs.msg import String
+
+    from hiors_core.tasks import get_task
+    from hiors_policy.layout import state_layout
+
+    goal_names = get_task("raise_hand", "tora_one").goal_names
+    node = CaptureNode(
+        context=ctx,
+        parameter_overrides=[
+            Parameter("rate_hz", value=100.0),
+            Parameter("max_skew", value=0.05),
+            Parameter("goal_state", value=True),
+        ],
+    )
+    assert node.state_names == state_layout("tora_one", "raise_hand", goal=True)
+    assert node.state_names[-len(goal_names) :] == goal_names
+    probe = node.__class__.__mro__[1]("probe", context=ctx)
+    got = []
+    probe.create_subscription(Observation, topics.OBSERVATION, got.append, 10)
+    cams = {
+        c: probe.create_publisher(type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), 10)
+        for c in ("top", "left_wrist")
+    }
+    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), 10)
+    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, 10)
+    state_pub = probe.create_publisher(String, topics.SIM_TASK_STATE, 10)
+    names = [f"left_joint{i}" for i in range(1, 8)] + [f"right_joint{i}" for i in range(1, 8)]
+    names += ["left_gripper", "right_gripper"]
+
+    def send(t_ns, goal_t_ns=None, goal_x=0.5):
+        for c, p in cams.items():
+            p.publish(image_msg(np.full((24, 32, 3), 7, np.uint8), t_ns, c))
+        pose = PoseStamped()
+        pose.header.stamp = time_msg(t_ns)
+        pose.pose.orientation.w = 1.0
+        pose_pub.publish(pose)
+        if goal_t_ns is not None:
+            goal = {n: 0.01 * i for i, n in enumerate(goal_names)} | {"goal_x": goal_x}
+            state_pub.publish(String(data=json.dumps({"sim_time": goal_t_ns / NS, "goal": goal})))
+        wait_for(
+            lambda: (
+                len(node.images) == 2
+                and all(m.header.stamp == time_msg(t_ns) for m in [*node.images.values(), *node.poses.values()])
+                and (goal_t_ns is None or node.task_state is not None and f"{goal_t_ns / NS}" in node.task_state.data)
+            ),
+            10,
+            "inputs received",
+        )
+        js = JointState(name=names, position=[0.01 * i for i in range(len(names))])
+        js.header.stamp = time_msg(t_ns)
+        js_pub.publish(js)
+
+    try:
+        with spinning([node, probe], context=ctx):
+            for p in [*cams.values(), pose_pub, js_pub, state_pub]:
+                wait_for_subscribers(p)
+            send(10 * NS)  # no task state yet: nothing built
+            wait_for(lambda: node.missing > 0 and node.last_joint_ns < 0, 10, "observation held back")
+            send(11 * NS, goal_t_ns=11 * NS - 20_000_000, goal_x=0.42)  # 20 ms apart: aligned
+            wait_for(lambda: len(got) == 1, 10, "observation with the goal")
+            o = got[0]
+            assert list(o.state_names) == list(node.state_names) and len(o.state) == len(node.state_names)
+            goal = dict(zip(o.state_names[-len(goal_names) :], o.state[-len(goal_names) :], strict=True))
+            assert goal["goal_x"] == pytest.approx(0.42)
+            assert goal["goal_qw"] == pytest.approx(0.01 * goal_names.index("goal_qw"))
+            send(12 * NS, goal_t_ns=11 * NS)  # the task state is 1 s older than the joints: dropped
+            wait_for(lambda: node.dropped_stale == 1, 10, "stale goal dropped")
+            assert len(got) == 1
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
