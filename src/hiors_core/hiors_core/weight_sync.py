@@ -5,16 +5,25 @@ Pure Python; the message helpers import hiors_msgs lazily, so the learner (publi
 (receiving) share this code:
 
     learner:  update, chunks = weight_messages(blob, version, step, path)  -> publish update (latched), chunks
-    policy:   rx = WeightReceiver(); blob = rx.on_update(msg) / rx.on_chunk(msg)  -> bytes once complete+verified
+    policy:   rx = WeightReceiver(); got = rx.on_update(msg) / rx.on_chunk(msg)  -> (version, blob) once complete
+              and verified; rx.commit(version) once swapped in, rx.refuse(version, ...) if not usable
+
+Anyone on the graph can publish weight messages, so the receiver assumes they may be forged: a refused version never
+raises the version floor, sizes are bounded before anything is read or held, incomplete transfers expire, and every
+refused or ignored message is counted and logged once, by reason (REASONS).
 """
 
 from __future__ import annotations
 
 import array
+import ctypes
 import hashlib
 import os
 import stat
 import tempfile
+import threading
+import time
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +33,39 @@ CHUNK_SIZE = 512 * 1024
 
 
 class WeightSyncError(HiorsError):
-    pass
+    """A refused weight update; `reason` is one of REASONS (the counter and the log name it)."""
+
+    def __init__(self, message: str, reason: str = "bad_chunk"):
+        super().__init__(message)
+        self.reason = reason
+
+
+# Why a weight message was refused or ignored: the one home of these names (counters, logs, diagnostics, tests).
+REFUSED = {
+    "bad_path": "the file an update names is not a regular file of the announced size and sha256",
+    "too_large": "an announced size (or a file's size) over the node's weight-size limit",
+    "bad_chunk": "a chunk inconsistent with itself or with earlier chunks of its version",
+    "bad_digest": "a reassembled blob that fails its size or sha256 check",
+    "bad_weights": "a verified blob that is not usable weights for this model (safetensors, keys, shapes, finite)",
+    "expired": "an incomplete transfer with no new chunk for the timeout",
+    "evicted": "an incomplete transfer dropped to keep the bytes held for incomplete transfers under the budget",
+    "superseded": "an incomplete transfer of a version at or below one swapped in",
+    "flood": "a chunk dropped because the weight messages waiting to be processed hold the byte budget",
+}
+IGNORED = {
+    "stale": "a version at or below the one running",
+    "duplicate": "a version already delivered and waiting to be swapped in, or a chunk already held",
+}
+REASONS = {**REFUSED, **IGNORED}
+
+
+HEADER_ALLOWANCE = 1 << 20  # room for a safetensors header (names, dtypes, shapes of every tensor) in a size bound
+
+
+def weight_bytes_limit(num_params: int) -> int:
+    """The largest weight blob a model of `num_params` parameters can arrive as: 4 bytes a parameter (float32, the
+    widest dtype a learner sends) plus room for the safetensors header. Anything announced larger is refused unread."""
+    return 4 * int(num_params) + HEADER_ALLOWANCE
 
 
 def sha256_hex(blob: bytes) -> str:
@@ -60,67 +101,227 @@ def write_atomic(path: str | Path, blob: bytes) -> Path:
     return path
 
 
-def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None) -> bytes:
+def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None, max_bytes: int | None = None) -> bytes:
     """Read a weight file and check its digest (and size); raises WeightSyncError naming the file otherwise.
-    Only a regular file of the announced size is read: a path to a device (/dev/zero), a FIFO or a directory, as a
-    forged announcement could name, would otherwise block the reader or exhaust its memory."""
+    Only a regular file of the announced size, at most `max_bytes`, is read, and its size is checked before a byte
+    is read: a path to a device (/dev/zero), a FIFO or a directory, or a huge (sparse) file, as a forged announcement
+    could name, would otherwise block the reader or exhaust its memory. The checks are made on the opened file
+    (non-blocking open, then fstat), so a path swapped for a FIFO after the check cannot block the reader either."""
+    if max_bytes is not None and total_bytes is not None and total_bytes > max_bytes:
+        raise WeightSyncError(f"{path}: announced {total_bytes} bytes, over the limit of {max_bytes}", "too_large")
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise WeightSyncError(f"{path}: cannot read weights: {e}", "bad_path") from None
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise WeightSyncError(f"{path}: not a regular file; weights are not read from it")
+            raise WeightSyncError(f"{path}: not a regular file; weights are not read from it", "bad_path")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise WeightSyncError(f"{path}: {st.st_size} bytes, over the limit of {max_bytes}; not read", "too_large")
         if total_bytes is not None and st.st_size != total_bytes:
-            raise WeightSyncError(f"{path}: {st.st_size} bytes, announced {total_bytes}")
-        with open(path, "rb") as f:
+            raise WeightSyncError(f"{path}: {st.st_size} bytes, announced {total_bytes}", "bad_path")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1  # closed with f
             blob = f.read(st.st_size + 1)
     except OSError as e:
-        raise WeightSyncError(f"{path}: cannot read weights: {e}") from None
-    if total_bytes is not None and len(blob) != total_bytes:
-        raise WeightSyncError(f"{path}: {len(blob)} bytes, announced {total_bytes}")
+        raise WeightSyncError(f"{path}: cannot read weights: {e}", "bad_path") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if (total_bytes is not None and len(blob) != total_bytes) or len(blob) != st.st_size:
+        raise WeightSyncError(f"{path}: {len(blob)} bytes read, announced {total_bytes} (file changed)", "bad_path")
     if sha256_hex(blob) != sha256:
-        raise WeightSyncError(f"{path}: sha256 mismatch (file changed or was truncated)")
+        raise WeightSyncError(f"{path}: sha256 mismatch (file changed or was truncated)", "bad_path")
     return blob
 
 
+def _is_digest(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+# Memory a held chunk or transfer takes beyond its bytes (Python objects, dict entries), counted against the budget:
+# otherwise a flood of one-byte chunks would hold a hundred times the bytes it is charged.
+OVERHEAD = 256
+
+
 @dataclass
-class _Pending:
+class Transfer:
+    """An incomplete chunked transfer of one version."""
+
     version: int
     sha256: str
     total_bytes: int
     num_chunks: int
+    last: float  # monotonic time of its last new chunk
     chunks: dict[int, bytes] = field(default_factory=dict)
+    held: int = 0  # bytes of its chunks
+    charged: int = OVERHEAD  # what it counts against the budget: its bytes plus OVERHEAD for it and each chunk
 
 
 class BlobAssembler:
-    """Reassembles chunked blobs. Keeps one version in flight; a newer version replaces an older partial one;
-    chunks of versions at or below the last completed one are ignored. Returns the blob once complete and verified."""
+    """Reassembles chunked blobs, several versions side by side (so that a forged version that never completes
+    cannot block the real one), within a byte budget: a transfer may announce at most `max_blob_bytes`, and all
+    incomplete transfers together hold at most twice that (one in flight and a newer one starting); room is made by
+    dropping the transfer that went longest without a chunk. A transfer with no new chunk for `timeout_s` expires.
 
-    def __init__(self):
-        self.pending: _Pending | None = None
-        self.completed_version = -1
+    add() returns the blob once complete and verified, or None, and raises WeightSyncError (with its reason) refusing
+    the chunk; the transfers it drops unfinished go to `on_drop(reason, transfer)` with their bytes released."""
 
-    def add(self, version: int, sha256: str, index: int, num_chunks: int, total_bytes: int, data: bytes):
+    def __init__(self, max_blob_bytes: int | None = None, timeout_s: float = 60.0, on_drop=None):
+        self.max_blob_bytes = None if max_blob_bytes is None else int(max_blob_bytes)
+        self.max_pending_bytes = None if max_blob_bytes is None else 2 * int(max_blob_bytes)
+        self.timeout_s = float(timeout_s)
+        self.on_drop = on_drop or (lambda reason, transfer: None)
+        self.pending: dict[int, Transfer] = {}
+        self.held = 0  # what all incomplete transfers are charged (their bytes and OVERHEAD)
+
+    def add(self, version, sha256, index, num_chunks, total_bytes, data: bytes, now: float | None = None):
         version, index, num_chunks, total_bytes = int(version), int(index), int(num_chunks), int(total_bytes)
-        if version <= self.completed_version:
-            return None
+        now = time.monotonic() if now is None else now
+        where = f"chunk {index}"  # the tally's line names the version
         if not 0 <= index < num_chunks:
-            raise WeightSyncError(f"version {version}: chunk {index} outside 0..{num_chunks - 1}")
-        p = self.pending
-        if p is None or version > p.version:
-            p = self.pending = _Pending(version, sha256, total_bytes, num_chunks)
-        elif version < p.version:
-            return None  # a stale chunk of an older version
-        if (p.sha256, p.num_chunks, p.total_bytes) != (sha256, num_chunks, total_bytes):
-            self.pending = None
-            raise WeightSyncError(f"version {version}: chunk {index} disagrees with earlier chunks of that version")
-        p.chunks[index] = bytes(data)
-        if len(p.chunks) < p.num_chunks:
+            raise WeightSyncError(f"{where} outside 0..{num_chunks - 1}", "bad_chunk")
+        if self.max_blob_bytes is not None and total_bytes > self.max_blob_bytes:
+            raise WeightSyncError(
+                f"{where}: announces {total_bytes} bytes, over the limit of {self.max_blob_bytes}", "too_large"
+            )
+        if not _is_digest(str(sha256)):
+            raise WeightSyncError(f"{where}: sha256 {str(sha256)[:80]!r} is not 64 hex digits", "bad_chunk")
+        if num_chunks > max(total_bytes, 1):
+            raise WeightSyncError(f"{where}: {num_chunks} chunks for {total_bytes} bytes", "bad_chunk")
+        t = self.pending.get(version) or Transfer(version, str(sha256), total_bytes, num_chunks, now)
+        if (t.sha256, t.num_chunks, t.total_bytes) != (sha256, num_chunks, total_bytes):
+            raise WeightSyncError(f"{where} disagrees with earlier chunks of that version", "bad_chunk")
+        if index in t.chunks:
+            raise WeightSyncError(f"{where} again", "duplicate")
+        n = len(data)
+        if n == 0 and total_bytes > 0:
+            raise WeightSyncError(f"{where} is empty", "bad_chunk")
+        if t.held + n > t.total_bytes:
+            raise WeightSyncError(f"{where}: {t.held + n} bytes in its chunks, announced {total_bytes}", "bad_chunk")
+        cost = n + OVERHEAD + (0 if version in self.pending else t.charged)
+        self._make_room(cost, keep=version)
+        self.pending[version] = t
+        t.chunks[index] = bytes(data)
+        t.held += n
+        t.charged += n + OVERHEAD
+        self.held += cost
+        t.last = now
+        if len(t.chunks) < t.num_chunks:
             return None
-        blob = b"".join(p.chunks[i] for i in range(p.num_chunks))
-        self.pending = None
-        if len(blob) != p.total_bytes or sha256_hex(blob) != p.sha256:
-            raise WeightSyncError(f"version {version}: reassembled blob fails its size/sha256 check; dropped")
-        self.completed_version = version
+        del self.pending[version]
+        self.held -= t.charged
+        blob = b"".join(t.chunks[i] for i in range(t.num_chunks))
+        t.chunks.clear()
+        if len(blob) != t.total_bytes or sha256_hex(blob) != t.sha256:
+            raise WeightSyncError(
+                f"reassembled blob of {t.num_chunks} chunks fails its size/sha256 check", "bad_digest"
+            )
         return blob
+
+    def _make_room(self, n: int, keep: int) -> None:
+        while self.max_pending_bytes is not None and self.held + n > self.max_pending_bytes:
+            others = [t for v, t in self.pending.items() if v != keep]
+            if not others:  # only with a budget too small for one transfer's bookkeeping
+                raise WeightSyncError(f"no room within {self.max_pending_bytes} bytes", "too_large")
+            self._drop("evicted", min(others, key=lambda t: t.last))
+
+    def _drop(self, reason: str, t: Transfer) -> None:
+        del self.pending[t.version]
+        self.held -= t.charged
+        self.on_drop(reason, t)
+        t.chunks.clear()
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop the transfers with no new chunk for timeout_s; returns how many."""
+        now = time.monotonic() if now is None else now
+        old = [t for t in self.pending.values() if now - t.last > self.timeout_s]
+        for t in old:
+            self._drop("expired", t)
+        return len(old)
+
+    def supersede(self, floor: int) -> int:
+        """Drop the transfers of versions at or below `floor` (a version swapped in); returns how many."""
+        old = [t for v, t in self.pending.items() if v <= floor]
+        for t in old:
+            self._drop("superseded", t)
+        return len(old)
+
+    def next_deadline(self) -> float | None:
+        """When the next transfer expires (monotonic time); None with none pending."""
+        last = min((t.last for t in self.pending.values()), default=None)
+        return None if last is None else last + self.timeout_s
+
+
+class Tally:
+    """Counts every refused or ignored weight message by reason and decides which ones to log: the first of each
+    (reason, version), so that a refused transfer of thousands of chunks is one line and as many counts, and at most
+    `burst` lines per `window_s`, so that a flood of distinct forged versions cannot flood the log (the next line
+    says how many went unlogged). `report(reason, version, line)` gets every event, `line` None when not logged.
+    Thread-safe: the node notes from its loader and its inference thread."""
+
+    def __init__(self, report=None, remember: int = 1024, burst: int = 20, window_s: float = 10.0, clock=None):
+        self.report = report or (lambda reason, version, line: None)
+        self.counts: Counter[str] = Counter()
+        self.remember, self.burst, self.window_s = remember, burst, window_s
+        self.clock = clock or time.monotonic
+        self.unlogged = 0
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._window: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def refused(self) -> int:
+        return sum(n for r, n in self.snapshot().items() if r in REFUSED)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts by reason, copied (another thread may be noting)."""
+        with self._lock:
+            return dict(self.counts)
+
+    def note(self, reason: str, version: int, detail: str) -> str | None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown weight refusal reason {reason!r}; known: {sorted(REASONS)}")
+        with self._lock:
+            self.counts[reason] += 1
+            key = (reason, int(version))
+            first = key not in self._seen
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.remember:
+                self._seen.popitem(last=False)
+            line = None
+            if first:
+                now = self.clock()
+                while self._window and now - self._window[0] > self.window_s:
+                    self._window.popleft()
+                if len(self._window) < self.burst:
+                    self._window.append(now)
+                    verb = "refused" if reason in REFUSED else "ignored"
+                    line = f"weights version {version} {verb} ({reason}): {detail}"
+                    if self.unlogged:
+                        line += f" [and {self.unlogged} more refused or ignored, not logged: too many at once]"
+                        self.unlogged = 0
+                else:
+                    self.unlogged += 1
+            self.report(reason, int(version), line)
+            return line
+
+
+def trim_heap() -> None:
+    """Hand freed memory back to the OS: glibc keeps freed medium-sized blocks (such as 512 kB chunks) in its heap,
+    so without this the RSS stays where a refused transfer took it."""
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL("libc.so.6")
+        _LIBC.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+_LIBC = None
 
 
 # --- hiors_msgs / rclpy helpers (lazy import) ---------------------------------------------------------------------
@@ -173,32 +374,88 @@ def _msg_bytes(data) -> bytes:
 
 class WeightReceiver:
     """Actor side: feed PolicyUpdate and PolicyWeights messages; returns (version, blob) when a new verified
-    version is available. Uses the local file when the announce names a readable path with the right digest."""
+    version is available. Uses the local file when the announce names a path on this disk with the right digest.
 
-    def __init__(self, use_local_path: bool = True):
-        self.assembler = BlobAssembler()
+    Only the caller's commit(version), once that version is swapped in, raises the floor below which versions are
+    stale: a delivered blob that is then refused (not the model's weights) must not use up its version number, or one
+    forged announcement of version 2^64-1 would stop learning for good. Every refused or ignored message is noted in
+    `tally` by reason (REASONS). Not thread-safe except for note(): one thread feeds it."""
+
+    def __init__(
+        self,
+        use_local_path: bool = True,
+        max_blob_bytes: int | None = None,
+        timeout_s: float = 60.0,
+        floor: int = -1,
+        report=None,
+    ):
+        self.tally = Tally(report)
+        self.assembler = BlobAssembler(max_blob_bytes, timeout_s, on_drop=self._dropped)
         self.use_local_path = use_local_path
-        self.latest_version = -1
+        self.floor = int(floor)  # the version running; only commit() raises it
+        self.delivered: int | None = None  # the version handed out and not yet committed or refused
+        self.latest_version = -1  # the newest version handed out (informational)
+
+    def note(self, reason: str, version: int, detail: str) -> None:
+        self.tally.note(reason, version, detail)
+
+    def _dropped(self, reason: str, t: Transfer) -> None:
+        self.note(reason, t.version, f"incomplete, {len(t.chunks)} of {t.num_chunks} chunks ({t.held} bytes) dropped")
+
+    def _admit(self, version: int, what: str) -> bool:
+        if version <= self.floor:
+            self.note("stale", version, f"{what}: not newer than the running version {self.floor}")
+            return False
+        if version == self.delivered:
+            self.note("duplicate", version, f"{what}: this version is already received")
+            return False
+        return True
 
     def _done(self, version: int, blob: bytes | None):
-        if blob is None or version <= self.latest_version:
+        if blob is None:
             return None
-        self.latest_version = version
-        self.assembler.completed_version = max(self.assembler.completed_version, version)
+        self.delivered = version
+        self.latest_version = max(self.latest_version, version)
         return version, blob
 
     def on_update(self, msg):
         version = int(msg.version)
-        if version <= self.latest_version or not (self.use_local_path and msg.path and os.path.exists(msg.path)):
+        if not self._admit(version, "update"):
             return None
+        if not (self.use_local_path and msg.path) or not os.path.lexists(msg.path):
+            return None  # not on this disk: its chunks bring it
         try:
-            blob = read_verified(msg.path, msg.sha256, int(msg.total_bytes))
-        except WeightSyncError:
-            return None  # overwritten by a newer version, or not our disk: the chunks will carry it
+            blob = read_verified(msg.path, msg.sha256, int(msg.total_bytes), self.assembler.max_blob_bytes)
+        except WeightSyncError as e:  # forged, or overwritten by a newer version: the chunks may still bring it
+            self.note(e.reason, version, str(e))
+            return None
         return self._done(version, blob)
 
-    def on_chunk(self, msg):
-        blob = self.assembler.add(
-            msg.version, msg.sha256, msg.chunk_index, msg.num_chunks, msg.total_bytes, _msg_bytes(msg.data)
-        )
-        return self._done(int(msg.version), blob)
+    def on_chunk(self, msg, now: float | None = None):
+        version = int(msg.version)
+        if not self._admit(version, f"chunk {msg.chunk_index}"):
+            return None
+        try:
+            blob = self.assembler.add(
+                version, msg.sha256, msg.chunk_index, msg.num_chunks, msg.total_bytes, _msg_bytes(msg.data), now
+            )
+        except WeightSyncError as e:
+            self.note(e.reason, version, str(e))
+            return None
+        return self._done(version, blob)
+
+    def commit(self, version: int) -> None:
+        """`version` is swapped in: it becomes the floor, and incomplete transfers at or below it are released."""
+        self.floor = max(self.floor, int(version))
+        if self.delivered is not None and self.delivered <= self.floor:
+            self.delivered = None
+        self.assembler.supersede(self.floor)
+
+    def refuse(self, version: int, reason: str, detail: str) -> None:
+        """The caller refused a delivered version (not usable weights): noted, and its number stays free."""
+        self.note(reason, version, detail)
+        if self.delivered == int(version):
+            self.delivered = None
+
+    def expire(self, now: float | None = None) -> int:
+        return self.assembler.expire(now)

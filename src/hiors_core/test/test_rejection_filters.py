@@ -1,4 +1,4 @@
-"""Threshold schedules, I_m, filters, buffer re-filtering and weight-sync chunking on hand-built episodes."""
+"""Threshold schedules, I_m, filters and buffer re-filtering on hand-built episodes (weight sync: test_weight_sync.py)."""
 
 import math
 
@@ -22,15 +22,6 @@ from hiors_core.filters import (
 from hiors_core.labelling import training_samples
 from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, sample_weight
 from hiors_core.robots import MODE_EE_POSE, MODE_JOINT
-from hiors_core.weight_sync import (
-    BlobAssembler,
-    WeightReceiver,
-    WeightSyncError,
-    read_verified,
-    sha256_hex,
-    split_chunks,
-    write_atomic,
-)
 
 
 def samples_of(ep, horizon=4):
@@ -207,46 +198,3 @@ def test_buffer_dedupes_and_refilters_when_m_rises():
     assert {s.episode_id for s in batch} == {"ep-2"}
     assert "ep-0" in buf  # known forever, never re-added
     assert buf.mark_seen("rejected-1") and not buf.mark_seen("rejected-1")
-
-
-def test_chunking_roundtrip_and_verification(tmp_path):
-    blob = np.random.default_rng(0).bytes(10_000)
-    parts = split_chunks(blob, 3000)
-    assert len(parts) == 4 and b"".join(parts) == blob
-    digest = sha256_hex(blob)
-    asm = BlobAssembler()
-    out = None
-    for i in [3, 1, 0, 2]:  # any order
-        out = asm.add(5, digest, i, 4, len(blob), parts[i])
-    assert out == blob and asm.completed_version == 5
-    assert asm.add(5, digest, 0, 4, len(blob), parts[0]) is None  # old version ignored
-    bad = BlobAssembler()
-    for i in range(3):
-        bad.add(6, digest, i, 4, len(blob), parts[i])
-    with pytest.raises(WeightSyncError, match="sha256"):
-        bad.add(6, digest, 3, 4, len(blob), b"x" * len(parts[3]))
-    # a newer version replaces a partial older one
-    asm2 = BlobAssembler()
-    asm2.add(1, "a", 0, 2, 4, b"ab")
-    assert asm2.add(2, sha256_hex(b"xy"), 0, 1, 2, b"xy") == b"xy"
-    p = write_atomic(tmp_path / "w" / "v1.safetensors", blob)
-    assert read_verified(p, digest, len(blob)) == blob
-    assert not list(p.parent.glob("*.tmp"))
-    with pytest.raises(WeightSyncError):
-        read_verified(p, sha256_hex(b"other"))
-
-
-def test_weight_messages_roundtrip(tmp_path):
-    from hiors_core.weight_sync import weight_messages
-
-    blob = np.random.default_rng(1).bytes(2_500)
-    update, chunks = weight_messages(blob, 3, 100, chunk_size=1000)
-    assert update.num_chunks == 3 and update.total_bytes == 2500 and len(chunks) == 3
-    rx = WeightReceiver()
-    assert rx.on_update(update) is None  # no path: wait for chunks
-    got = [rx.on_chunk(c) for c in chunks]
-    assert got[:2] == [None, None] and got[2] == (3, blob)
-    path = write_atomic(tmp_path / "v4.safetensors", blob)
-    update4, _ = weight_messages(blob, 4, 200, path=str(path))
-    assert rx.on_update(update4) == (4, blob)  # local fast path
-    assert rx.on_update(update4) is None  # not twice

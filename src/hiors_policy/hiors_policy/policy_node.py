@@ -3,6 +3,10 @@
 Callbacks only move data. A worker thread runs inference on the newest Observation (older unprocessed ones are
 skipped and counted) and applies verified new weights between two chunks. A second thread decodes and checks
 incoming weight blobs (sha256 by the receiver, then keys/shapes/finiteness), so a large blob never stalls inference.
+
+Weight messages may be forged (anyone on the graph can publish): only a version swapped in raises the version floor,
+the bytes waiting or held for incomplete transfers are bounded (max_weight_bytes), incomplete transfers expire, and
+every refused or ignored message is counted and logged once by reason (hiors_core.weight_sync.REASONS).
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from hiors_core import topics
 from hiors_core.convert import frame_from_observation
 from hiors_core.errors import BadInputError, HiorsError
 from hiors_core.node_main import run_node
-from hiors_core.weight_sync import WeightReceiver, WeightSyncError, weights_qos
+from hiors_core.weight_sync import (
+    OVERHEAD,
+    REFUSED,
+    WeightReceiver,
+    trim_heap,
+    weight_bytes_limit,
+    weights_qos,
+)
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
 from .checkpoint import make_policy
@@ -51,6 +62,12 @@ POLICY_PARAMS = {
     "image_width": (0, "required camera image width (0 = any)"),
     "image_height": (0, "required camera image height (0 = any)"),
     "use_local_weights": (True, "read PolicyUpdate.path directly when it is readable and its sha256 matches"),
+    "max_weight_bytes": (
+        0,
+        "largest weight blob taken, from a file or in chunks (0 = the model's size at float32 plus 1 MiB); weight "
+        "messages waiting, and incomplete transfers, each hold at most twice this",
+    ),
+    "weight_transfer_timeout_s": (60.0, "seconds without a new chunk after which an incomplete transfer is dropped"),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
 }
 
@@ -69,6 +86,8 @@ class PolicyNode(Node):
         self.p = p
         if p["diagnostics_period"] <= 0:
             raise HiorsError("diagnostics_period must be positive")
+        if int(p["max_weight_bytes"]) < 0 or not float(p["weight_transfer_timeout_s"]) > 0:
+            raise HiorsError("max_weight_bytes must be >= 0 and weight_transfer_timeout_s positive")
         if policy is None:
             policy = make_policy(str(p["checkpoint"]), device=str(p["device"]), seed=int(p["seed"]))
             if policy.load_info is not None:  # a converted lerobot / openpi checkpoint: say which copies it used
@@ -89,19 +108,28 @@ class PolicyNode(Node):
             "refused_inputs": 0,
             "skipped_observations": 0,
             "weight_updates": 0,
-            "weight_refusals": 0,
+            "weight_refusals": 0,  # every reason in weight_sync.REFUSED
             "stale_versions": 0,
+            "duplicate_weights": 0,
         }
         self.last_refusal = ""
         self.last_weight_error = ""
         self.latencies: deque[float] = deque(maxlen=100)
-        self.receiver = WeightReceiver(use_local_path=bool(p["use_local_weights"]))
-        self.receiver.latest_version = 0
-        self.receiver.assembler.completed_version = 0
+        num_params = sum(t.numel() for t in policy.model.state_dict().values())
+        self.max_weight_bytes = int(p["max_weight_bytes"]) or weight_bytes_limit(num_params)
+        self.receiver = WeightReceiver(
+            use_local_path=bool(p["use_local_weights"]),
+            max_blob_bytes=self.max_weight_bytes,
+            timeout_s=float(p["weight_transfer_timeout_s"]),
+            floor=0,
+            report=self._weight_event,
+        )
 
         self._cv = threading.Condition()
         self._pending_obs: Observation | None = None
         self._weight_msgs: deque = deque()  # PolicyUpdate / PolicyWeights for the loader thread
+        self._queued_bytes = 0  # what _weight_msgs holds (data, and OVERHEAD a message), at most 2 * max_weight_bytes
+        self._trim_due = False
         self._staged: tuple[int, dict] | None = None
         self._stop = False
 
@@ -129,75 +157,102 @@ class PolicyNode(Node):
             self._cv.notify_all()
 
     def _on_update(self, msg: PolicyUpdate) -> None:
-        if int(msg.version) == self.version:
-            return  # the same update again (re-announced, or already taken from the shared-disk fast path)
-        if int(msg.version) < self.version:
-            self.stats["stale_versions"] += 1
-            self.get_logger().warning(f"refusing policy version {msg.version}: older than current {self.version}")
-            return
-        self._queue_weights(msg)
+        self._queue_weights(msg, len(msg.path) + len(msg.sha256))
 
     def _on_weights(self, msg: PolicyWeights) -> None:
-        self._queue_weights(msg)
+        self._queue_weights(msg, len(msg.data) + len(msg.sha256))
 
-    def _queue_weights(self, msg) -> None:
+    def _queue_weights(self, msg, size: int) -> None:
         """Reading the announced file, reassembly and the sha256 check take seconds for a real pi0: the loader
-        thread does them, so that this single-threaded executor keeps taking observations meanwhile."""
+        thread does them, so that this single-threaded executor keeps taking observations meanwhile. What waits
+        for it is bounded: beyond twice max_weight_bytes a message is dropped as a flood (counted, logged)."""
+        cost = size + OVERHEAD
         with self._cv:
-            self._weight_msgs.append(msg)
-            self._cv.notify_all()
+            full = self._queued_bytes + cost > 2 * self.max_weight_bytes
+            if not full:
+                self._weight_msgs.append((msg, cost))
+                self._queued_bytes += cost
+                self._cv.notify_all()
+        if full:
+            self.receiver.note("flood", int(msg.version), f"{self._queued_bytes} bytes of weight messages wait already")
 
-    def _receive(self, msg) -> tuple[int, bytes] | None:
-        """(version, verified blob) once a weight message completes a new version (loader thread)."""
-        try:
-            if isinstance(msg, PolicyUpdate):
-                return self.receiver.on_update(msg)
-            return self.receiver.on_chunk(msg)
-        except WeightSyncError as e:
-            self._weight_refused(str(e))
-            return None
-
-    def _weight_refused(self, why: str) -> None:
-        self.stats["weight_refusals"] += 1
-        self.last_weight_error = why
-        self.get_logger().error(f"new weights refused, keeping version {self.version}: {why}")
+    def _weight_event(self, reason: str, version: int, line: str | None) -> None:
+        """Every refused or ignored weight message, once (from the receiver's tally; `line` None: counted only)."""
+        if reason in REFUSED:
+            self.stats["weight_refusals"] += 1
+            self.last_weight_error = f"version {version}: {reason}"
+            self._trim_due = True
+        else:
+            self.stats["stale_versions" if reason == "stale" else "duplicate_weights"] += 1
+        if line is None:
+            return
+        if reason in REFUSED:
+            self.get_logger().error(f"{line}; keeping version {self.version}")
+        else:
+            self.get_logger().info(line)
 
     # ---------------------------------------------------------------- worker threads
     def _weights_loop(self) -> None:
+        rx = self.receiver  # touched by this thread only (its tally is thread-safe)
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._stop or self._weight_msgs)
+                deadline = rx.assembler.next_deadline()
+                self._cv.wait_for(
+                    lambda: self._stop or self._weight_msgs or self.version > rx.floor,
+                    None if deadline is None else max(0.01, deadline - time.monotonic()),
+                )
                 if self._stop:
                     return
-                msg = self._weight_msgs.popleft()
-            received = self._receive(msg)
-            if received is None:
-                continue
-            version, blob = received
-            if version <= self.version:
-                self.stats["stale_versions"] += 1
-                continue
-            try:
-                sd = self.policy.parse_blob(blob, f"weights v{version}")
-            except CheckpointError as e:
-                self._weight_refused(str(e))
-                continue
-            with self._cv:
-                if self._staged is None or self._staged[0] < version:
-                    self._staged = (version, sd)
+                msg, cost = self._weight_msgs.popleft() if self._weight_msgs else (None, 0)
+                self._queued_bytes -= cost
+                swapped, idle = self.version, not self._weight_msgs
+            if swapped > rx.floor:
+                rx.commit(swapped)  # the floor moves only with a swapped-in version; older transfers go
+            if msg is not None:
+                self._take(msg)
+            del msg
+            if idle:  # caught up: an incomplete transfer with no chunk for the timeout is really stuck
+                rx.expire()
+                if self._trim_due:
+                    self._trim_due = False
+                    trim_heap()  # give what refused transfers held back to the OS
+
+    def _take(self, msg) -> None:
+        """One weight message (loader thread): a complete, verified and usable version is staged for the swap; what
+        is refused is dropped here, so that nothing of it outlives this call."""
+        got = self.receiver.on_update(msg) if isinstance(msg, PolicyUpdate) else self.receiver.on_chunk(msg)
+        if got is None:
+            return
+        version, blob = got
+        try:
+            sd = self.policy.parse_blob(blob, f"weights v{version}")
+        except CheckpointError as e:
+            self.receiver.refuse(version, "bad_weights", str(e))
+            return
+        with self._cv:
+            waiting = None if self._staged is None else self._staged[0]
+            if waiting is None or waiting < version:
+                self._staged = (version, sd)
                 self._cv.notify_all()
+        if waiting is not None and waiting >= version:
+            self.receiver.refuse(version, "stale", f"version {waiting} is already waiting to be swapped in")
 
     def _apply_staged(self) -> None:
         with self._cv:
             staged, self._staged = self._staged, None
-        if staged is None or staged[0] <= self.version:
+        if staged is None:
+            return
+        if staged[0] <= self.version:
+            self.receiver.note("stale", staged[0], f"not newer than the running version {self.version}")
             return
         try:
             self.policy.apply_state_dict(staged[1])
         except (RuntimeError, CheckpointError) as e:  # parse_blob checked it; be safe anyway
-            self._weight_refused(str(e))
+            self.receiver.note("bad_weights", staged[0], str(e))
             return
-        self.version = staged[0]
+        with self._cv:
+            self.version = staged[0]
+            self._cv.notify_all()  # the loader raises the receiver's floor
         self.stats["weight_updates"] += 1
         self.get_logger().info(f"swapped in policy version {self.version}")
 
@@ -280,7 +335,11 @@ class PolicyNode(Node):
             _kv("num_steps", self.policy.num_steps),
             _kv("last_refusal", self.last_refusal),
             _kv("last_weight_error", self.last_weight_error),
+            _kv("weight_limit_bytes", self.max_weight_bytes),
+            _kv("weight_pending_bytes", self.receiver.assembler.held),
+            _kv("weight_queued_bytes", self._queued_bytes),
         ]
+        st.values += [_kv(f"weights_{r}", n) for r, n in sorted(self.receiver.tally.snapshot().items())]
         arr = DiagnosticArray(status=[st])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
