@@ -58,6 +58,46 @@ def test_raise_hand_check():
     assert not RaiseHand.evaluate(far)["success"]
     turned = dict(ok, ee_quat_xyzw=rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 0.6)).tolist())
     assert not RaiseHand.evaluate(turned)["success"]
+    # At the target but not yet for hold_s: passing through is not reaching.
+    assert not RaiseHand.evaluate(dict(ok, held_s=0.2, hold_s=0.4))["success"]
+    assert RaiseHand.evaluate(dict(ok, held_s=0.4, hold_s=0.4))["success"]
+
+
+def test_raise_hand_target_is_in_the_head_camera_view():
+    """The policy must see where to go: the target's pixels show in the head camera at the policy's 56 px."""
+    env = SimRobot("tora_one", "raise_hand")
+    try:
+        for seed in range(4):
+            env.reset(seed=seed, split="all")
+            img = env.render(cameras=["top"], size=(56, 56))["top"].astype(int)
+            green = (img[..., 1] > 150) & (img[..., 0] < 100) & (img[..., 2] < 100)  # the target's sphere
+            magenta = (img[..., 0] > 150) & (img[..., 2] > 120) & (img[..., 1] < 90)  # its roll bar
+            assert green.sum() >= 4 and magenta.sum() >= 4, (seed, green.sum(), magenta.sum())
+    finally:
+        env.close()
+
+
+def test_raise_hand_needs_the_hold_in_the_twin():
+    env = SimRobot("tora_one", "raise_hand")
+    try:
+        st = env.reset(seed=3)
+        expert = ScriptedExpert("raise_hand")
+        expert.reset()
+        first_at_target, success_at = None, None
+        for _ in range(400):
+            r = env.step(expert.act(st))
+            st = env.task_state()
+            if first_at_target is None and st["measure"]["held_s"] > 0:
+                first_at_target = r.time
+            if r.success:
+                success_at = r.time
+                break
+        assert first_at_target is not None and success_at is not None
+        # held_s counts from the first step at the target, which is one control period before it shows > 0
+        assert success_at - first_at_target >= env.task.hold_s - env.control_dt - 1e-6
+        assert set(st["goal"]) == {"goal_x", "goal_y", "goal_z", "goal_qx", "goal_qy", "goal_qz", "goal_qw"}
+    finally:
+        env.close()
 
 
 def test_pack_detergent_check():
