@@ -17,6 +17,7 @@ import numpy as np
 
 from .rejection import indicator, sample_weight
 from .robots import MODE_EE_POSE, MODE_JOINT
+from .rotations import quat_angle
 from .schema import TrainingSample
 
 EE_BLOCK = 8  # x y z qx qy qz qw gripper
@@ -40,14 +41,6 @@ class FilterConfig:
     min_samples: int = 3  # L_min
     weighting: str = "indicator"  # or "reward"
     reward_scale: float = 1.0
-
-
-def quat_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Rotation angle (rad) of the relative rotation between unit quaternions (xyzw, any sign), batched."""
-    q1 = q1 / np.maximum(np.linalg.norm(q1, axis=-1, keepdims=True), 1e-12)
-    q2 = q2 / np.maximum(np.linalg.norm(q2, axis=-1, keepdims=True), 1e-12)
-    d = np.clip(np.abs(np.sum(q1 * q2, axis=-1)), 0.0, 1.0)
-    return 2.0 * np.arccos(d)
 
 
 def chunk_motion(action_label: np.ndarray, control_mode: int) -> dict[str, float]:
@@ -127,8 +120,12 @@ def filter_episode(
         res.reason = REASON_SHORT
         return res
     w = sample_weight(r, m, config.weighting, config.reward_scale)
+    idle = [config.noop_enabled and is_noop(s.action_label, control_mode, config) for s in samples]
+    # Idle samples after the episode's last motion are its end: the goal held, which is what a success looks like
+    # and what the policy must learn to do there; only idle samples before some later motion are no-ops.
+    last_motion = max((k for k, i in enumerate(idle) if not i), default=-1)
     for k, s in enumerate(samples):
-        if config.noop_enabled and is_noop(s.action_label, control_mode, config):
+        if idle[k] and (k < last_motion or last_motion < 0):  # an episode without any motion has no end hold
             res.samples_noop += 1
             continue
         s.weight = w

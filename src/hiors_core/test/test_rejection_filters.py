@@ -166,17 +166,20 @@ def test_filter_rejections():
     assert filter_episode(samples_of(short), 1.0, 0.5, MODE_JOINT, off).accepted
 
 
-def test_noop_samples_are_dropped_and_all_noop_rejects():
-    ep = make_episode(steps=12, human=(), sample_every=1)
-    for e in ep.executed[6:]:  # the robot stands still from step 6 on
-        e.action = ep.executed[6].action.copy()
+def test_noop_samples_are_dropped_the_end_hold_kept_and_all_noop_rejects():
+    ep = make_episode(steps=16, human=(), sample_every=1)
+    for e in ep.executed[3:9]:  # the robot pauses at step 3 and moves on at step 9
+        e.action = ep.executed[3].action.copy()
+    for e in ep.executed[12:]:  # and holds from step 12 on: the episode's end (the goal held)
+        e.action = ep.executed[12].action.copy()
     s = samples_of(ep, horizon=3)
     res = filter_episode(s, 1.0, 0.5, MODE_JOINT, FilterConfig(noop_joint=0.01))
-    assert res.accepted and res.samples_noop == 6 and res.samples_kept == 6
-    assert [x.step for x in res.samples] == list(range(6))
-    assert res.kept_mask.tolist() == [True] * 6 + [False] * 6
+    # Idle chunks start at 3..6 (a pause, dropped) and 12..15 (the end hold, kept: it labels staying at the goal).
+    assert res.accepted and res.samples_noop == 4 and res.samples_kept == 12
+    assert [x.step for x in res.samples] == [0, 1, 2, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    assert res.kept_mask.tolist() == [True] * 3 + [False] * 4 + [True] * 9
     off = filter_episode(samples_of(ep, 3), 1.0, 0.5, MODE_JOINT, FilterConfig(noop_enabled=False))
-    assert off.samples_kept == 12
+    assert off.samples_kept == 16
     still = make_episode(steps=8, human=(), sample_every=1)
     for e in still.executed:
         e.action = np.zeros_like(e.action)
