@@ -1,10 +1,20 @@
 """The learner without ROS: buffer, threshold schedule, UTD pacing, training steps, weight versions,
-checkpoints, resume and backfill from the episode log. The `learner` node wraps it; tests drive it directly."""
+checkpoints, resume and backfill from the episode log. The `learner` node wraps it; tests drive it directly.
+
+The learner owns the threshold m: it alone decides whether an episode enters the training set (`offer`, at its m
+at that moment) and its buffer re-applies m as m rises (`train_once`). The episode filter only computes R and
+drops malformed, short and no-op data; it reports the learner's m and the verdict this rule gives at it.
+Every decision is appended to run_dir/verdicts.csv (`VERDICT_FIELDS`): `admitted` or `rejected` at admission,
+`left` when a higher m drops an admitted episode, so an episode is in the training set at the end when its last
+row says `admitted`.
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import math
 import os
 import shutil
 import time
@@ -15,10 +25,19 @@ import numpy as np
 
 from hiors_core.buffer import EpisodeBuffer
 from hiors_core.episode_log import EpisodeLog
-from hiors_core.errors import EpisodeLogError
-from hiors_core.filters import FilterConfig, FilterResult, filter_episode
+from hiors_core.errors import ConfigError, EpisodeLogError
+from hiors_core.filters import (
+    REASON_ACCEPTED,
+    REASON_BELOW,
+    REASON_NO_SAMPLES,
+    FilterConfig,
+    FilterResult,
+    filter_episode,
+)
 from hiors_core.labelling import training_samples
 from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, sample_weight
+from hiors_core.returns import ReturnConfig, episode_return
+from hiors_core.robots import get_robot
 from hiors_core.schema import TrainingSample
 from hiors_core.weight_sync import write_atomic
 
@@ -35,6 +54,43 @@ METRIC_FIELDS = (
     "policy_version",
     "samples_per_second",
 )
+VERDICT_FIELDS = ("time", "step", "episode_id", "source", "episode_return", "threshold", "event", "reason")
+
+
+@functools.cache
+def task_time_limit_s(task: str) -> float:
+    """The task's time limit (s), from its scene definition (`hiors_sim.tasks`, imported only when needed)."""
+    from hiors_sim.tasks import make_task
+
+    return float(make_task(task).time_limit)
+
+
+def return_from_label(
+    reward: float,
+    success: bool,
+    robot: str,
+    task: str,
+    control_steps: int,
+    human_steps: int,
+    config: ReturnConfig,
+    time_limit_s: float = 0.0,
+) -> float:
+    """R of one labelled episode (`hiors_core.returns`) from its facts: the episode filter's R of a message and the
+    learner's R of an episode read back from the log are this one function. `time_limit_s` 0 = the task's own.
+    Raises ConfigError when a graded success's robot or task is unknown."""
+    rate = limit = 0.0
+    if config.mode == "graded" and success and math.isfinite(float(reward)):
+        try:
+            rate = get_robot(robot).control_rate_hz
+            limit = time_limit_s if time_limit_s > 0 else task_time_limit_s(task)
+        except KeyError as e:  # unknown robot or task
+            raise ConfigError(f"graded return: {e.args[0] if e.args else e}; or set return_time_limit_s") from None
+    return episode_return(reward, bool(success), int(control_steps), int(human_steps), rate, limit, config)
+
+
+def admission(episode_return: float, m: float) -> str:
+    """The learner's rule for an episode that passed the filter's checks: REASON_ACCEPTED when R >= m (I_m)."""
+    return REASON_ACCEPTED if indicator(episode_return, m) else REASON_BELOW
 
 
 @dataclass(frozen=True)
@@ -56,6 +112,9 @@ class LearnerConfig:
     seed: int = 0
     filters: FilterConfig = field(default_factory=FilterConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # R of the episodes re-read from the online log (resume, backfill), as the episode filter computes it
+    returns: ReturnConfig = field(default_factory=ReturnConfig)
+    return_time_limit_s: float = 0.0  # 0 = the task's time limit
 
 
 def _fsync_dir(path: Path) -> None:
@@ -88,6 +147,7 @@ class Learner:
         self.samples_per_second = 0.0
         self.resumed_from: str | None = None
         self._metrics = None
+        self._verdicts = None
 
     # --- data in ------------------------------------------------------------------------------------------------
     @property
@@ -104,21 +164,23 @@ class Learner:
         source: str = "online",
         count: bool = True,
     ) -> FilterResult | None:
-        """One episode in. Deduped by id (None when known). `prefiltered` episodes (from episode_filter) had no-op
-        samples removed already; only the threshold is re-applied (the learner's m may be newer)."""
+        """One episode in, judged at the learner's m now. Deduped by id (None when known). `prefiltered` episodes
+        (from episode_filter) passed its checks (label, short, no-op samples removed): only m decides."""
         if episode_id in self.buffer:
             return None
         m = self.m
         if prefiltered:
-            ok = indicator(episode_return, m) and bool(samples)
+            reason = admission(episode_return, m) if samples else REASON_NO_SAMPLES
+            ok = reason == REASON_ACCEPTED
             w = sample_weight(episode_return, m, self.cfg.filters.weighting, self.cfg.filters.reward_scale)
             for s in samples:
                 s.weight = w
-            res = FilterResult(ok, "accepted" if ok else "return_below_threshold", episode_return, m, len(samples))
+            res = FilterResult(ok, reason, episode_return, m, len(samples))
             res.samples = list(samples) if ok else []
         else:
             res = filter_episode(samples, episode_return, m, control_mode, self.cfg.filters)
         self.schedule.observe(episode_return, res.accepted)
+        self._record(episode_id, source, episode_return, m, "admitted" if res.accepted else "rejected", res.reason)
         if res.accepted:
             self.buffer.add(episode_id, res.samples, episode_return, m, source)
             if not count:  # re-read on resume: it was counted before the restart
@@ -140,15 +202,38 @@ class Learner:
                 continue
             try:
                 ep = log.read(eid)
-            except EpisodeLogError as e:
+                ret = self.return_of(ep) if source != "demo" else ep.episode_return
+            except (EpisodeLogError, ConfigError) as e:
                 self.log(f"skipping {eid}: {e}")
                 self.buffer.mark_seen(eid)
                 continue
             samples = training_samples(ep, self.cfg.horizon)
-            ret = ep.episode_return
             self.offer(eid, samples, ret, ep.meta.control_mode, source=source, count=eid not in skip_count)
             n += eid not in skip_count
         return n
+
+    def return_of(self, ep) -> float:
+        """R of an online episode read back from the log, as the episode filter computed it when it was live.
+        (Demonstrations keep their label's reward: a person drove them on purpose, and the graded return's human
+        share would rank the whole base data set below every autonomous success.)"""
+        label = ep.label
+        if label is None:
+            return float("nan")
+        m = ep.meta
+        return return_from_label(
+            label.reward,
+            label.success,
+            m.robot,
+            m.task,
+            len(ep.executed),
+            int(ep.human_mask.sum()),
+            self.cfg.returns,
+            self.cfg.return_time_limit_s,
+        )
+
+    def in_training_set(self, episode_id: str) -> bool:
+        ep = self.buffer.episodes.get(episode_id)
+        return ep is not None and ep.active
 
     # --- training -----------------------------------------------------------------------------------------------
     def ready(self, now: float | None = None) -> bool:
@@ -169,6 +254,9 @@ class Learner:
         old = self.m
         if self.schedule.value(step) > old:
             left = self.buffer.refilter(self.m)
+            for eid in left:
+                ep = self.buffer.episodes[eid]
+                self._record(eid, ep.source, ep.episode_return, self.m, "left", REASON_BELOW)
             if left:
                 self.log(f"m {old:.3f} -> {self.m:.3f}: {len(left)} episode(s) left the training set")
         self._write_metrics()
@@ -236,6 +324,17 @@ class Learner:
         s["time"] = time.time()
         csv.writer(self._metrics).writerow([s[k] for k in METRIC_FIELDS])
         self._metrics.flush()
+
+    def _record(self, episode_id: str, source: str, ret: float, m: float, event: str, reason: str) -> None:
+        path = self.run_dir / "verdicts.csv"
+        if self._verdicts is None:
+            new = not path.exists()
+            self._verdicts = open(path, "a", newline="", encoding="utf-8")
+            if new:
+                csv.writer(self._verdicts).writerow(VERDICT_FIELDS)
+        row = (time.time(), self.engine.step, episode_id, source, f"{ret:.4f}", f"{m:.4f}", event, reason)
+        csv.writer(self._verdicts).writerow(row)
+        self._verdicts.flush()
 
     # --- checkpoints --------------------------------------------------------------------------------------------
     def checkpoint(self) -> Path:
@@ -310,6 +409,7 @@ class Learner:
         return ckpt is not None
 
     def close(self) -> None:
-        if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+        for f in (self._metrics, self._verdicts):
+            if f is not None:
+                f.close()
+        self._metrics = self._verdicts = None

@@ -139,3 +139,46 @@ def test_checkpoint_resume_and_backfill(tmp_path):
     assert lr2.pacer.steps == 3 and lr2.status()["utd"] == 3 / 40  # gradient steps of the checkpoint
     assert lr2.publish_weights() > 2  # strictly above every version published before the restart
     assert np.isfinite(lr2.train_once()["loss"])
+
+
+def test_episodes_reread_from_the_log_get_the_filters_return(tmp_path):
+    """Resume and backfill judge an online episode by the R the episode filter gave it, not by its 0/1 label: a
+    slow success the operator drove is below m = 0.9, a quick autonomous one above. Demonstrations keep their
+    label's reward."""
+    log, demos = EpisodeLog(tmp_path / "log"), EpisodeLog(tmp_path / "demos")
+    # raise_hand: 25 Hz, 10 s limit. 200 steps = 8 s, the human throughout: R = 1 - 0.25 * 0.8 - 0.25 = 0.55
+    log.write_episode(make_episode(episode_id="ep-slow", steps=200, human=range(200), sample_every=50, reward=1.0))
+    log.write_episode(make_episode(episode_id="ep-fast", steps=25, human=(), sample_every=5, reward=1.0))
+    demos.write_episode(make_episode(episode_id="demo-0", steps=200, human=range(200), sample_every=50, reward=1.0))
+    thr = ThresholdConfig(kind="constant", initial=0.9)
+    lr, _ = learner(tmp_path, threshold=thr, log_dir=str(log.root), demo_log_dir=str(demos.root))
+    lr.resume()
+    assert sorted(lr.buffer.active_ids) == ["demo-0", "ep-fast"]
+    assert lr.buffer.episodes["ep-fast"].episode_return == pytest.approx(1 - 0.25 * 0.1)
+    assert lr.buffer.episodes["demo-0"].episode_return == 1.0
+    rows = [r.split(",") for r in (tmp_path / "run" / "verdicts.csv").read_text().splitlines()]
+    assert rows[0][:8] == ["time", "step", "episode_id", "source", "episode_return", "threshold", "event", "reason"]
+    slow = next(r for r in rows if r[2] == "ep-slow")
+    assert (slow[3], float(slow[4]), slow[6], slow[7]) == (
+        "backfill",
+        pytest.approx(0.55),
+        "rejected",
+        "return_below_threshold",
+    )
+
+
+def test_the_learner_records_admissions_and_departures(tmp_path):
+    thr = ThresholdConfig(kind="fixed", initial=0.5, values=(0.8,), steps=(2,))
+    lr, _ = learner(tmp_path, threshold=thr)
+    ep = make_episode(episode_id="ep-000000", steps=8, human=(), sample_every=1, seed=0)
+    res = lr.offer(ep.meta.episode_id, training_samples(ep, H), 0.6, MODE_JOINT, prefiltered=True)
+    assert res.accepted and res.threshold == 0.5 and lr.in_training_set("ep-000000")
+    assert not offer(lr, 1, 0.4).accepted and not lr.in_training_set("ep-000001")
+    while lr.engine.step < 2:
+        lr.train_once()
+    assert lr.m == 0.8 and not lr.in_training_set("ep-000000")  # a higher m dropped it
+    lr.close()
+    events = [
+        (r.split(",")[2], r.split(",")[6]) for r in (tmp_path / "run" / "verdicts.csv").read_text().splitlines()[1:]
+    ]
+    assert events == [("ep-000000", "admitted"), ("ep-000001", "rejected"), ("ep-000000", "left")]
