@@ -6,7 +6,6 @@ import math
 import time
 
 import pytest
-
 from rcl_interfaces.srv import DescribeParameters, SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
