@@ -181,12 +181,10 @@ def _overridden(lc, cfg: OnlineConfig):
 def measured_action(env, limits, arm: str) -> np.ndarray:
     """The robot's measured state in the arbiter's action layout, as the arbiter node assembles it from
     joint_states and the EE pose (quaternion xyzw; the gripper's measured opening)."""
-    from hiors_sim.rot import wxyz_to_xyzw
-
     joints = dict(zip(env.spec.joint_names, env.joint_positions(), strict=True))
     if limits.mode == MODE_EE_POSE:
         pos, quat = env.ee_pose(arm)
-        return np.r_[pos, wxyz_to_xyzw(quat), joints.get(env.spec.arm(arm).gripper_name, 1.0)]
+        return np.r_[pos, quat, joints.get(env.spec.arm(arm).gripper_name, 1.0)]
     return np.array([joints[n] for n in limits.names])
 
 

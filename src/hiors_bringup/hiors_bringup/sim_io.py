@@ -14,11 +14,10 @@ def policy_state(env, names) -> np.ndarray:
     """The twin's state as the float32 vector named by `names` (`hiors_policy.layout.state_layout`); goal
     entries (goal-state policies) come from the twin's task."""
     from hiors_policy.layout import assemble_state
-    from hiors_sim.rot import wxyz_to_xyzw
 
     joints = dict(zip(env.spec.joint_names, env.joint_positions(), strict=True))
     poses = {}
     for arm in env.spec.arms:
         pos, quat = env.ee_pose(arm.name)
-        poses[arm.name] = (*pos, *wxyz_to_xyzw(quat))
+        poses[arm.name] = (*pos, *quat)
     return assemble_state(names, joints, poses, goal=env.task.goal_values(env.measurement()))

@@ -302,7 +302,7 @@ def test_in_process_state_is_the_capture_mapping():
     state = policy_state(env, names)
     assert state.dtype == np.float32 and state.shape == (len(names),)
     pos, q = env.ee_pose("left")
-    assert np.allclose(state[-7:], [*pos, q[1], q[2], q[3], q[0]], atol=1e-6)  # xyzw, as PoseStamped
+    assert np.allclose(state[-7:], [*pos, *q], atol=1e-6)  # xyzw, as PoseStamped
     assert state[names.index("left_gripper")] == pytest.approx(env.gripper_opening("left"))
     with pytest.raises(KeyError, match="left_ee_qw"):
         assemble_state(names, dict(zip(names[:8], state[:8], strict=True)), {"left": (0, 0, 0, 0, 0, 0)})

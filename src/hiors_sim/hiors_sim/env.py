@@ -23,8 +23,8 @@ import mujoco
 import numpy as np
 
 from hiors_core.robots import MODE_EE_POSE, MODE_JOINT, RobotSpec, get_robot
+from hiors_core.rotations import from_mujoco
 
-from . import rot
 from .grid import Grid
 from .ik import ArmIK
 from .models import BUILDERS, FINGER_TRAVEL, PHYSICS_DT
@@ -242,7 +242,7 @@ class SimRobot:
                     f"end-effector target {np.round(pos, 3).tolist()} of {arm!r} outside the workspace {lo.tolist()}..{hi.tolist()}"
                 )
             s = self._arm_slice[arm]
-            q[s], _, _ = self.ik[arm].solve(q[s], pos, rot.xyzw_to_wxyz(quat / nq))
+            q[s], _, _ = self.ik[arm].solve(q[s], pos, quat / nq)
         self.targets = _Targets(q=q, grip=grip)
         self.data.ctrl[self._act] = q
         self._apply_gripper_ctrl()
@@ -298,11 +298,11 @@ class SimRobot:
 
     # ------------------------------------------------------------------ measurements
     def ee_pose(self, arm: str) -> tuple[np.ndarray, np.ndarray]:
-        """Measured end-effector position and (w, x, y, z) orientation in the base frame."""
+        """Measured end-effector position and (x, y, z, w) orientation in the base frame."""
         sid = self._site[arm]
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[sid])
-        return self.data.site_xpos[sid].copy(), quat
+        return self.data.site_xpos[sid].copy(), from_mujoco(quat)
 
     def gripper_opening(self, arm: str) -> float:
         return float(np.clip(np.mean(self.data.qpos[self._finger_q[arm]]) / FINGER_TRAVEL, 0.0, 1.0))
@@ -337,13 +337,13 @@ class SimRobot:
             return np.array([vals[n] for n in lay.names])
         s = self._arm_slice[lay.arm]
         pos, quat = self.ik[lay.arm].forward(self.targets.q[s])
-        return np.concatenate([pos, rot.wxyz_to_xyzw(quat), [self.targets.grip[lay.arm]]])
+        return np.concatenate([pos, quat, [self.targets.grip[lay.arm]]])
 
     def proprio(self) -> dict:
         ee = {}
         for a in self.spec.arms:
             p, q = self.ee_pose(a.name)
-            ee[a.name] = {"pos": p.tolist(), "quat_xyzw": rot.wxyz_to_xyzw(q).tolist()}
+            ee[a.name] = {"pos": p.tolist(), "quat_xyzw": q.tolist()}
         return {
             "joint_names": list(self.spec.joint_names),
             "joint_positions": self.joint_positions().tolist(),
@@ -359,7 +359,7 @@ class SimRobot:
         for a in self.spec.arms:
             p, q = self.ee_pose(a.name)
             names += [f"{a.name}_ee_{k}" for k in ("x", "y", "z", "qx", "qy", "qz", "qw")]
-            vals.append(np.concatenate([p, rot.wxyz_to_xyzw(q)]))
+            vals.append(np.concatenate([p, q]))
         return names, np.concatenate(vals)
 
     def measurement(self) -> dict:

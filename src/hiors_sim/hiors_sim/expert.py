@@ -18,8 +18,8 @@ import mujoco
 import numpy as np
 
 from hiors_core.robots import MODE_JOINT
+from hiors_core.rotations import quat_from_axis_angle, quat_mul, quat_step_towards, quat_to_matrix
 
-from . import rot
 from .env import IK_POSTURE
 from .ik import ArmIK
 from .models import BUILDERS
@@ -33,10 +33,16 @@ from .tasks import (
 )
 
 
-def _yaw_of(quat_wxyz) -> float:
+def _yaw_of(quat_xyzw) -> float:
     """Yaw of a roughly top-down hand: the direction its fingers close along (hand y axis = (sin, -cos))."""
-    y = rot.to_matrix(quat_wxyz)[:, 1]
+    y = quat_to_matrix(quat_xyzw)[:, 1]
     return float(np.arctan2(y[0], -y[1]))
+
+
+def _top_down(yaw: float) -> np.ndarray:
+    """(x, y, z, w) of a hand pointing straight down (approach -z) with the fingers closing along yaw's y axis:
+    half a turn about x, then yaw about z."""
+    return quat_mul(quat_from_axis_angle((0, 0, 1), yaw), np.array([1.0, 0.0, 0.0, 0.0]))
 
 
 def _closest_mod_pi(angle: float, ref: float) -> float:
@@ -80,7 +86,7 @@ class ScriptedExpert:
         arm = self.task.arm
         ee = proprio["ee"][arm]
         ee_pos = np.asarray(ee["pos"])
-        ee_quat = rot.xyzw_to_wxyz(ee["quat_xyzw"])
+        ee_quat = np.array(ee["quat_xyzw"], dtype=float)
         if self.cmd_pos is None:
             self.cmd_pos, self.cmd_quat = ee_pos.copy(), ee_quat.copy()
             self.grip = float(proprio["gripper"][arm])
@@ -103,7 +109,7 @@ class ScriptedExpert:
         self.cmd_pos = self.cmd_pos + step
         if self.noise > 0:
             self.cmd_pos = self.cmd_pos + self.rng.normal(0, self.noise, 3)
-        self.cmd_quat = rot.step_towards(self.cmd_quat, quat, self.max_rot)
+        self.cmd_quat = quat_step_towards(self.cmd_quat, quat, self.max_rot)
         self.grip = float(np.clip(grip, 0.0, 1.0))
         return self._to_action()
 
@@ -112,7 +118,7 @@ class ScriptedExpert:
         if self.layout.mode != MODE_JOINT:
             lo, hi = np.array(spec.workspace_min), np.array(spec.workspace_max)
             self.cmd_pos = np.clip(self.cmd_pos, lo, hi)
-            return np.concatenate([self.cmd_pos, rot.wxyz_to_xyzw(self.cmd_quat), [self.grip]])
+            return np.concatenate([self.cmd_pos, self.cmd_quat, [self.grip]])
         # Joint layout: IK for the working arm from the commanded joints; other arms hold.
         i0 = 0
         q = self.q_cmd.copy()
@@ -141,7 +147,7 @@ class ScriptedExpert:
     # ------------------------------------------------------------------ raise_hand
     def _raise(self, m):
         self.phase = "reach"
-        return np.asarray(m["target_pos"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]), 1.0
+        return np.asarray(m["target_pos"]), np.array(m["target_quat_xyzw"], dtype=float), 1.0
 
     # ------------------------------------------------------------------ pick and place (shared)
     def _pick_place(
@@ -171,7 +177,7 @@ class ScriptedExpert:
         grasp = lead_pos + np.array([0, 0, grasp_dz])
         if min_y is not None:
             grasp[1] = max(grasp[1], min_y)
-        quat = rot.top_down(self.yaw)
+        quat = _top_down(self.yaw)
         offset = ee_pos - obj  # object's place in the hand, for closed-loop placing
         ph = self.phase
         if ph == "approach":
@@ -226,8 +232,7 @@ class ScriptedExpert:
         return target, quat, grip
 
     def _pack(self, m, ee_pos, ee_quat):
-        b = rot.xyzw_to_wxyz(m["bottle_quat_xyzw"])
-        narrow = rot.to_matrix(b)[:, 0]  # fingers close across the bottle's narrow side
+        narrow = quat_to_matrix(m["bottle_quat_xyzw"])[:, 0]  # fingers close across the bottle's narrow side
         if self.phase in ("", "approach"):
             yaw = np.arctan2(narrow[1], narrow[0]) + np.pi / 2
             self.yaw = _closest_mod_pi(yaw, _yaw_of(ee_quat))

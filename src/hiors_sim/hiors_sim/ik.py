@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from . import rot
+from hiors_core.rotations import from_mujoco, quat_angle, quat_conj, quat_mul, quat_to_rotvec, quat_unit
 
 
 class ArmIK:
@@ -45,24 +45,24 @@ class ArmIK:
         self._jacr = np.zeros((3, model.nv))
 
     def forward(self, q) -> tuple[np.ndarray, np.ndarray]:
-        """Site position and (w, x, y, z) orientation for arm joints q (other joints at their rest value)."""
+        """Site position and (x, y, z, w) orientation for arm joints q (other joints at their rest value)."""
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, self.data.site_xmat[self.site_id])
-        return self.data.site_xpos[self.site_id].copy(), quat
+        return self.data.site_xpos[self.site_id].copy(), from_mujoco(quat)
 
-    def solve(self, q_seed, pos, quat_wxyz) -> tuple[np.ndarray, float, float]:
+    def solve(self, q_seed, pos, quat_xyzw) -> tuple[np.ndarray, float, float]:
         """Joints reaching (pos, quat) from q_seed; returns (q, position error m, orientation error rad)."""
         q = np.clip(np.asarray(q_seed, dtype=float).copy(), self.lower, self.upper)
         pos = np.asarray(pos, dtype=float)
-        target_q = rot.normalize(quat_wxyz)
+        target_q = quat_unit(quat_xyzw)
         n = len(q)
         w = np.array([1, 1, 1] + [self.rot_weight] * 3)
         e_p, e_r = np.inf, np.inf
         for _ in range(self.iterations):
             x, cur = self.forward(q)
-            err = np.concatenate([pos - x, rot.to_rotvec(rot.mul(target_q, rot.conj(cur)))])
+            err = np.concatenate([pos - x, quat_to_rotvec(quat_mul(target_q, quat_conj(cur)))])
             e_p, e_r = float(np.linalg.norm(err[:3])), float(np.linalg.norm(err[3:]))
             if e_p < 2e-4 and e_r < 2e-3:
                 break
@@ -79,4 +79,4 @@ class ArmIK:
                 dq *= self.max_dq / norm
             q = np.clip(q + dq, self.lower, self.upper)
         x, cur = self.forward(q)
-        return q, float(np.linalg.norm(pos - x)), rot.angle_between(cur, target_q)
+        return q, float(np.linalg.norm(pos - x)), quat_angle(cur, target_q)

@@ -50,8 +50,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiors_core.robots import MODE_EE_POSE
+from hiors_core.rotations import (
+    IDENTITY_Q,
+    quat_conj,
+    quat_from_rotvec,
+    quat_mul,
+    quat_to_matrix,
+    quat_to_rotvec,
+    quat_unit,
+)
 
-from . import rot
 from .expert import ScriptedExpert
 from .tasks import Task, make_task
 
@@ -236,7 +244,7 @@ class SimOperator:
             place = self.place(state)
             at_place = place is not None and float(np.linalg.norm(obj[:2] - place[:2])) < PLACE_RADIUS_M
             if "bottle_quat_xyzw" in m and not at_place:
-                up = rot.to_matrix(rot.xyzw_to_wxyz(m["bottle_quat_xyzw"]))[:, 2]
+                up = quat_to_matrix(m["bottle_quat_xyzw"])[:, 2]
                 tilt = float(np.arccos(np.clip(up[2], -1, 1)))
                 if tilt > c.tilt_rad:
                     return f"object tipping: {tilt:.2f} rad"
@@ -367,18 +375,12 @@ def _distance_to_segment(p, a, b) -> float:
 # --------------------------------------------------------------------------- device encodings (pure)
 def ee_delta(action, engage_pos, engage_quat_xyzw) -> tuple[np.ndarray, np.ndarray]:
     """Quest-3-style relative command: (position delta, rotation delta quaternion xyzw) from an absolute
-    EE-layout action and the EE pose at clutch engage. Inverse of `apply_ee_delta`."""
+    EE-layout action and the EE pose at clutch engage. Inverse of `hiors_core.rotations.apply_delta`, which the
+    arbiter applies to it."""
     a = np.asarray(action, dtype=float)
     dp = a[:3] - np.asarray(engage_pos, dtype=float)
-    dq = rot.mul(rot.xyzw_to_wxyz(a[3:7]), rot.conj(rot.xyzw_to_wxyz(engage_quat_xyzw)))
-    return dp, rot.wxyz_to_xyzw(rot.normalize(dq))
-
-
-def apply_ee_delta(delta_pos, delta_quat_xyzw, engage_pos, engage_quat_xyzw) -> tuple[np.ndarray, np.ndarray]:
-    """Absolute EE target (position, quaternion xyzw) from a relative command and the pose at clutch engage."""
-    p = np.asarray(engage_pos, dtype=float) + np.asarray(delta_pos, dtype=float)
-    q = rot.mul(rot.xyzw_to_wxyz(delta_quat_xyzw), rot.xyzw_to_wxyz(engage_quat_xyzw))
-    return p, rot.wxyz_to_xyzw(rot.normalize(q))
+    dq = quat_mul(a[3:7], quat_conj(engage_quat_xyzw))
+    return dp, quat_unit(dq)
 
 
 class QuestHand:
@@ -396,7 +398,7 @@ class QuestHand:
 
     def reset(self) -> None:
         self.dp = np.zeros(3)
-        self.dq = np.array([1.0, 0.0, 0.0, 0.0])  # wxyz
+        self.dq = IDENTITY_Q.copy()
 
     def update(self, goal_pos, goal_quat_xyzw, ee_pos, ee_quat_xyzw) -> tuple[np.ndarray, np.ndarray]:
         step = self.gain * (np.asarray(goal_pos, float) - np.asarray(ee_pos, float))
@@ -407,14 +409,14 @@ class QuestHand:
         n = float(np.linalg.norm(self.dp))
         if n > self.reach_m:  # an arm's length: the hand cannot wind up without bound
             self.dp *= self.reach_m / n
-        err = rot.mul(rot.xyzw_to_wxyz(goal_quat_xyzw), rot.conj(rot.xyzw_to_wxyz(ee_quat_xyzw)))
-        v = rot.to_rotvec(err)  # shortest rotation the hand still has to make (base frame)
+        err = quat_mul(goal_quat_xyzw, quat_conj(ee_quat_xyzw))
+        v = quat_to_rotvec(err)  # shortest rotation the hand still has to make (base frame)
         v = v * self.gain
         a = float(np.linalg.norm(v))
         if a > self.max_step_rad:
             v *= self.max_step_rad / a
-        self.dq = rot.normalize(rot.mul(rot.from_rotvec(v), self.dq))
-        return self.dp.copy(), rot.wxyz_to_xyzw(self.dq)
+        self.dq = quat_unit(quat_mul(quat_from_rotvec(v), self.dq))
+        return self.dp.copy(), self.dq.copy()
 
 
 def trigger_from_opening(opening: float) -> float:

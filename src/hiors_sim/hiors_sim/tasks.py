@@ -19,10 +19,18 @@ import mujoco
 import numpy as np
 
 from hiors_core.robots import TORA_ONE, XTRAINER, ActionLayout, RobotSpec, ee_layout, joint_layout
+from hiors_core.rotations import (
+    IDENTITY_Q,
+    from_mujoco,
+    quat_angle,
+    quat_from_axis_angle,
+    quat_mul,
+    quat_to_matrix,
+    to_mujoco,
+)
 from hiors_core.tasks import PLACE_GOAL, POSE_GOAL, UnknownTaskError, get_task
 from hiors_core.tasks import tasks_for as registry_tasks_for
 
-from . import rot
 from .grid import Grid
 
 
@@ -140,21 +148,22 @@ class RaiseHand(Task):
         pos = np.array([xy[0], xy[1], rng.uniform(*self.z_range)])
         # Hand pointing forward (approach +x), with a random roll about the approach axis and a slight pitch.
         pitch = rng.uniform(-0.3, 0.2)  # < 0: pointing a little upwards
-        q = rot.mul(
-            rot.from_axis_angle((0, 1, 0), -np.pi / 2 + pitch),
-            rot.mul(np.array([0.0, 1, 0, 0]), rot.from_axis_angle((0, 0, 1), rng.uniform(-0.5, 0.5))),
+        q = quat_mul(
+            quat_from_axis_angle((0, 1, 0), -np.pi / 2 + pitch),
+            # [1, 0, 0, 0]: half a turn about x
+            quat_mul(np.array([1.0, 0, 0, 0]), quat_from_axis_angle((0, 0, 1), rng.uniform(-0.5, 0.5))),
         )
         env.data.mocap_pos[self.mocap] = pos
-        env.data.mocap_quat[self.mocap] = q
-        return {"target_pos": pos.tolist(), "target_quat_xyzw": rot.wxyz_to_xyzw(q).tolist()}
+        env.data.mocap_quat[self.mocap] = to_mujoco(q)
+        return {"target_pos": pos.tolist(), "target_quat_xyzw": q.tolist()}
 
     def measure(self, env):
         pos, quat = env.ee_pose(self.arm)
         m = {
             "ee_pos": pos.tolist(),
-            "ee_quat_xyzw": rot.wxyz_to_xyzw(quat).tolist(),
+            "ee_quat_xyzw": quat.tolist(),
             "target_pos": env.data.mocap_pos[self.mocap].tolist(),
-            "target_quat_xyzw": rot.wxyz_to_xyzw(env.data.mocap_quat[self.mocap]).tolist(),
+            "target_quat_xyzw": from_mujoco(env.data.mocap_quat[self.mocap]).tolist(),
             "start_distance": env.episode.get("start_distance", 0.5),
             "hold_s": self.hold_s,
         }
@@ -172,7 +181,7 @@ class RaiseHand(Task):
     def pose_errors(m) -> tuple[float, float]:
         """(position error in m, orientation error in rad) of the hand against the target."""
         d = float(np.linalg.norm(np.subtract(m["ee_pos"], m["target_pos"])))
-        a = rot.angle_between(rot.xyzw_to_wxyz(m["ee_quat_xyzw"]), rot.xyzw_to_wxyz(m["target_quat_xyzw"]))
+        a = quat_angle(m["ee_quat_xyzw"], m["target_quat_xyzw"])
         return d, a
 
     def goal_values(self, m):
@@ -250,7 +259,7 @@ class PackDetergent(Task):
         env.data.ctrl[self.carrier_act] = y0
         bottle = np.array([xy[0], y0 + rng.uniform(-0.02, 0.02), TABLE_Z + 0.016 + BOTTLE_HALF[2] + 0.001])
         env.data.qpos[self.bottle_q : self.bottle_q + 3] = bottle - np.array([0, 0, 0])
-        env.data.qpos[self.bottle_q + 3 : self.bottle_q + 7] = rot.from_axis_angle((0, 0, 1), yaw)
+        env.data.qpos[self.bottle_q + 3 : self.bottle_q + 7] = to_mujoco(quat_from_axis_angle((0, 0, 1), yaw))
         return {"plate_start": y0, "conveyor_speed": speed, "bottle_yaw": yaw}
 
     def before_step(self, env):
@@ -264,7 +273,7 @@ class PackDetergent(Task):
         ee, _ = env.ee_pose(self.arm)
         return {
             "bottle_pos": pos.tolist(),
-            "bottle_quat_xyzw": rot.wxyz_to_xyzw(quat).tolist(),
+            "bottle_quat_xyzw": from_mujoco(quat).tolist(),
             "bottle_speed": float(np.linalg.norm(d.qvel[env.model.jnt_dofadr[env.model.joint("bottle").id] :][:3])),
             "plate_y": float(d.qpos[self.carrier_q]),
             "ee_pos": ee.tolist(),
@@ -279,7 +288,7 @@ class PackDetergent(Task):
     def evaluate(m):
         p = np.asarray(m["bottle_pos"])
         box = np.asarray(m["box_center"])
-        up = rot.to_matrix(rot.xyzw_to_wxyz(m["bottle_quat_xyzw"]))[:, 2]
+        up = quat_to_matrix(m["bottle_quat_xyzw"])[:, 2]
         in_box = bool(np.all(np.abs(p[:2] - box[:2]) < BOX_INNER) and p[2] < box[2] + BOX_WALL_H)
         success = in_box and not m["grasped"] and m["bottle_speed"] < 0.1
         failed, reason = False, ""
@@ -353,7 +362,7 @@ class InsertMoisturizer(Task):
         base = np.array([0.10 + rng.uniform(-0.02, 0.02), 0.0 + rng.uniform(-0.02, 0.02), 0.0])
         env.data.mocap_pos[self.mocap] = base
         env.data.qpos[self.bottle_q : self.bottle_q + 3] = [xy[0], xy[1], MOIST_HALF + 0.001]
-        env.data.qpos[self.bottle_q + 3 : self.bottle_q + 7] = [1, 0, 0, 0]
+        env.data.qpos[self.bottle_q + 3 : self.bottle_q + 7] = to_mujoco(IDENTITY_Q)
         return {"base_pos": base.tolist()}
 
     def measure(self, env):
@@ -361,7 +370,7 @@ class InsertMoisturizer(Task):
         ee, _ = env.ee_pose(self.arm)
         return {
             "bottle_pos": d.qpos[self.bottle_q : self.bottle_q + 3].tolist(),
-            "bottle_quat_xyzw": rot.wxyz_to_xyzw(d.qpos[self.bottle_q + 3 : self.bottle_q + 7]).tolist(),
+            "bottle_quat_xyzw": from_mujoco(d.qpos[self.bottle_q + 3 : self.bottle_q + 7]).tolist(),
             "bottle_speed": float(np.linalg.norm(d.qvel[self.bottle_dof : self.bottle_dof + 3])),
             "base_pos": d.mocap_pos[self.mocap].tolist(),
             "ee_pos": ee.tolist(),
@@ -375,7 +384,7 @@ class InsertMoisturizer(Task):
     def evaluate(m):
         p = np.asarray(m["bottle_pos"])
         base = np.asarray(m["base_pos"])
-        up = rot.to_matrix(rot.xyzw_to_wxyz(m["bottle_quat_xyzw"]))[:, 2]
+        up = quat_to_matrix(m["bottle_quat_xyzw"])[:, 2]
         bottom = p[2] - MOIST_HALF * up[2]
         xy_err = float(np.linalg.norm(p[:2] - base[:2]))
         inserted = xy_err < 0.015 and bottom < base[2] + 0.03 and up[2] > np.cos(0.35)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiors_sim import rot
+from hiors_core.rotations import quat_from_axis_angle
 from hiors_sim.env import RECOVERABLE_FAILURES, SimRobot
 from hiors_sim.tasks import BOX_CENTER, TABLE_Z, InsertMoisturizer, PackDetergent
 
@@ -53,7 +53,7 @@ def test_unrecoverable_failure_success_and_unknown_reasons_end_it_either_way(env
 
 def test_the_tasks_own_failure_reasons_are_classified():
     """The reasons the tasks give (their strings live in tasks.py): knocked over is recoverable, off the table not."""
-    lying = rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 1.57)).tolist()
+    lying = quat_from_axis_angle((1, 0, 0), 1.57).tolist()
     moist = {
         "bottle_pos": [0.0, -0.1, 0.016],
         "bottle_quat_xyzw": lying,

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from hiors_sim import rot
+from hiors_core.rotations import quat_from_axis_angle
 from hiors_sim.env import SimRobot
 from hiors_sim.operator import OperatorConfig, SimOperator
 from hiors_sim.operator_bench import PerturbedExpert, rollout, summary
@@ -72,7 +72,7 @@ def _later(st: dict, dt: float, **measure) -> dict:
 def test_tipping_or_pushed_object_is_taken_over_after_a_reaction_delay(robot, task):
     st = _state(robot, task)
     m = st["measure"]
-    tilted = rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 0.3)).tolist()
+    tilted = quat_from_axis_angle((1, 0, 0), 0.3).tolist()
     pushed = (np.asarray(m["bottle_pos"]) + [0.012, 0.0, 0.0]).tolist()  # 0.3 m/s at 25 Hz
     for change, kind in (({"bottle_quat_xyzw": tilted}, "object tipping"), ({"bottle_pos": pushed}, "object pushed")):
         op = SimOperator(task, OperatorConfig(reaction_delay_s=0.2))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hiors_sim import rot
+from hiors_core.rotations import quat_to_rotvec
 from hiors_sim.env import SimRobot
 from hiors_sim.operator import BUTTON_CLUTCH, BUTTON_FAILURE, BUTTON_SUCCESS, OperatorConfig
 from hiors_sim.operator_device import OperatorDevice
@@ -27,7 +27,7 @@ def test_quest_clutch_sends_relative_motion_from_engage(tora):
     dp, dq = out.ee_delta
     # The first message after the clutch engages is one hand step from zero: small, never the absolute pose.
     assert np.linalg.norm(dp) <= dev.hand.max_step_m + 1e-9
-    assert np.linalg.norm(rot.to_rotvec(rot.xyzw_to_wxyz(dq))) <= dev.hand.max_step_rad + 1e-9
+    assert np.linalg.norm(quat_to_rotvec(dq)) <= dev.hand.max_step_rad + 1e-9
     assert 0.0 <= out.trigger <= 1.0 and len(out.axes) == 1
     # The hand keeps accumulating while the clutch stays held.
     st = tora.task_state()

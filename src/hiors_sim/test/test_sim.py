@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from hiors_core.robots import MODE_EE_POSE, ee_layout, joint_layout
+from hiors_core.rotations import IDENTITY_Q, apply_delta, quat_angle, quat_from_axis_angle, quat_step_towards
 from hiors_core.tasks import TASKS as REGISTRY
-from hiors_sim import rot
 from hiors_sim.env import Command, SimRobot
 from hiors_sim.expert import ScriptedExpert
 from hiors_sim.grid import Grid
-from hiors_sim.operator import OperatorConfig, QuestHand, SimOperator, apply_ee_delta, ee_delta
+from hiors_sim.operator import OperatorConfig, QuestHand, SimOperator, ee_delta
 from hiors_sim.oracle import RewardOracle
 from hiors_sim.tasks import (
     BOX_CENTER,
@@ -56,7 +56,7 @@ def test_raise_hand_check():
     assert RaiseHand.evaluate(ok)["success"]
     far = dict(ok, ee_pos=[0.3, 0.3, 1.1])
     assert not RaiseHand.evaluate(far)["success"]
-    turned = dict(ok, ee_quat_xyzw=rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 0.6)).tolist())
+    turned = dict(ok, ee_quat_xyzw=quat_from_axis_angle((1, 0, 0), 0.6).tolist())
     assert not RaiseHand.evaluate(turned)["success"]
     # At the target but not yet for hold_s: passing through is not reaching.
     assert not RaiseHand.evaluate(dict(ok, held_s=0.2, hold_s=0.4))["success"]
@@ -135,7 +135,7 @@ def test_insert_moisturizer_check():
     lying = dict(
         ok,
         bottle_pos=[0.0, -0.1, 0.016],
-        bottle_quat_xyzw=rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 1.57)).tolist(),
+        bottle_quat_xyzw=quat_from_axis_angle((1, 0, 0), 1.57).tolist(),
     )
     ev = InsertMoisturizer.evaluate(lying)
     assert not ev["success"] and ev["failed"]
@@ -232,7 +232,7 @@ def test_ee_command_tracks():
     pos, q = env.ee_pose("left")
     target = pos + np.array([0.05, 0.0, 0.05])
     for _ in range(25):
-        r = env.step(np.concatenate([target, rot.wxyz_to_xyzw(q), [0.5]]))
+        r = env.step(np.concatenate([target, q, [0.5]]))
         assert r.accepted
     assert np.linalg.norm(env.ee_pose("left")[0] - target) < 0.01
 
@@ -275,29 +275,29 @@ def test_operator_takes_over_and_hands_back():
 
 
 def test_ee_delta_roundtrip():
-    a = np.array([0.4, 0.2, 1.0, *rot.wxyz_to_xyzw(rot.from_axis_angle((0, 1, 1), 0.7)), 0.3])
-    p0, q0 = [0.3, 0.25, 0.9], rot.wxyz_to_xyzw(rot.from_axis_angle((1, 0, 0), 2.0))
-    p, q = apply_ee_delta(*ee_delta(a, p0, q0), p0, q0)
-    assert np.allclose(p, a[:3]) and rot.angle_between(rot.xyzw_to_wxyz(q), rot.xyzw_to_wxyz(a[3:7])) < 1e-6
+    a = np.array([0.4, 0.2, 1.0, *quat_from_axis_angle((0, 1, 1), 0.7), 0.3])
+    p0, q0 = [0.3, 0.25, 0.9], quat_from_axis_angle((1, 0, 0), 2.0)
+    p, q = apply_delta(p0, q0, *ee_delta(a, p0, q0))  # what the arbiter does with the device's delta
+    assert np.allclose(p, a[:3]) and quat_angle(q, a[3:7]) < 1e-6
 
 
 def test_quest_hand_steers_by_eye_whatever_the_anchor():
     """The arbiter anchors the relative command at its last commanded pose, which the operator cannot see; the
     hand closes the loop on the arm's measured pose, so the arm reaches the goal from any anchor offset."""
-    goal_p, goal_q = np.array([0.35, 0.3, 1.35]), rot.from_axis_angle((0, 0, 1), 0.8)
+    goal_p, goal_q = np.array([0.35, 0.3, 1.35]), quat_from_axis_angle((0, 0, 1), 0.8)
     for anchor_offset in ([0.0, 0.0, 0.0], [0.2, -0.15, 0.1]):
         anchor_p = np.array([0.3, 0.2, 1.0]) + anchor_offset
-        anchor_q = rot.from_axis_angle((1, 0, 0), 0.9)  # commanded orientation, far from the arm's
-        ee_p, ee_q = np.array([0.3, 0.2, 1.0]), np.array([1.0, 0, 0, 0])
+        anchor_q = quat_from_axis_angle((1, 0, 0), 0.9)  # commanded orientation, far from the arm's
+        ee_p, ee_q = np.array([0.3, 0.2, 1.0]), IDENTITY_Q.copy()
         hand = QuestHand()
         for _ in range(200):
-            dp, dq = hand.update(goal_p, rot.wxyz_to_xyzw(goal_q), ee_p, rot.wxyz_to_xyzw(ee_q))
-            cmd_p, cmd_q = apply_ee_delta(dp, dq, anchor_p, rot.wxyz_to_xyzw(anchor_q))
+            dp, dq = hand.update(goal_p, goal_q, ee_p, ee_q)
+            cmd_p, cmd_q = apply_delta(anchor_p, anchor_q, dp, dq)
             step = cmd_p - ee_p  # the arm follows its command at most 3 cm per step
             ee_p = ee_p + step * min(1.0, 0.03 / max(np.linalg.norm(step), 1e-9))
-            ee_q = rot.step_towards(ee_q, rot.xyzw_to_wxyz(cmd_q), 0.1)
+            ee_q = quat_step_towards(ee_q, cmd_q, 0.1)
         assert np.linalg.norm(ee_p - goal_p) < 0.01
-        assert rot.angle_between(ee_q, goal_q) < 0.05
+        assert quat_angle(ee_q, goal_q) < 0.05
 
 
 def test_oracle_labels_and_false_positives():

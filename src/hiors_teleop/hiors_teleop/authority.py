@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hiors_core.robots import MODE_EE_POSE
+from hiors_core.rotations import IDENTITY_Q, apply_delta
 from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
 
-from .poses import IDENTITY_Q, apply_delta
 from .safety import Limits, RefusedCommand, make_safe, validate
 
 AUTHORITY_NAMES = {AUTHORITY_HOLD: "hold", AUTHORITY_POLICY: "policy", AUTHORITY_HUMAN: "human"}

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .poses import IDENTITY_Q, matrix_to_quat, quat_conj, quat_mul, quat_normalize, quat_to_matrix
+from hiors_core.rotations import matrix_to_quat, quat_conj, quat_mul, quat_normalize, quat_to_matrix
 
 # WebXR (y up, -z forward, x right) -> robot base (x forward, y left, z up).
 XR_TO_BASE = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -510,7 +510,6 @@ class DynamixelLeader(TeleopDevice):
 
 
 __all__ = [
-    "IDENTITY_Q",
     "Clutch",
     "DynamixelLeader",
     "JointStateLeader",

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiors_core.robots import MODE_EE_POSE, MODE_JOINT, ActionLayout, RobotSpec, ee_layout, joint_layout
-
-from .poses import quat_angle, quat_slerp, quat_unit
+from hiors_core.rotations import quat_angle, quat_slerp, quat_unit
 
 GRIPPER_SPEED = 4.0  # gripper opening per second (full stroke in 0.25 s), as robots.max_joint_step
 

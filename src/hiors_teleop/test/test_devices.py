@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from hiors_core.ros_testing import wait_for
+from hiors_core.rotations import quat_angle, quat_normalize
 from hiors_teleop.devices import (
     Clutch,
     JointStateLeader,
@@ -22,7 +23,6 @@ from hiors_teleop.devices import (
     Quest3WebXR,
     command_from_packet,
 )
-from hiors_teleop.poses import quat_angle, quat_normalize
 
 CHROMIUM = "/usr/bin/chromium"
 

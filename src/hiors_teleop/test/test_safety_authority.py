@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hiors_core.robots import TORA_ONE, XTRAINER
+from hiors_core.rotations import quat_angle, quat_mul, quat_normalize, quat_unit
 from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
-from hiors_teleop.poses import quat_angle, quat_mul, quat_normalize, quat_unit
 from hiors_teleop.safety import Limits, RefusedCommand, layout_for, make_safe, step_ok, within_limits
 
 EE = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))
