@@ -144,7 +144,8 @@ def test_slerp_goes_the_fraction_of_the_shorter_way(a, b, t):
     assert s[3] >= 0 and np.isclose(np.linalg.norm(s), 1.0)
     assert math.isclose(quat_angle(a, s), t * total, abs_tol=1e-6)
     assert math.isclose(quat_angle(s, b), (1 - t) * total, abs_tol=1e-6)
-    assert np.allclose(quat_slerp(a, -b, t), s, atol=1e-9)  # b's sign does not choose the way
+    if total < 3.1:  # (a half turn has two shortest ways)
+        assert np.allclose(quat_slerp(a, -b, t), s, atol=1e-9)  # b's sign does not choose the way
     assert same_rotation(quat_slerp(a, b, 0.0), a) and same_rotation(quat_slerp(a, b, 1.0), b)
 
 
