@@ -70,10 +70,10 @@ def operator_budget(run: Path) -> tuple[int, int]:
 
 def learner_parameters(run: Path) -> dict:
     """The parameters a run's learner node ran with (every declared default, then its params file)."""
-    from hiors_learner.learner_node import LEARNER_PARAMS
-    from hiors_learner.params import FILTER_PARAMS, THRESHOLD_PARAMS
+    from hiors_core.params import defaults
+    from hiors_learner.params import LEARNER
 
-    p = {k: default for k, (default, _) in {**LEARNER_PARAMS, **FILTER_PARAMS, **THRESHOLD_PARAMS}.items()}
+    p = defaults(LEARNER)
     given = yaml.safe_load((run / "params" / "learner.yaml").read_text())
     return p | given["learner"]["ros__parameters"]
 

@@ -17,7 +17,6 @@ import json
 import threading
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -25,9 +24,12 @@ from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_msgs.msg import ActionChunk, EpisodeLabel, PolicyUpdate
 from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
 from hiors_sim.oracle import EpisodeWatch
+
+from .params import EPISODE_RUNNER
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -36,32 +38,14 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 class EpisodeRunner(Node):
     def __init__(self, **kwargs):
         super().__init__("episode_runner", **kwargs)
-
-        def param(name, default, desc):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
-
-        self.robot = param("robot", "tora_one", "robot kind")
-        self.task = param("task", "", "task to run ('' = the sim's current task)")
-        self.episodes = int(param("episodes", 10, "episodes to run, then idle"))
-        self.seed = int(param("seed", 0, "seed of the first episode; episode k uses seed + k"))
-        self.time_limit_s = float(
-            param("episode_time_s", 12.0, "sim seconds before an unlabelled episode is ended as a failure")
-        )
-        self.label_grace_s = float(param("label_grace_s", 3.0, "extra seconds to wait for the oracle's label"))
-        self.pause_s = float(
-            param("pause_s", 0.5, "sim seconds between episodes (the robot is idle; the learner keeps training)")
-        )
-        self.policy_wait_s = float(
-            param("policy_wait_s", 300.0, "wall seconds to wait for the actor's first chunk before the first episode")
-        )
-        self.await_trained_s = float(
-            param(
-                "await_trained_policy_s",
-                0.0,
-                "wall seconds to wait, before each episode after the first, until the actor runs weights the learner "
-                "trained and published since the last episode began (0 = never: collection does not wait for learning)",
-            )
-        )
+        p = declare(self, EPISODE_RUNNER)  # types and ranges: hiors_bringup.params
+        self.robot, self.task = p["robot"], p["task"]
+        self.episodes, self.seed = p["episodes"], p["seed"]
+        self.time_limit_s = p["episode_time_s"]
+        self.label_grace_s = p["label_grace_s"]
+        self.pause_s = p["pause_s"]
+        self.policy_wait_s = p["policy_wait_s"]
+        self.await_trained_s = p["await_trained_policy_s"]
         group = ReentrantCallbackGroup()
         self.reset_client = self.create_client(ResetSim, topics.RESET, callback_group=group)
         self.start_client = self.create_client(StartEpisode, topics.START_EPISODE, callback_group=group)
@@ -70,17 +54,7 @@ class EpisodeRunner(Node):
         self.lock = threading.Lock()
         self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
         self.expect_seed: int | None = None  # task states from before the last reset are ignored
-        self.watch = EpisodeWatch(
-            settle_s=float(
-                param(
-                    "settle_s",
-                    0.0,
-                    "sim seconds the task must stay successful before the episode ends (0 = at the first successful "
-                    "state: the simulated operator lets go when it sees success, and a policy that does not hold the "
-                    "goal leaves it within a few control steps)",
-                )
-            )
-        )
+        self.watch = EpisodeWatch(settle_s=p["settle_s"])
         self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
         self.actor_version: int | None = None  # policy version of the actor's latest chunk (None: none seen yet)
         self.trained_versions: set[int] = set()  # versions the learner published after training steps

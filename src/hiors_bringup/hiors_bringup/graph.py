@@ -14,6 +14,7 @@ from typing import Any
 
 from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
+from hiors_core.params import check_values, closest
 from hiors_core.robots import ROBOTS, get_robot
 from hiors_core.tasks import default_task, get_task
 
@@ -22,6 +23,24 @@ LEARNER_MODES = ("local", "remote", "none")
 ROBOT_AGNOSTIC = frozenset({"reward_oracle", "episode_filter"})
 # The bridge node (name, executable) of each human input device (RobotSpec.human_source) on a real robot.
 HUMAN_BRIDGES = {"quest3": ("quest3", "quest3_bridge"), "leader_arm": ("leader_arm", "leader_arm")}
+# Each node's parameter table (hiors_core.params), in the pure module the node declares from: the config file and
+# `hiors up --set` are checked against it before any process starts.
+PARAM_TABLES = {
+    "sim": "hiors_sim.params:SIM",
+    "sim_operator": "hiors_sim.params:SIM_OPERATOR",
+    "reward_oracle": "hiors_sim.params:REWARD_ORACLE",
+    "episode_runner": "hiors_bringup.params:EPISODE_RUNNER",
+    "capture": "hiors_policy.params:CAPTURE",
+    "policy": "hiors_policy.params:POLICY",
+    "arbiter": "hiors_teleop.params:ARBITER",
+    "recorder": "hiors_teleop.params:RECORDER",
+    "quest3": "hiors_teleop.params:QUEST3",
+    "leader_arm": "hiors_teleop.params:LEADER_ARM",
+    "episode_filter": "hiors_learner.params:EPISODE_FILTER",
+    "learner": "hiors_learner.params:LEARNER",
+}
+# Parameters every rclpy node has without declaring them.
+IMPLICIT_PARAMS = frozenset({"use_sim_time", "start_type_description_service"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,21 @@ def config_dir() -> Path:
         raise ConfigError(f"cannot find the hiors config folder near {here}") from None
 
 
+def param_table(node: str) -> dict:
+    """The node's parameter table {name: hiors_core.params.Param}."""
+    module, _, name = PARAM_TABLES[node].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_parameters(node: str, values: dict, source: str) -> dict:
+    """`values` for `node` checked against its table and normalized; raises ConfigError, one line per problem
+    naming the node, the parameter, the value and what is allowed (or the closest known name)."""
+    out, lines = check_values(node, param_table(node), values, source, ignore=IMPLICIT_PARAMS)
+    if lines:
+        raise ConfigError("\n".join(lines))
+    return out
+
+
 def _node(name, package, executable, params) -> NodeSpec:
     return NodeSpec(name=name, package=package, executable=executable, parameters=params)
 
@@ -83,9 +117,14 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
     robot_task = {"robot": args.robot, "task": args.task}
     policy = args.policy or f"tiny:{args.robot}:{args.task}"
 
+    for section in cfg:
+        if section != "/**" and section.rsplit("/", 1)[-1] not in PARAM_TABLES:
+            raise ConfigError(f"{cfg_path}: no node {section!r} in a hiors graph{closest(section, PARAM_TABLES)}")
+
     def params(node: str, **extra) -> dict:
         common = {"use_sim_time": args.use_sim_time, **({} if node in ROBOT_AGNOSTIC else robot_task)}
-        return {**common, **node_parameters(cfg, node, str(cfg_path)), **extra}
+        given = check_parameters(node, node_parameters(cfg, node, str(cfg_path)), str(cfg_path))
+        return {**common, **given, **extra}
 
     # A goal-state policy (the twin's privileged variant) needs the goal in its state: the capture node adds it.
     goal_state = is_goal_state_policy(args.policy, args.robot, args.task)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import time
 
+from .graph import IMPLICIT_PARAMS as IMPLICIT
 from .graph import NodeSpec
-
-# Parameters every rclpy node has without declaring them.
-IMPLICIT = frozenset({"use_sim_time", "start_type_description_service"})
 
 
 def undeclared(configured: dict, declared: set[str]) -> list[str]:

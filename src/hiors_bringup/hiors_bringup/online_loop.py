@@ -125,19 +125,12 @@ def node_params(robot: str, task: str, cfg: OnlineConfig, run_dir: str | Path = 
     """Each in-process node's parameters: its declared defaults, then what `hiors up` gives it (the graph
     description: config/<robot>.yaml, robot and task, the run folder's paths), then the run's choices
     (`OnlineConfig` fields and `params`)."""
-    from hiors_learner.filter_node import RETURN_PARAMS
-    from hiors_learner.learner_node import LEARNER_PARAMS
-    from hiors_learner.params import FILTER_PARAMS, THRESHOLD_PARAMS
+    from hiors_core.params import defaults
+    from hiors_learner.params import EPISODE_FILTER, LEARNER
 
     from .graph import GraphArgs, robot_graph
 
-    def table(*tables) -> dict:
-        return {k: default for t in tables for k, (default, _) in t.items()}
-
-    declared = {
-        "learner": table(LEARNER_PARAMS, FILTER_PARAMS, THRESHOLD_PARAMS),
-        "episode_filter": table(FILTER_PARAMS, THRESHOLD_PARAMS, RETURN_PARAMS) | {"follow_learner": True},
-    }
+    declared = {"learner": defaults(LEARNER), "episode_filter": defaults(EPISODE_FILTER)}
     graph = GraphArgs(robot, task, sim=True, learner="local", run_dir=str(run_dir), config_file=cfg.config_file)
     given = {spec.name: spec.parameters for spec in robot_graph(graph)}
     out = {n: {**declared.get(n, {}), **given[n]} for n in NODES}

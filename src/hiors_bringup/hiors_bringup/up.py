@@ -24,8 +24,9 @@ from pathlib import Path
 
 from hiors_core import topics
 from hiors_core.errors import HiorsError
+from hiors_core.params import closest
 
-from .graph import GraphArgs, robot_graph
+from .graph import GraphArgs, check_parameters, robot_graph
 from .graph_check import check_running_graph
 from .processes import GraphProcesses
 from .report import EPISODES_CSV, plot, read_csv, summary_lines
@@ -209,8 +210,9 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             "--eval-states evaluates the run's starting policy from its folder's policy/: use --base, or the tiny "
             "policy, rather than --policy"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
     args = GraphArgs(robot=opts.robot, task=task, sim=True, policy=opts.policy, run_dir=str(run_dir)).validated()
+    _apply_overrides(robot_graph(args), opts, run_dir)  # config and --set checked before anything runs
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     say = (lambda *a: None) if quiet else print
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
@@ -411,11 +413,20 @@ def _apply_overrides(specs, opts: UpOptions, run_dir: Path, demos_dir: Path | No
         "learner": {"demo_log_dir": str(demos_dir or run_dir / "demos")},
     }
     given = {s.name: s.parameters for s in specs}
+    sets: dict[str, dict] = {}
     for node, key, value in opts.overrides:
         if node not in given:
-            raise HiorsError(f"no node {node!r} in the {opts.robot} graph to set {key!r} on; its nodes: {list(given)}")
-        current = given[node].get(key)
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # `--set learner.utd_target=8`: ROS refuses an integer for a double parameter
-        extra.setdefault(node, {})[key] = value
+            raise HiorsError(
+                f"--set {node}.{key}: no node {node!r} in the {opts.robot} graph{closest(node, given)}; its nodes: "
+                f"{list(given)}"
+            )
+        sets.setdefault(node, {})[key] = value
+    problems = []
+    for node, values in sets.items():  # types and ranges of the nodes' tables; ints widened to floats
+        try:
+            extra.setdefault(node, {}).update(check_parameters(node, values, "--set"))
+        except HiorsError as e:
+            problems.append(str(e))
+    if problems:
+        raise HiorsError("\n".join(problems))
     return [replace(s, parameters={**s.parameters, **extra.get(s.name, {})}) for s in specs]

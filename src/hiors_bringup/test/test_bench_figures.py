@@ -34,8 +34,7 @@ from hiors_bringup.paper_bench import (
     write_runs,
 )
 from hiors_core.errors import ConfigError
-from hiors_learner.learner_node import LEARNER_PARAMS
-from hiors_learner.params import FILTER_PARAMS, THRESHOLD_PARAMS
+from hiors_learner.params import FILTER_PARAMS, LEARNER_PARAMS, THRESHOLD_PARAMS
 
 
 def test_ratio_median_and_table():

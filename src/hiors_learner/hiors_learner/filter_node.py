@@ -21,12 +21,13 @@ from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import ConfigError, HiorsError
 from hiors_core.filters import filter_episode
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.rejection import ThresholdSchedule
 from hiors_core.returns import ReturnConfig, episode_return
 from hiors_core.robots import get_robot
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
 
-from .params import FILTER_PARAMS, THRESHOLD_PARAMS, declare, filter_config, threshold_config
+from .params import EPISODE_FILTER, filter_config, threshold_config
 
 EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 VERDICT_QOS = QoSProfile(
@@ -41,12 +42,6 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-RETURN_PARAMS = {
-    "return_mode": ("graded", "R from the label: 'graded' (success discounted by length and human share) or 'binary'"),
-    "return_length_weight": (0.25, "graded: w_len, the most a success loses for lasting its task's whole time limit"),
-    "return_human_weight": (0.25, "graded: w_human, the most a success loses for being driven by the human throughout"),
-    "return_time_limit_s": (0.0, "graded: episode length (s) of a full length discount; 0 = the task's time limit"),
-}
 
 
 @functools.cache
@@ -75,15 +70,14 @@ def return_of(msg, label_return: float, config: ReturnConfig, time_limit_s: floa
 class EpisodeFilterNode(Node):
     def __init__(self, **kwargs):
         super().__init__("episode_filter", **kwargs)
-        p = declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS) | declare(self, RETURN_PARAMS)
+        p = declare(self, EPISODE_FILTER)
         self.returns = ReturnConfig(
             mode=str(p["return_mode"]),
             length_weight=float(p["return_length_weight"]),
             human_weight=float(p["return_human_weight"]),
         )
         self.time_limit_s = float(p["return_time_limit_s"])
-        self.declare_parameter("follow_learner", True)
-        self.follow_learner = bool(self.get_parameter("follow_learner").value)
+        self.follow_learner = bool(p["follow_learner"])
         self.filters = filter_config(p)
         self.schedule = ThresholdSchedule(threshold_config(p))
         self.learner_heard = False

@@ -27,13 +27,14 @@ from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import HiorsError
 from hiors_core.node_main import run_node
-from hiors_core.weight_sync import CHUNK_SIZE, weight_messages, weights_qos
+from hiors_core.params import declare
+from hiors_core.weight_sync import weight_messages, weights_qos
 from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
 
 from .engine import DeepSpeedEngine, TorchEngine
 from .learner import Learner, LearnerConfig
 from .optim import OptimConfig
-from .params import FILTER_PARAMS, THRESHOLD_PARAMS, declare, filter_config, threshold_config
+from .params import LEARNER, filter_config, threshold_config
 
 RELIABLE_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
@@ -42,43 +43,6 @@ LATCHED = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-
-LEARNER_PARAMS = {
-    "run_dir": ("runs/learner", "run folder: checkpoints/, weights/, metrics.csv"),
-    "log_dir": ("", "the recorder's episode log (resume re-reads it and backfills what was missed)"),
-    "demo_log_dir": ("", "episode log of initial demonstrations loaded at start"),
-    "engine": ("torch", "'torch' (one device) or 'deepspeed' (ZeRO-2, launched with torchrun/deepspeed)"),
-    "device": ("cpu", "torch engine device: cpu, cuda, cuda:1, ..."),
-    "bf16": (False, "deepspeed engine: bf16 training (GPU)"),
-    "policy_path": ("", "checkpoint directory to start from (hiors_policy layout); empty = policy_factory"),
-    "policy_factory": ("hiors_policy:build_tiny_policy", "module:callable(robot, task, seed) when no policy_path"),
-    "robot": ("tora_one", "robot name (for the factory)"),
-    "task": ("raise_hand", "task name (for the factory)"),
-    "horizon": (0, "label chunk length H (0 = the policy's chunk size)"),
-    "batch_size": (8, "minibatch size (over all ranks)"),
-    "utd_target": (
-        0.0,
-        "update-to-data cap, in gradient steps per received sample (the paper's UTD); "
-        "0 = unpaced: train continuously while there is data",
-    ),
-    "utd_cap": (0.0, "utd_target > 0 only: the cap while no data arrives (robot idle); 0 = utd_target"),
-    "idle_after_s": (10.0, "utd_target > 0 only: no data for this long = robot idle"),
-    "publish_every": (50, "publish weights every N optimizer steps"),
-    "checkpoint_every": (200, "checkpoint every N optimizer steps"),
-    "chunk_bytes": (CHUNK_SIZE, "PolicyWeights chunk size (bytes)"),
-    "local_weights": (True, "also write each version to run_dir/weights (PolicyUpdate.path fast path)"),
-    "max_steps": (0, "stop training after this many steps (0 = never)"),
-    "seed": (0, "sampling / noise seed"),
-    "lr": (2.5e-5, "peak learning rate"),
-    "min_lr": (2.5e-6, "final learning rate of the cosine decay"),
-    "warmup_steps": (1000, "linear warm-up steps"),
-    "decay_steps": (30000, "cosine decay steps after warm-up"),
-    "lr_schedule": ("cosine", "cosine, cyclic or constant"),
-    "cycle_steps": (2000, "cyclic schedule period"),
-    "grad_clip": (1.0, "gradient norm clip (0 = off)"),
-    "weight_decay": (1e-10, "AdamW weight decay"),
-    "status_period": (1.0, "LearnerStatus period (s)"),
-}
 
 
 def make_policy(p: dict):
@@ -141,7 +105,7 @@ def learner_config(p: dict, policy) -> LearnerConfig:
 class LearnerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("learner", **kwargs)
-        p = declare(self, LEARNER_PARAMS) | declare(self, FILTER_PARAMS) | declare(self, THRESHOLD_PARAMS)
+        p = declare(self, LEARNER)
         self.p = p
         if p["engine"] == "deepspeed":
             import deepspeed

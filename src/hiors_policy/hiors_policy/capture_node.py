@@ -17,7 +17,6 @@ import json
 import threading
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -28,36 +27,20 @@ from hiors_core.convert import NS, stamp_to_ns
 from hiors_core.convert_ros import image_msg
 from hiors_core.errors import ConfigError
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.robots import get_robot
 from hiors_msgs.msg import Observation
 
 from .layout import assemble_state, ee_arms, state_layout, task_instruction
+from .params import CAPTURE
 
-CAPTURE_PARAMS = {
-    "robot": ("tora_one", "robot name (hiors_core.robots)"),
-    "task": ("raise_hand", "task name; fixes the state layout"),
-    "rate_hz": (10.0, "Observation publishing rate (Hz)"),
-    "max_skew": (0.1, "largest allowed |image stamp - joint state stamp| (s); older frames are dropped"),
-    "cameras": ([""], "camera names ([''] = the robot's cameras)"),
-    "frame_id": ("", "Observation.header.frame_id ('' = the robot's base frame)"),
-    "opencv_devices": ([""], "real robot only: read cameras from OpenCV devices, e.g. ['top=0', 'left_wrist=2']"),
-    "goal_state": (
-        False,
-        "twin only: the state also carries the task's goal entries, read from the sim's privileged task state "
-        "(for goal-state policies; `hiors up` sets it from the policy's state names)",
-    ),
-}
 OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class CaptureNode(Node):
     def __init__(self, **kwargs):
         super().__init__("capture", **kwargs)
-        p = {}
-        for name, (default, desc) in CAPTURE_PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=desc))
-            p[name] = self.get_parameter(name).value
-        self.p = p
+        p = self.p = declare(self, CAPTURE)
         robot, task = str(p["robot"]), str(p["task"])
         rs = get_robot(robot)
         self.robot, self.task = robot, task

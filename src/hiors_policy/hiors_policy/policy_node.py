@@ -18,7 +18,6 @@ from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -26,6 +25,7 @@ from hiors_core import topics
 from hiors_core.convert import frame_from_observation
 from hiors_core.errors import BadInputError, HiorsError
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.weight_sync import (
     OVERHEAD,
     REFUSED,
@@ -37,6 +37,7 @@ from hiors_core.weight_sync import (
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
 from .checkpoint import make_policy
+from .params import POLICY
 from .policy import CheckpointError, Pi0Policy, PolicyInput
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -48,29 +49,6 @@ RELIABLE_ALL = WEIGHTS_QOS
 OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 CHUNK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-POLICY_PARAMS = {
-    "checkpoint": (
-        "tiny:tora_one:raise_hand",
-        "checkpoint folder (project or lerobot+hiors_policy.json layout), or tiny:<robot>:<task>",
-    ),
-    "robot": ("", "expected robot name; observations for another robot are refused ('' = the checkpoint's)"),
-    "task": ("", "expected task name (informational; '' = the checkpoint's)"),
-    "num_steps": (0, "denoising steps (0 = the checkpoint's, 10 for pi0)"),
-    "device": ("cpu", "torch device: cpu, cuda, cuda:1, ..."),
-    "dtype": ("", "model dtype override: '', float32, bfloat16"),
-    "seed": (0, "noise seed (and tiny-policy init seed)"),
-    "image_width": (0, "required camera image width (0 = any)"),
-    "image_height": (0, "required camera image height (0 = any)"),
-    "use_local_weights": (True, "read PolicyUpdate.path directly when it is readable and its sha256 matches"),
-    "max_weight_bytes": (
-        0,
-        "largest weight blob taken, from a file or in chunks (0 = the model's size at float32 plus 1 MiB); weight "
-        "messages waiting, and incomplete transfers, each hold at most twice this",
-    ),
-    "weight_transfer_timeout_s": (60.0, "seconds without a new chunk after which an incomplete transfer is dropped"),
-    "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
-}
-
 
 def _kv(k, v) -> KeyValue:
     return KeyValue(key=str(k), value=str(v))
@@ -79,11 +57,7 @@ def _kv(k, v) -> KeyValue:
 class PolicyNode(Node):
     def __init__(self, policy: Pi0Policy | None = None, **kwargs):
         super().__init__("policy", **kwargs)
-        p = {}
-        for name, (default, desc) in POLICY_PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=desc))
-            p[name] = self.get_parameter(name).value
-        self.p = p
+        p = self.p = declare(self, POLICY)
         if p["diagnostics_period"] <= 0:
             raise HiorsError("diagnostics_period must be positive")
         if int(p["max_weight_bytes"]) < 0 or not float(p["weight_transfer_timeout_s"]) > 0:

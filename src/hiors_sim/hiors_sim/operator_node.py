@@ -10,35 +10,28 @@ from __future__ import annotations
 import json
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 
 from .operator import KNOBS, OperatorConfig
 from .operator_device import OperatorDevice
+from .params import SIM_OPERATOR
 from .tasks import make_task, tasks_for
 
 
 class SimOperatorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_operator", **kwargs)
-
-        def p(name, default, desc):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
-
-        robot = p("robot", "tora_one", "robot: tora_one or xtrainer")
-        task = p("task", "", "task name ('' = the robot's first task)") or tasks_for(robot)[0]
-        defaults = OperatorConfig()
-        self.cfg = OperatorConfig(  # every knob a parameter, its default and meaning from operator.py
-            **{k: type(getattr(defaults, k))(p(k, getattr(defaults, k), desc)) for k, desc in KNOBS.items()}
-        )
-        self.episode_buttons = bool(
-            p("episode_buttons", False, "press success/failure buttons at the end of an episode")
-        )
+        p = declare(self, SIM_OPERATOR)
+        robot = p["robot"]
+        task = p["task"] or tasks_for(robot)[0]
+        self.cfg = OperatorConfig(**{k: p[k] for k in KNOBS})  # every knob a parameter (hiors_sim.params)
+        self.episode_buttons = p["episode_buttons"]
         self.task = make_task(task)
         if self.task.robot.name != robot:
             raise ValueError(f"task {task!r} is not a task of {robot!r}: {tasks_for(robot)}")

@@ -9,37 +9,28 @@ from __future__ import annotations
 
 import json
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_msgs.msg import EpisodeLabel
 
-from .oracle import END_GRACE_S, RewardOracle
+from .oracle import RewardOracle
+from .params import REWARD_ORACLE
 
 
 class RewardOracleNode(Node):
     def __init__(self, **kwargs):
         super().__init__("reward_oracle", **kwargs)
-
-        def p(name, default, desc):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
-
+        p = declare(self, REWARD_ORACLE)
         self.oracle = RewardOracle(
-            false_positive_rate=float(p("false_positive_rate", 0.0, "probability of labelling a failure as success")),
-            graded=bool(p("graded", False, "reward = best task progress (0..1) instead of 0 on failure")),
-            seed=int(p("seed", 0, "seed of the false-positive draws")),
-            end_grace_s=float(
-                p(
-                    "end_grace_s",
-                    END_GRACE_S,
-                    "sim seconds the last successful state may precede the episode's end and still count as ending "
-                    "in success (the runner's decision takes a moment to reach this node)",
-                )
-            ),
+            false_positive_rate=p["false_positive_rate"],
+            graded=p["graded"],
+            seed=p["seed"],
+            end_grace_s=p["end_grace_s"],
         )
         self.episode_id = ""
         self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, QoSProfile(depth=50))

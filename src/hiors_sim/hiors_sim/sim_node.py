@@ -14,7 +14,6 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -25,9 +24,11 @@ from std_msgs.msg import Header, String
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_msgs.srv import ResetSim
 
 from .env import Command, SimRobot
+from .params import SIM
 
 
 def _json_default(o):
@@ -41,23 +42,12 @@ def _json_default(o):
 class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim", **kwargs)
-
-        def p(name, default, desc):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
-
-        robot = p("robot", "tora_one", "robot twin: tora_one or xtrainer")
-        task = p("task", "", "task name ('' = the robot's first task)")
-        self.seed = int(p("seed", 0, "seed of the first episode"))
-        self.cell = int(p("cell", -1, "grid cell of the first episode (-1 = random train cell)"))
-        self.camera_rate = float(p("camera_rate_hz", 25.0, "camera publishing rate in sim time (Hz)"))
-        self.width = int(p("image_width", 224, "camera image width (px)"))
-        self.height = int(p("image_height", 224, "camera image height (px)"))
-        self.rtf = float(p("real_time_factor", 1.0, "1.0 = real time; 0 or >= 1000 = as fast as possible"))
-        self.state_rate = float(
-            p("task_state_rate_hz", 25.0, "task state / joint state publishing rate (Hz, sim time)")
-        )
-        if self.camera_rate <= 0 or self.width < 8 or self.height < 8 or self.rtf < 0:
-            raise ValueError("camera_rate_hz must be > 0, image size >= 8 px, real_time_factor >= 0")
+        p = declare(self, SIM)  # ranges: hiors_sim.params
+        robot, task = p["robot"], p["task"]
+        self.seed, self.cell = p["seed"], p["cell"]
+        self.camera_rate, self.state_rate = p["camera_rate_hz"], p["task_state_rate_hz"]
+        self.width, self.height = p["image_width"], p["image_height"]
+        self.rtf = p["real_time_factor"]
         self.env = SimRobot(robot, task or None)
         self.spec = self.env.spec
 
@@ -202,7 +192,7 @@ class SimNode(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = self.spec.base_frame
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-            msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (
+            msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = (
                 float(v) for v in q
             )
             self.pub_ee[a.name].publish(msg)

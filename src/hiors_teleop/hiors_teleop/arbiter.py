@@ -19,6 +19,7 @@ from visualization_msgs.msg import MarkerArray
 from hiors_core import topics
 from hiors_core.convert import stamp_to_ns
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.robots import MODE_EE_POSE, get_robot
 from hiors_core.schema import AUTHORITY_HUMAN
 from hiors_core.tasks import task_or_default
@@ -26,6 +27,7 @@ from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
 
 from .authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
 from .markers import build_markers
+from .params import ARBITER
 from .safety import Limits, layout_for
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -35,38 +37,38 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=
 class Arbiter(Node):
     def __init__(self, **kwargs):
         super().__init__("arbiter", **kwargs)
-        p = self.declare_parameter
-        self.robot = get_robot(p("robot", "tora_one").value)
+        p = declare(self, ARBITER)  # types and ranges: hiors_teleop.params
+        self.robot = get_robot(p["robot"])
         # Control mode, commanded arm and human input device default to the task's (hiors_core.tasks).
-        task = task_or_default(self.robot.name, p("task", "").value)
-        mode = p("control_mode", task.control_mode).value
-        self.arm = p("arm", task.commanded_arm or "left").value
-        rate = float(p("control_rate_hz", 0.0).value) or self.robot.control_rate_hz
+        task = task_or_default(self.robot.name, p["task"])
+        mode = p["control_mode"] or task.control_mode
+        self.arm = p["arm"] or task.commanded_arm or "left"
+        rate = p["control_rate_hz"] or self.robot.control_rate_hz
         self.layout = layout_for(self.robot, mode, self.arm)
         self.limits = Limits.for_robot(self.robot, self.layout, rate)
-        k_auto = int(p("k_auto", 20).value)
+        k_auto = p["k_auto"]
         sampler = Sampler(
-            mode=p("sampling_mode", "dual").value,
-            human_period=int(p("human_sample_period", 1).value),
-            policy_period=int(p("policy_sample_period", 0).value),
+            mode=p["sampling_mode"],
+            human_period=p["human_sample_period"],
+            policy_period=p["policy_sample_period"],
             k_auto=k_auto,
         )
         self.cfg = ArbiterConfig(
             control_rate_hz=rate,
             k_auto=k_auto,
-            policy_timeout_steps=int(p("policy_timeout_steps", 25).value),
-            teleop_timeout_s=float(p("teleop_timeout_s", 0.25).value),
-            human_source=p("human_source", task.human_source).value,
+            policy_timeout_steps=p["policy_timeout_steps"],
+            teleop_timeout_s=p["teleop_timeout_s"],
+            human_source=p["human_source"] or task.human_source,
             sampler=sampler,
         )
-        self.trigger_closes = bool(p("trigger_closes", True).value)
-        self.marker_rate = float(p("marker_rate_hz", 5.0).value)
+        self.trigger_closes = p["trigger_closes"]
+        self.marker_rate = p["marker_rate_hz"]
         self.core = ArbiterCore(self.limits, self.cfg)
         self.lock = threading.Lock()
         self.ee_mode = self.layout.mode == MODE_EE_POSE
         self._measured_joints: dict[str, float] = {}
         self._measured_ee: np.ndarray | None = None
-        self._trail: deque = deque(maxlen=int(p("trail_length", 600).value))
+        self._trail: deque = deque(maxlen=p["trail_length"])
         self._authority_now = 0
         self._predicted: np.ndarray | None = None
 

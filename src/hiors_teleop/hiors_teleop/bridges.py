@@ -14,12 +14,12 @@ import math
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState, Joy
 
 from hiors_core import topics
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.robots import get_robot
 
 from .devices import (
@@ -31,13 +31,11 @@ from .devices import (
     TeleopCommand,
     TeleopDevice,
 )
+from .params import LEADER_ARM, QUEST3
 
 
 class _Bridge(Node):
     device: TeleopDevice | None = None
-
-    def _param(self, name, default, desc):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=desc)).value
 
     def _start(self, rate_hz: float) -> None:
         self.published = 0
@@ -101,26 +99,21 @@ class _Bridge(Node):
 class Quest3Bridge(_Bridge):
     def __init__(self, **kwargs):
         super().__init__("quest3", **kwargs)
-        p = self._param
-        self.robot = get_robot(p("robot", "tora_one", "robot name"))
-        p("task", "", "task (informational)")
-        arm = p("arm", "left", "the robot arm the controller drives")
-        source = p("source", "webxr", "webxr (page + WebSocket) or topics (Quest2ROS-style absolute pose + Joy)")
-        hand = p("hand", "right", "controller hand: right or left")
-        scale = float(p("scale", 1.0, "controller motion -> robot motion scale"))
-        max_age = float(p("max_age_s", 0.5, "publish nothing once the newest controller input is older (s; 0 = off)"))
+        p = declare(self, QUEST3)  # types and ranges: hiors_teleop.params
+        self.robot = get_robot(p["robot"])
+        arm, source, hand, scale, max_age = p["arm"], p["source"], p["hand"], p["scale"], p["max_age_s"]
         self.pub_delta = self.create_publisher(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=arm), 10)
         self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
         self.pub_joint = None
         if source == "webxr":
             self.device = Quest3WebXR(
-                host=p("host", "127.0.0.1", "address the page is served on (0.0.0.0 for the LAN, with TLS)"),
-                port=int(p("port", 8443, "port of the page and the WebSocket (0 = any free port)")),
-                token=p("token", "", "access token ('' = a random one, logged)"),
+                host=p["host"],
+                port=p["port"],
+                token=p["token"],
                 hand=hand,
                 scale=scale,
-                certfile=p("certfile", "", "TLS certificate (https/wss; WebXR needs a secure context on the LAN)"),
-                keyfile=p("keyfile", "", "TLS key"),
+                certfile=p["certfile"],
+                keyfile=p["keyfile"],
                 max_age_s=max_age,
             )
             self.device.connect()
@@ -129,19 +122,19 @@ class Quest3Bridge(_Bridge):
             self.device = Quest3Topics(scale=scale, max_age_s=max_age)
             self.create_subscription(
                 PoseStamped,
-                p("pose_topic", f"q2r/{hand}_hand_pose", "absolute controller pose (Quest2ROS)"),
+                p["pose_topic"] or f"q2r/{hand}_hand_pose",
                 self.on_pose,
                 10,
             )
             self.create_subscription(
                 Joy,
-                p("joy_topic", f"q2r/{hand}_hand_inputs", "controller buttons and trigger (Quest2ROS)"),
+                p["joy_topic"] or f"q2r/{hand}_hand_inputs",
                 lambda m: self.device.feed_joy(m.buttons, m.axes),
                 10,
             )
         else:
             raise ValueError(f"quest3 source must be 'webxr' or 'topics', got {source!r}")
-        self._start(float(p("rate_hz", 50.0, "teleop publishing rate (Hz)")))
+        self._start(p["rate_hz"])
 
     def on_pose(self, m: PoseStamped) -> None:
         p, o = m.pose.position, m.pose.orientation
@@ -151,13 +144,24 @@ class Quest3Bridge(_Bridge):
 class LeaderArmBridge(_Bridge):
     def __init__(self, **kwargs):
         super().__init__("leader_arm", **kwargs)
-        p = self._param
-        self.robot = get_robot(p("robot", "xtrainer", "robot name"))
-        p("task", "", "task (informational)")
-        arm = self.robot.arm(p("arm", "left", "the follower arm"))
-        names = tuple(
-            p("joint_names", list(arm.joint_names) + [arm.gripper_name], "follower joints the leader commands")
+
+        def arm_joints(v):
+            arm = get_robot(v["robot"]).arm(v["arm"])
+            return list(arm.joint_names) + [arm.gripper_name]
+
+        p = declare(  # types and ranges: hiors_teleop.params; the lists' defaults follow the arm's joints
+            self,
+            LEADER_ARM,
+            {
+                "joint_names": arm_joints,
+                "offsets": lambda v: [0.0] * len(v["joint_names"]),
+                "signs": lambda v: [1.0] * len(v["joint_names"]),
+                "raw_names": lambda v: list(v["joint_names"]),
+                "ids": lambda v: list(range(1, len(v["joint_names"]) + 1)),
+            },
         )
+        self.robot = get_robot(p["robot"])
+        names = tuple(p["joint_names"])
         lower = list(self.robot.joint_lower)
         upper = list(self.robot.joint_upper)
         index = {n: i for i, n in enumerate(self.robot.joint_names)}
@@ -166,45 +170,38 @@ class LeaderArmBridge(_Bridge):
             raise ValueError(f"leader arm: robot {self.robot.name!r} has no joints {unknown}")
         mapping = LeaderArmMapping(
             names=names,
-            offsets=tuple(p("offsets", [0.0] * len(names), "target = sign * raw + offset (rad)")),
-            signs=tuple(p("signs", [1.0] * len(names), "+1 or -1 per joint")),
+            offsets=tuple(p["offsets"]),
+            signs=tuple(p["signs"]),
             lower=tuple(lower[index[n]] for n in names),
             upper=tuple(upper[index[n]] for n in names),
-            max_excess=float(
-                p("max_excess_rad", 0.2, "targets this far beyond a joint limit are clipped; further out refused")
-            ),
+            max_excess=p["max_excess_rad"],
         )
-        source = p("source", "topic", "topic (raw JointState) or dynamixel (servos on a serial port)")
-        max_age = float(p("max_age_s", 0.5, "publish nothing once the newest reading is older (s; 0 = off)"))
+        source, max_age = p["source"], p["max_age_s"]
         self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, 10)
         self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
         self.pub_delta = None
         if source == "topic":
-            self.device = JointStateLeader(
-                mapping, tuple(p("raw_names", list(names), "names of the raw readings, in joint order")), max_age
-            )
+            self.device = JointStateLeader(mapping, tuple(p["raw_names"]), max_age)
             self.create_subscription(
                 JointState,
-                p("input_topic", "leader/joint_states", "raw leader readings"),
+                p["input_topic"],
                 lambda m: self.device.feed(m.name, m.position),
                 10,
             )
         elif source == "dynamixel":
             self.device = DynamixelLeader(
                 mapping,
-                p("port", "/dev/ttyUSB0", "serial port of the servos"),
-                tuple(p("ids", list(range(1, len(names) + 1)), "servo ids in joint order")),
-                int(p("baudrate", 1_000_000, "serial baud rate")),
+                p["port"],
+                tuple(p["ids"]),
+                p["baudrate"],
             )
             self.device.connect()
         else:
             raise ValueError(f"leader_arm source must be 'topic' or 'dynamixel', got {source!r}")
         # Engagement: a foot pedal / button as a Joy (buttons[0]) on engage_topic, or always engaged.
-        self.device.engaged = bool(p("always_engaged", False, "engaged without a pedal"))
-        self.create_subscription(
-            Joy, p("engage_topic", "leader/engage", "pedal / button (Joy buttons[0] = engaged)"), self.on_engage, 10
-        )
-        self._start(float(p("rate_hz", 50.0, "teleop publishing rate (Hz)")))
+        self.device.engaged = p["always_engaged"]
+        self.create_subscription(Joy, p["engage_topic"], self.on_engage, 10)
+        self._start(p["rate_hz"])
 
     def on_engage(self, msg: Joy) -> None:
         self.device.engaged = bool(msg.buttons and msg.buttons[0])

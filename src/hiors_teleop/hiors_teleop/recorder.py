@@ -38,12 +38,14 @@ from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
 from hiors_core.episode_msg import episode_to_msg
 from hiors_core.errors import HiorsError
 from hiors_core.node_main import run_node
+from hiors_core.params import declare
 from hiors_core.robots import get_robot
 from hiors_core.schema import EpisodeMeta, Label
 from hiors_core.tasks import task_or_default
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import EndEpisode, LabelEpisode, StartEpisode
 
+from .params import RECORDER
 from .safety import layout_for
 
 EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
@@ -74,17 +76,17 @@ def _complete_meta(meta: EpisodeMeta, frame) -> EpisodeMeta:
 class Recorder(Node):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
-        p = self.declare_parameter
-        self.robot = get_robot(p("robot", "tora_one").value)
-        self.task = p("task", "").value
-        self.instruction = p("instruction", "").value
-        self.log = EpisodeLog(p("log_dir", "episodes").value)
-        self.horizon = int(p("horizon", 50).value)
-        self.resend_period = float(p("resend_period_s", 5.0).value)
-        self.end_on_label = bool(p("end_on_label", True).value)
+        p = declare(self, RECORDER)  # types and ranges: hiors_teleop.params
+        self.robot = get_robot(p["robot"])
+        self.task = p["task"]
+        self.instruction = p["instruction"]
+        self.log = EpisodeLog(p["log_dir"])
+        self.horizon = p["horizon"]
+        self.resend_period = p["resend_period_s"]
+        self.end_on_label = p["end_on_label"]
         task = task_or_default(self.robot.name, self.task)  # its control mode and arm (hiors_core.tasks)
         self.default_layout = layout_for(
-            self.robot, p("control_mode", task.control_mode).value, p("arm", task.commanded_arm or "left").value
+            self.robot, p["control_mode"] or task.control_mode, p["arm"] or task.commanded_arm or "left"
         )
 
         self.lock = threading.Lock()
@@ -130,7 +132,7 @@ class Recorder(Node):
             self.create_timer(self.resend_period, lambda: self.jobs.put(("resend",)), callback_group=group)
         self.worker.start()
         self.jobs.put(("recover",))
-        if bool(p("keyboard", False).value):
+        if p["keyboard"]:
             threading.Thread(target=self._keyboard, name="recorder-keyboard", daemon=True).start()
         self.get_logger().info(f"recorder: log {self.log.root}, horizon {self.horizon}")
 
