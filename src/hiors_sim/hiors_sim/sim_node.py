@@ -192,7 +192,7 @@ class SimNode(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = self.spec.base_frame
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-            msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = (
+            msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (
                 float(v) for v in q
             )
             self.pub_ee[a.name].publish(msg)
