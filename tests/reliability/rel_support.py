@@ -143,7 +143,6 @@ class CommandGuard:
         from hiors_core import topics
         from hiors_core.robots import MODE_EE_POSE
         from hiors_msgs.msg import ExecutedCommand
-        from hiors_teleop.arbiter import RELIABLE
 
         self.limits = limits
         self.unsafe: list[str] = []
@@ -152,12 +151,17 @@ class CommandGuard:
         self.executed: list = []
         pre = f"/{ns.strip('/')}/" if ns else ""
         sub = node.create_subscription
-        sub(ExecutedCommand, pre + topics.EXECUTED, self.on_executed, RELIABLE)
+        sub(ExecutedCommand, pre + topics.EXECUTED, self.on_executed, topics.qos(topics.EXECUTED))
         if limits.mode == MODE_EE_POSE:
-            sub(PoseStamped, pre + topics.CMD_EE_POSE.format(arm=arm), self.on_pose, 100)
-            sub(JointState, pre + topics.CMD_GRIPPER, self.on_gripper, 100)
+            sub(
+                PoseStamped,
+                pre + topics.CMD_EE_POSE.format(arm=arm),
+                self.on_pose,
+                topics.qos(topics.CMD_EE_POSE, depth=100),
+            )
+            sub(JointState, pre + topics.CMD_GRIPPER, self.on_gripper, topics.qos(topics.CMD_GRIPPER, depth=100))
         else:
-            sub(JointState, pre + topics.CMD_JOINT, self.on_joint, 100)
+            sub(JointState, pre + topics.CMD_JOINT, self.on_joint, topics.qos(topics.CMD_JOINT, depth=100))
 
     def _bad(self, what: str) -> None:
         self.unsafe.append(what)

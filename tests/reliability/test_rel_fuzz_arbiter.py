@@ -19,7 +19,7 @@ from sensor_msgs.msg import JointState, Joy
 from hiors_core import topics
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ControlState
-from hiors_teleop.arbiter import LATCHED, Arbiter
+from hiors_teleop.arbiter import Arbiter
 
 pytestmark = pytest.mark.node
 
@@ -39,15 +39,19 @@ class Side:
         self.ee = arbiter.ee_mode
         pre = f"/{ns}/"
         pub = rig.create_publisher
-        self.chunk = pub(ActionChunk, pre + topics.ACTION_CHUNK, 10)
-        self.joy = pub(Joy, pre + topics.TELEOP_JOY, 10)
-        self.delta = pub(PoseStamped, pre + topics.TELEOP_EE_DELTA.format(arm="left"), 10)
-        self.teleop_joint = pub(JointState, pre + topics.TELEOP_JOINT, 10)
-        self.joint_states = pub(JointState, pre + topics.JOINT_STATES, 10)
-        self.ee_pose = pub(PoseStamped, pre + topics.EE_POSE.format(arm="left"), 10)
+        self.chunk = pub(ActionChunk, pre + topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
+        self.joy = pub(Joy, pre + topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY))
+        self.delta = pub(
+            PoseStamped, pre + topics.TELEOP_EE_DELTA.format(arm="left"), topics.qos(topics.TELEOP_EE_DELTA)
+        )
+        self.teleop_joint = pub(JointState, pre + topics.TELEOP_JOINT, topics.qos(topics.TELEOP_JOINT))
+        self.joint_states = pub(JointState, pre + topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
+        self.ee_pose = pub(PoseStamped, pre + topics.EE_POSE.format(arm="left"), topics.qos(topics.EE_POSE))
         self.guard = CommandGuard(rig, self.limits, ns=ns)
         self.states: list[ControlState] = []
-        rig.create_subscription(ControlState, pre + topics.CONTROL_STATE, self.states.append, LATCHED)
+        rig.create_subscription(
+            ControlState, pre + topics.CONTROL_STATE, self.states.append, topics.qos(topics.CONTROL_STATE)
+        )
         self.expected_refusals = 0
         self.sent = {k: 0 for k in CALLBACKS}
         self.bad_versions: set[int] = set()

@@ -21,10 +21,10 @@ from rel_support import SCALES, f32_floats, fuzz, instrumented, pick, record
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-from hiors_core.weight_sync import sha256_hex, weight_messages, weights_qos
+from hiors_core.weight_sync import sha256_hex, weight_messages
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
-from hiors_policy.policy_node import LATCHED, OBS_QOS, PolicyNode
+from hiors_policy.policy_node import PolicyNode
 
 pytestmark = pytest.mark.node
 WAIT = 60.0
@@ -132,8 +132,10 @@ def test_policy_node_refuses_malformed_observations(policy, scale):
         node = FuzzPolicy(policy=policy, context=ctx, parameter_overrides=[Parameter("diagnostics_period", value=0.2)])
         probe = Node("policy_fuzz_probe", context=ctx)
         chunks: list[ActionChunk] = []
-        probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, 100)
-        pub = probe.create_publisher(Observation, topics.OBSERVATION, OBS_QOS)
+        probe.create_subscription(
+            ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK, depth=100)
+        )
+        pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
         invalid_seqs: set[int] = set()
         sent = [0]
 
@@ -148,7 +150,7 @@ def test_policy_node_refuses_malformed_observations(policy, scale):
                 if invalid:
                     invalid_seqs.add(sent[0])
                 pub.publish(msg)
-                # OBS_QOS keeps 2: wait for each before the next, so that none is lost in transit (the node's own
+                # The observation QoS keeps 2: wait for each before the next, so that none is lost in transit (the node's own
                 # skipping of observations it could not get to is what is counted).
                 wait_for(lambda: node.calls["_on_observation"] >= sent[0], WAIT, f"observation {sent[0]} taken")
             wait_for(settled, WAIT, "every observation chunked, refused or skipped")
@@ -289,8 +291,10 @@ def test_policy_node_refuses_forged_and_corrupted_weights(policy, tmp_path, scal
         node = FuzzPolicy(policy=policy, context=ctx)
         original = policy.to_safetensors_bytes()
         probe = Node("weights_fuzz_probe", context=ctx)
-        pub_w = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(64))
-        pub_u = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
+        pub_w = probe.create_publisher(
+            PolicyWeights, topics.POLICY_WEIGHTS, topics.qos(topics.POLICY_WEIGHTS, depth=64)
+        )
+        pub_u = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
         version = [10]
         must_refuse = [0]
         sent = {"weights": 0, "updates": 0}

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import strategies as st
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rel_support import SCALES, f32_floats, fuzz, instrumented, pick, record
 from sensor_msgs.msg import Joy
 
@@ -22,7 +21,7 @@ from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
-from hiors_teleop.recorder import EPISODE_QOS, IDLE, RELIABLE, Recorder
+from hiors_teleop.recorder import IDLE, Recorder
 
 pytestmark = pytest.mark.node
 WAIT = 30.0
@@ -125,13 +124,21 @@ def test_recorder_refuses_malformed_labels_buttons_and_frames(tmp_path, scale):
         )
         rig = Node("recorder_fuzz_rig", context=ctx)
         episodes: list[Episode] = []
-        rig.create_subscription(Episode, topics.EPISODE, episodes.append, EPISODE_QOS)
+        rig.create_subscription(Episode, topics.EPISODE, episodes.append, topics.qos(topics.EPISODE))
         pubs = {
-            "on_observation": rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data),
-            "on_executed": rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE),
-            "on_joy": rig.create_publisher(Joy, topics.TELEOP_JOY, 10),
-            "on_label": rig.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, RELIABLE),
-            "on_verdict": rig.create_publisher(EpisodeVerdict, topics.EPISODE_VERDICT, RELIABLE),
+            "on_observation": rig.create_publisher(
+                Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, "recorder")
+            ),
+            "on_executed": rig.create_publisher(
+                ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED, "recorder")
+            ),
+            "on_joy": rig.create_publisher(Joy, topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY)),
+            "on_label": rig.create_publisher(
+                EpisodeLabel, topics.EPISODE_LABEL, topics.qos(topics.EPISODE_LABEL, "recorder")
+            ),
+            "on_verdict": rig.create_publisher(
+                EpisodeVerdict, topics.EPISODE_VERDICT, topics.qos(topics.EPISODE_VERDICT, "recorder")
+            ),
         }
         sent = dict.fromkeys(CALLBACKS, 0)
         expected = {"labels": 0, "frames": 0}

@@ -41,9 +41,14 @@ class Outputs:
         self.limits = limits
         sub = self.node.create_subscription
         self.subs = [
-            sub(PoseStamped, topics.TELEOP_EE_DELTA.format(arm="left"), self.on_delta, 100),
-            sub(Joy, topics.TELEOP_JOY, self.on_joy, 100),
-            sub(JointState, topics.TELEOP_JOINT, self.on_joint, 100),
+            sub(
+                PoseStamped,
+                topics.TELEOP_EE_DELTA.format(arm="left"),
+                self.on_delta,
+                topics.qos(topics.TELEOP_EE_DELTA, depth=100),
+            ),
+            sub(Joy, topics.TELEOP_JOY, self.on_joy, topics.qos(topics.TELEOP_JOY, depth=100)),
+            sub(JointState, topics.TELEOP_JOINT, self.on_joint, topics.qos(topics.TELEOP_JOINT, depth=100)),
         ]
 
     def on_delta(self, m):
@@ -233,8 +238,8 @@ def test_quest2ros_topics_refuse_and_count_malformed_poses(scale):
         )
         guard_device(bridge, ["feed_joy"])
         out = Outputs(ctx)
-        pose_pub = out.node.create_publisher(PoseStamped, "q2r/right_hand_pose", 10)
-        joy_pub = out.node.create_publisher(Joy, "q2r/right_hand_inputs", 10)
+        pose_pub = out.node.create_publisher(PoseStamped, "q2r/right_hand_pose", topics.profile(topics.QOS_DEFAULT))
+        joy_pub = out.node.create_publisher(Joy, "q2r/right_hand_inputs", topics.profile(topics.QOS_DEFAULT))
         dev = bridge.device
         sent = {"pose": 0, "joy": 0, "bad_pose": 0}
         try:
@@ -317,8 +322,8 @@ def test_leader_arm_refuses_and_counts_malformed_readings(scale):
         )
         guard_device(bridge, ["feed"])
         out = Outputs(ctx, limits=(lo, hi))
-        raw_pub = out.node.create_publisher(JointState, "leader/joint_states", 10)
-        engage_pub = out.node.create_publisher(Joy, "leader/engage", 10)
+        raw_pub = out.node.create_publisher(JointState, "leader/joint_states", topics.profile(topics.QOS_DEFAULT))
+        engage_pub = out.node.create_publisher(Joy, "leader/engage", topics.profile(topics.QOS_DEFAULT))
         dev = bridge.device
         sent = {"readings": 0, "certainly_refused": 0, "engage": 0}
         try:

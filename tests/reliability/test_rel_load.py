@@ -13,7 +13,6 @@ import psutil
 import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rel_support import SCALES, instrumented, pick, record
 
 from hiors_bringup.reliability import growth
@@ -22,8 +21,8 @@ from hiors_core.convert_ros import image_msg, time_msg
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ExecutedCommand, Observation
 from hiors_policy import build_tiny_policy
-from hiors_policy.policy_node import OBS_QOS, PolicyNode
-from hiors_teleop.recorder import RELIABLE, Recorder
+from hiors_policy.policy_node import PolicyNode
+from hiors_teleop.recorder import Recorder
 
 pytestmark = pytest.mark.node
 CAPTURE_HZ = 10.0  # nominal Observation rate (capture rate_hz)
@@ -79,9 +78,12 @@ def test_policy_node_under_10x_observations(scale):
         probe = Node("policy_load_probe", context=ctx)
         chunks = []
         probe.create_subscription(
-            ActionChunk, topics.ACTION_CHUNK, lambda m: chunks.append(m.observation_sequence), 100
+            ActionChunk,
+            topics.ACTION_CHUNK,
+            lambda m: chunks.append(m.observation_sequence),
+            topics.qos(topics.ACTION_CHUNK, depth=100),
         )
-        pub = probe.create_publisher(Observation, topics.OBSERVATION, OBS_QOS)
+        pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
         stop = threading.Event()
         try:
             with spinning([node, probe], context=ctx):
@@ -153,8 +155,8 @@ def test_recorder_under_5x_samples_and_10x_observations(tmp_path, scale):
             parameter_overrides=[Parameter("log_dir", value=str(tmp_path)), Parameter("resend_period_s", value=0.0)],
         )
         probe = Node("recorder_load_probe", context=ctx)
-        obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
-        exec_pub = probe.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, "recorder"))
+        exec_pub = probe.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED, "recorder"))
         stop = threading.Event()
         try:
             with spinning([rec, probe], context=ctx, threads=1):  # as its process: run_node(Recorder, threads=1)

@@ -19,10 +19,10 @@ from rel_support import record
 
 from hiors_core import topics
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-from hiors_core.weight_sync import sha256_hex, weight_messages, weights_qos, write_atomic
+from hiors_core.weight_sync import sha256_hex, weight_messages, write_atomic
 from hiors_msgs.msg import PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
-from hiors_policy.policy_node import LATCHED, PolicyNode
+from hiors_policy.policy_node import PolicyNode
 
 pytestmark = pytest.mark.node
 WAIT = 30.0
@@ -79,8 +79,10 @@ def test_forged_weight_updates_never_block_learning_and_hold_bounded_memory(poli
         )
         limit = node.max_weight_bytes
         probe = Node("weights_forger", context=ctx)
-        pub_w = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(64))
-        pub_u = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
+        pub_w = probe.create_publisher(
+            PolicyWeights, topics.POLICY_WEIGHTS, topics.qos(topics.POLICY_WEIGHTS, depth=64)
+        )
+        pub_u = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
         counts = node.receiver.tally.counts
         seen = {"updates": 0, "weights": 0}
 

@@ -211,12 +211,11 @@ def bench_recording(size: MicroSize) -> Figure:
 
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
 
     from hiors_core import topics
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_msgs.msg import ExecutedCommand, Observation
-    from hiors_teleop.recorder import RELIABLE, Recorder
+    from hiors_teleop.recorder import Recorder
 
     images, state = _bench_images(), np.random.default_rng(1).normal(size=15).astype(np.float32)
     rows = []
@@ -230,8 +229,8 @@ def bench_recording(size: MicroSize) -> Figure:
             ],
         )
         rig = Node("recording_bench_rig", context=ctx)
-        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
-        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, "recorder"))
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED, "recorder"))
         try:
             with spinning([rec, rig], context=ctx):
                 for pub in (obs_pub, exec_pub):
@@ -446,10 +445,10 @@ def bench_weight_sync(size: MicroSize) -> Figure:
 
     from hiors_core import topics
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-    from hiors_core.weight_sync import weight_messages, weights_qos, write_atomic
+    from hiors_core.weight_sync import weight_messages, write_atomic
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
     from hiors_policy.checkpoint import build_tiny_policy
-    from hiors_policy.policy_node import LATCHED, PolicyNode
+    from hiors_policy.policy_node import PolicyNode
 
     policy, other = (
         build_tiny_policy("tora_one", "raise_hand", seed=0),
@@ -468,8 +467,10 @@ def bench_weight_sync(size: MicroSize) -> Figure:
         node = PolicyNode(policy=policy, context=ctx)
         probe = Node("weight_bench_probe", context=ctx)
         # The learner node's publishers: latched PolicyUpdate, PolicyWeights with one version's chunks of history.
-        up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
-        w = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(len(parts0)))
+        up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
+        w = probe.create_publisher(
+            PolicyWeights, topics.POLICY_WEIGHTS, topics.qos(topics.POLICY_WEIGHTS, depth=len(parts0))
+        )
         try:
             with spinning([node, probe], context=ctx):
                 wait_for_subscribers(up)

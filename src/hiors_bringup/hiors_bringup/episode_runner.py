@@ -19,7 +19,6 @@ import time
 
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from hiors_core import topics
@@ -30,9 +29,6 @@ from hiors_msgs.srv import EndEpisode, ResetSim, StartEpisode
 from hiors_sim.oracle import EpisodeWatch
 
 from .params import EPISODE_RUNNER
-
-RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class EpisodeRunner(Node):
@@ -52,14 +48,22 @@ class EpisodeRunner(Node):
         self.end_client = self.create_client(EndEpisode, topics.END_EPISODE, callback_group=group)
         self.labels: dict[str, EpisodeLabel] = {}
         self.lock = threading.Lock()
-        self.create_subscription(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
+        self.create_subscription(
+            EpisodeLabel, topics.EPISODE_LABEL, self.on_label, topics.qos(topics.EPISODE_LABEL), callback_group=group
+        )
         self.expect_seed: int | None = None  # task states from before the last reset are ignored
         self.watch = EpisodeWatch(settle_s=p["settle_s"])
-        self.create_subscription(String, topics.SIM_TASK_STATE, self.on_task_state, 10, callback_group=group)
+        self.create_subscription(
+            String, topics.SIM_TASK_STATE, self.on_task_state, topics.qos(topics.SIM_TASK_STATE), callback_group=group
+        )
         self.actor_version: int | None = None  # policy version of the actor's latest chunk (None: none seen yet)
         self.trained_versions: set[int] = set()  # versions the learner published after training steps
-        self.create_subscription(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, 10, callback_group=group)
-        self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self.on_update, LATCHED, callback_group=group)
+        self.create_subscription(
+            ActionChunk, topics.ACTION_CHUNK, self.on_chunk, topics.qos(topics.ACTION_CHUNK), callback_group=group
+        )
+        self.create_subscription(
+            PolicyUpdate, topics.POLICY_UPDATE, self.on_update, topics.qos(topics.POLICY_UPDATE), callback_group=group
+        )
         self.done = 0
         self.failed = 0
         self.stop = threading.Event()

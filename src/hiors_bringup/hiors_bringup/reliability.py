@@ -86,7 +86,6 @@ class Watch:
     def __init__(self):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         from hiors_core import topics
         from hiors_msgs.msg import ActionChunk, ExecutedCommand, LearnerStatus
@@ -95,17 +94,17 @@ class Watch:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("hiors_reliability_watch", context=self.context)
-        reliable = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
         self.lock = threading.Lock()
         self.executed: list[tuple[float, int, int, int, str]] = []  # (wall, step, authority, version, source)
         self.chunks: list[tuple[float, int]] = []  # (wall, policy_version)
         self.status = None
-        self.node.create_subscription(ExecutedCommand, topics.EXECUTED, self._on_exec, reliable)
-        self.node.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, 10)
-        self.node.create_subscription(LearnerStatus, topics.LEARNER_STATUS, self._on_status, latched)
+        self.node.create_subscription(
+            ExecutedCommand, topics.EXECUTED, self._on_exec, topics.qos(topics.EXECUTED, "monitor")
+        )
+        self.node.create_subscription(ActionChunk, topics.ACTION_CHUNK, self._on_chunk, topics.qos(topics.ACTION_CHUNK))
+        self.node.create_subscription(
+            LearnerStatus, topics.LEARNER_STATUS, self._on_status, topics.qos(topics.LEARNER_STATUS)
+        )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

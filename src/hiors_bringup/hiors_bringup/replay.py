@@ -127,8 +127,9 @@ def replay(
     """Publish every message of `bag`; returns how many were published. rate=2 plays twice as fast."""
     import rclpy
     from rclpy.context import Context
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
+
+    from hiors_core import topics
 
     bag = Path(bag)
     if rate <= 0:
@@ -142,8 +143,10 @@ def replay(
     node = rclpy.create_node("hiors_replay", context=context)
     published = 0
     try:
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        pubs = {t: node.create_publisher(cls, topic_prefix + t, qos) for t, cls in classes.items()}
+        pubs = {
+            t: node.create_publisher(cls, topic_prefix + t, topics.profile(topics.QOS_REPLAY))
+            for t, cls in classes.items()
+        }
         while True:
             with Reader(bag) as reader:
                 t0 = time.monotonic()

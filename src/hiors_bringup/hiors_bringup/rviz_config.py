@@ -23,12 +23,14 @@ DISPLAY_TYPES = {
 MARKER_NAMESPACES = ("executed", "predicted", "target", "authority")  # hiors_teleop.markers
 
 
-def _topic(name: str, reliable: bool = True, depth: int = 5) -> dict:
+def _topic(template: str, depth: int = 5, **fields) -> dict:
+    """A display's subscription to `template` (a hiors_core.topics name) formatted with `fields`: reliable only
+    where the topic's publishers are (the registry's QoS), with the display's own queue depth."""
     return {
-        "Value": "/" + name,
+        "Value": "/" + template.format(**fields),
         "Depth": depth,
         "History Policy": "Keep Last",
-        "Reliability Policy": "Reliable" if reliable else "Best Effort",
+        "Reliability Policy": "Reliable" if topics.qos_spec(template).reliable else "Best Effort",
         "Durability Policy": "Volatile",
     }
 
@@ -60,7 +62,7 @@ def rviz_config(robot: str) -> dict:
                 "Shape": "Axes",
                 "Axes Length": 0.1,
                 "Axes Radius": 0.01,
-                "Topic": _topic(topics.EE_POSE.format(arm=arm.name)),
+                "Topic": _topic(topics.EE_POSE, arm=arm.name),
             }
         )
     for cam in spec.cameras:
@@ -70,7 +72,7 @@ def rviz_config(robot: str) -> dict:
                 "Name": f"camera {cam}",
                 "Enabled": True,
                 "Normalize Range": True,
-                "Topic": _topic(topics.CAMERA.format(name=cam), reliable=False, depth=1),
+                "Topic": _topic(topics.CAMERA, depth=1, name=cam),
             }
         )
     return {

@@ -72,7 +72,6 @@ class Monitor:
 
     def __init__(self, run_dir: Path, quiet: bool = False):
         import rclpy
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         from hiors_msgs.msg import ControlState, Episode, EpisodeVerdict, LearnerStatus
 
@@ -81,10 +80,6 @@ class Monitor:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("hiors_up_monitor", context=self.context)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
         self.lock = threading.Lock()
         self.episodes: dict[str, object] = {}
         self.verdicts: list = []
@@ -92,10 +87,11 @@ class Monitor:
         self.status = None
         self.control = None
         self.policy_versions_used: set[int] = set()
-        self.node.create_subscription(EpisodeVerdict, topics.EPISODE_VERDICT, self._on_verdict, reliable)
-        self.node.create_subscription(Episode, topics.EPISODE, self._on_episode, reliable)
-        self.node.create_subscription(LearnerStatus, topics.LEARNER_STATUS, self._on_status, latched)
-        self.node.create_subscription(ControlState, topics.CONTROL_STATE, self._on_control, latched)
+        sub = self.node.create_subscription
+        sub(EpisodeVerdict, topics.EPISODE_VERDICT, self._on_verdict, topics.qos(topics.EPISODE_VERDICT, "monitor"))
+        sub(Episode, topics.EPISODE, self._on_episode, topics.qos(topics.EPISODE, "monitor"))
+        sub(LearnerStatus, topics.LEARNER_STATUS, self._on_status, topics.qos(topics.LEARNER_STATUS))
+        sub(ControlState, topics.CONTROL_STATE, self._on_control, topics.qos(topics.CONTROL_STATE))
         self.csv_path = run_dir / EPISODES_CSV
         self._csv = open(self.csv_path, "a", newline="")
         self._writer = csv.DictWriter(self._csv, fieldnames=EPISODE_FIELDS)

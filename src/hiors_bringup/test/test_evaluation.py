@@ -335,7 +335,7 @@ def test_capture_node_on_the_sim_node_sees_the_in_process_state():
         cap = CaptureNode(context=ctx, parameter_overrides=[Parameter("rate_hz", value=25.0)])
         probe = rclpy.create_node("eval_probe", context=ctx)
         got = []
-        probe.create_subscription(Observation, topics.OBSERVATION, got.append, 10)
+        probe.create_subscription(Observation, topics.OBSERVATION, got.append, topics.qos(topics.OBSERVATION, depth=10))
         try:
             with spinning([sim, cap, probe], context=ctx):
                 wait_for(lambda: len(got) >= 3, 30, "observations from the capture node")

@@ -133,7 +133,7 @@ def test_every_displayed_topic_is_published_with_its_type_and_namespaces(robot):
         )
         probe = rclpy.create_node("rviz_probe", context=ctx)
         markers = []
-        probe.create_subscription(MarkerArray, topics.MARKERS, markers.append, 5)
+        probe.create_subscription(MarkerArray, topics.MARKERS, markers.append, topics.qos(topics.MARKERS, depth=5))
         with spinning([sim, arbiter, probe], context=ctx):
             for topic, msg_type in shown.items():
                 wait_for(lambda t=topic: probe.get_publishers_info_by_topic(t), 20, f"a publisher on {topic}")

@@ -327,24 +327,6 @@ _LIBC = None
 # --- hiors_msgs / rclpy helpers (lazy import) ---------------------------------------------------------------------
 
 
-def weights_qos(depth: int = 0):
-    """QoS of the PolicyWeights topic: reliable and transient-local, so an actor that starts (or restarts) after the
-    learner published still receives the current version from the publisher's history instead of waiting for the next.
-
-    Publisher: `depth` = the chunk count of one version (KEEP_LAST): the history holds exactly the latest version,
-    older ones drop out as a new one is published. Subscriber (depth 0): KEEP_ALL, so a burst of chunks is never
-    overwritten before the node has taken it. The latched PolicyUpdate announces what the history holds."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    history = HistoryPolicy.KEEP_LAST if depth > 0 else HistoryPolicy.KEEP_ALL
-    return QoSProfile(
-        history=history,
-        depth=max(int(depth), 1),
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
-
-
 def weight_messages(blob: bytes, version: int, learner_step: int, path: str = "", chunk_size: int = CHUNK_SIZE):
     """(PolicyUpdate, [PolicyWeights]) for one blob."""
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights

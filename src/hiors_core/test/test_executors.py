@@ -10,6 +10,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from hiors_core import topics
 from hiors_core.executors import HandoffExecutor, make_executor
 from hiors_core.ros_testing import ros_context, wait_for
 
@@ -29,7 +30,7 @@ def test_busy_workers_do_not_make_the_spin_thread_go_round():
     HandoffExecutor goes round about once per callback (or per 50 ms timeout)."""
     with ros_context() as ctx:
         source, sink = Node("source", context=ctx), Node("sink", context=ctx)
-        pub = source.create_publisher(String, "hiors_executor_test", 10)
+        pub = source.create_publisher(String, "hiors_executor_test", topics.profile(topics.QOS_DEFAULT))
         handled = []
 
         def on_msg(msg):
@@ -37,7 +38,7 @@ def test_busy_workers_do_not_make_the_spin_thread_go_round():
             cpu_work(0.002)
 
         for _ in range(3):
-            sink.create_subscription(String, "hiors_executor_test", on_msg, 10)
+            sink.create_subscription(String, "hiors_executor_test", on_msg, topics.profile(topics.QOS_DEFAULT))
         source.create_timer(0.005, lambda: pub.publish(String(data="x")))
         executor = HandoffExecutor(num_threads=3, context=ctx)
         executor.add_node(source)

@@ -14,7 +14,6 @@ import functools
 import math
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
@@ -28,20 +27,6 @@ from hiors_core.robots import get_robot
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
 
 from .params import EPISODE_FILTER, filter_config, threshold_config
-
-EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-VERDICT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1000,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-LATCHED = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 @functools.cache
@@ -82,10 +67,14 @@ class EpisodeFilterNode(Node):
         self.schedule = ThresholdSchedule(threshold_config(p))
         self.learner_heard = False
         self.count = 0
-        self.accepted_pub = self.create_publisher(Episode, topics.EPISODE_ACCEPTED, EPISODE_QOS)
-        self.verdict_pub = self.create_publisher(EpisodeVerdict, topics.EPISODE_VERDICT, VERDICT_QOS)
-        self.create_subscription(Episode, topics.EPISODE, self.on_episode, EPISODE_QOS)
-        self.create_subscription(LearnerStatus, topics.LEARNER_STATUS, self.on_status, LATCHED)
+        self.accepted_pub = self.create_publisher(Episode, topics.EPISODE_ACCEPTED, topics.qos(topics.EPISODE_ACCEPTED))
+        self.verdict_pub = self.create_publisher(
+            EpisodeVerdict, topics.EPISODE_VERDICT, topics.qos(topics.EPISODE_VERDICT)
+        )
+        self.create_subscription(Episode, topics.EPISODE, self.on_episode, topics.qos(topics.EPISODE))
+        self.create_subscription(
+            LearnerStatus, topics.LEARNER_STATUS, self.on_status, topics.qos(topics.LEARNER_STATUS)
+        )
 
     def on_status(self, msg: LearnerStatus) -> None:
         if self.follow_learner:

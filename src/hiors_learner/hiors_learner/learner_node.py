@@ -21,28 +21,19 @@ import threading
 import time
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.episode_msg import samples_from_msg
 from hiors_core.errors import HiorsError
 from hiors_core.node_main import run_node
 from hiors_core.params import declare
-from hiors_core.weight_sync import weight_messages, weights_qos
+from hiors_core.weight_sync import weight_messages
 from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
 
 from .engine import DeepSpeedEngine, TorchEngine
 from .learner import Learner, LearnerConfig
 from .optim import OptimConfig
 from .params import LEARNER, filter_config, threshold_config
-
-RELIABLE_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 def make_policy(p: dict):
@@ -116,17 +107,17 @@ class LearnerNode(Node):
         self.engine = make_engine(p)
         self.cfg = learner_config(p, self.engine.policy)
         self.chunk_bytes = int(p["chunk_bytes"])
-        self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, LATCHED)
-        self.update_pub = self.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
+        self.status_pub = self.create_publisher(LearnerStatus, topics.LEARNER_STATUS, topics.qos(topics.LEARNER_STATUS))
+        self.update_pub = self.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
         # Created with the first blob: its history (transient-local) holds exactly one version's chunks, so an actor
-        # that starts later still gets the current version (hiors_core.weight_sync.weights_qos).
+        # that starts later still gets the current version (hiors_core.topics, POLICY_WEIGHTS).
         self.weights_pub = None
         self.weights_depth = 0
         self._weights_lock = threading.Lock()
         self.learner = Learner(self.cfg, self.engine, publish=self.publish_weights, logger=self.get_logger().info)
         self.inbox: queue.Queue = queue.Queue()
         self.stop = threading.Event()
-        self.create_subscription(Episode, topics.EPISODE_ACCEPTED, self.inbox.put, RELIABLE_ALL)
+        self.create_subscription(Episode, topics.EPISODE_ACCEPTED, self.inbox.put, topics.qos(topics.EPISODE_ACCEPTED))
         self.status_period = float(p["status_period"])
         self.thread = threading.Thread(target=self.run, name="learner-train", daemon=True)
         self.thread.start()
@@ -187,7 +178,7 @@ class LearnerNode(Node):
                     self.destroy_publisher(self.weights_pub)
                 self.weights_depth = len(chunks)
                 self.weights_pub = self.create_publisher(
-                    PolicyWeights, topics.POLICY_WEIGHTS, weights_qos(self.weights_depth)
+                    PolicyWeights, topics.POLICY_WEIGHTS, topics.qos(topics.POLICY_WEIGHTS, depth=self.weights_depth)
                 )
             self.update_pub.publish(update)
             for c in chunks:

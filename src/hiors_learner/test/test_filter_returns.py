@@ -40,7 +40,7 @@ def test_filter_node_judges_and_hands_on_the_graded_return():
 
     from hiors_core import topics
     from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
-    from hiors_learner.filter_node import EPISODE_QOS, VERDICT_QOS, EpisodeFilterNode
+    from hiors_learner.filter_node import EpisodeFilterNode
     from hiors_msgs.msg import Episode, EpisodeVerdict
 
     def ep(i, reward, human):
@@ -56,12 +56,18 @@ def test_filter_node_judges_and_hands_on_the_graded_return():
         probe = Node("probe", context=ctx)
         verdicts, accepted = {}, {}
         probe.create_subscription(
-            EpisodeVerdict, topics.EPISODE_VERDICT, lambda m: verdicts.__setitem__(m.episode_id, m), VERDICT_QOS
+            EpisodeVerdict,
+            topics.EPISODE_VERDICT,
+            lambda m: verdicts.__setitem__(m.episode_id, m),
+            topics.qos(topics.EPISODE_VERDICT),
         )
         probe.create_subscription(
-            Episode, topics.EPISODE_ACCEPTED, lambda m: accepted.__setitem__(m.episode_id, m), EPISODE_QOS
+            Episode,
+            topics.EPISODE_ACCEPTED,
+            lambda m: accepted.__setitem__(m.episode_id, m),
+            topics.qos(topics.EPISODE_ACCEPTED),
         )
-        pub = probe.create_publisher(Episode, topics.EPISODE, EPISODE_QOS)
+        pub = probe.create_publisher(Episode, topics.EPISODE, topics.qos(topics.EPISODE))
         try:
             with spinning([filt, probe], context=ctx):
                 wait_for_subscribers(pub, 1)

@@ -17,8 +17,8 @@ from hiors_core import topics
 from hiors_core.episode_msg import episode_to_msg
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 from hiors_core.weight_sync import WeightReceiver
-from hiors_learner.filter_node import EPISODE_QOS, LATCHED, VERDICT_QOS, EpisodeFilterNode
-from hiors_learner.learner_node import RELIABLE_ALL, LearnerNode
+from hiors_learner.filter_node import EpisodeFilterNode
+from hiors_learner.learner_node import LearnerNode
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus, PolicyUpdate, PolicyWeights
 
 H = 4
@@ -69,14 +69,22 @@ def test_filter_and_learner_nodes(tmp_path):
         rx = WeightReceiver(use_local_path=False)
         got = []
         probe.create_subscription(
-            EpisodeVerdict, topics.EPISODE_VERDICT, lambda m: verdicts.__setitem__(m.episode_id, m), VERDICT_QOS
+            EpisodeVerdict,
+            topics.EPISODE_VERDICT,
+            lambda m: verdicts.__setitem__(m.episode_id, m),
+            topics.qos(topics.EPISODE_VERDICT),
         )
-        probe.create_subscription(LearnerStatus, topics.LEARNER_STATUS, statuses.append, LATCHED)
-        probe.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, updates.append, LATCHED)
+        probe.create_subscription(
+            LearnerStatus, topics.LEARNER_STATUS, statuses.append, topics.qos(topics.LEARNER_STATUS)
+        )
+        probe.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, updates.append, topics.qos(topics.POLICY_UPDATE))
         wsub = probe.create_subscription(
-            PolicyWeights, topics.POLICY_WEIGHTS, lambda m: got.append(rx.on_chunk(m)), RELIABLE_ALL
+            PolicyWeights,
+            topics.POLICY_WEIGHTS,
+            lambda m: got.append(rx.on_chunk(m)),
+            topics.qos(topics.POLICY_WEIGHTS),
         )
-        pub = probe.create_publisher(Episode, topics.EPISODE, EPISODE_QOS)
+        pub = probe.create_publisher(Episode, topics.EPISODE, topics.qos(topics.EPISODE))
         try:
             with spinning([filt, learner, probe], context=ctx):
                 wait_for_subscribers(pub, 1)

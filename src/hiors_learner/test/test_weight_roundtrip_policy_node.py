@@ -15,10 +15,10 @@ from hiors_core.episode_msg import episode_to_msg
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_POLICY, EpisodeData, EpisodeMeta, Executed, Frame, Label
 from hiors_core.weight_sync import sha256_hex
-from hiors_learner.learner_node import RELIABLE_ALL, LearnerNode
+from hiors_learner.learner_node import LearnerNode
 from hiors_msgs.msg import ActionChunk, Episode, Observation
 from hiors_policy import build_tiny_policy
-from hiors_policy.policy_node import CHUNK_QOS, OBS_QOS, PolicyNode
+from hiors_policy.policy_node import PolicyNode
 
 pytestmark = pytest.mark.node
 ROBOT, TASK = "tora_one", "raise_hand"
@@ -88,9 +88,11 @@ def test_learner_weights_reach_live_and_late_policy_nodes(tmp_path):
         initial_a = actor_a.policy.to_safetensors_bytes()
         probe = Node("weights_probe", context=ctx)
         chunks: list[ActionChunk] = []
-        chunk_sub = probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, CHUNK_QOS)
-        obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, OBS_QOS)
-        ep_pub = probe.create_publisher(Episode, topics.EPISODE_ACCEPTED, RELIABLE_ALL)
+        chunk_sub = probe.create_subscription(
+            ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK)
+        )
+        obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
+        ep_pub = probe.create_publisher(Episode, topics.EPISODE_ACCEPTED, topics.qos(topics.EPISODE_ACCEPTED))
         learner = LearnerNode(
             context=ctx,
             parameter_overrides=[

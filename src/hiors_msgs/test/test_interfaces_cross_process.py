@@ -33,12 +33,11 @@ PEER = textwrap.dedent(
     """
     import sys, time, rclpy
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, DurabilityPolicy
+    from hiors_core import topics
     import hiors_msgs.msg as m, hiors_msgs.srv as s
     from sensor_msgs.msg import Image
     rclpy.init()
     node = Node("peer")
-    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     pubs = {}
     for name in sys.argv[1].split(","):
         msg = getattr(m, name)()
@@ -51,7 +50,7 @@ PEER = textwrap.dedent(
             msg.samples = [sample]
         if name == "PolicyWeights":
             msg.data = bytes(range(256))
-        pubs[name] = node.create_publisher(getattr(m, name), "x/" + name, qos)
+        pubs[name] = node.create_publisher(getattr(m, name), "x/" + name, topics.profile(topics.QOS_LATCHED))
         pubs[name].publish(msg)
     def start(req, res):
         res.success, res.episode_id = True, "echo-" + req.task
@@ -75,14 +74,17 @@ def test_every_interface_crosses_processes():
         assert peer.stdout.readline().strip() == "ready"
         with ros_context() as ctx:
             from rclpy.node import Node
-            from rclpy.qos import DurabilityPolicy, QoSProfile
+
+            from hiors_core import topics
 
             node = Node("receiver", context=ctx)
             got = {}
-            qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             subs = [
                 node.create_subscription(
-                    getattr(m, name), "x/" + name, lambda msg, n=name: got.__setitem__(n, msg), qos
+                    getattr(m, name),
+                    "x/" + name,
+                    lambda msg, n=name: got.__setitem__(n, msg),
+                    topics.profile(topics.QOS_LATCHED),
                 )
                 for name in MESSAGES
             ]

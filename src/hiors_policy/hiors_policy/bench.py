@@ -40,8 +40,8 @@ def run(robot: str = "tora_one", task: str = "raise_hand", n: int = 20, warmup: 
             received.append((time.perf_counter(), m))
             got.set()
 
-        probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, on_chunk, 10)
-        pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
+        probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, on_chunk, topics.qos(topics.ACTION_CHUNK))
+        pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, depth=10))
         try:
             # Each on the executor its process would have (run_node: one thread each), as two processes would.
             with spinning([node], context=ctx, threads=1), spinning([probe], context=ctx, threads=1):

@@ -18,7 +18,6 @@ import threading
 
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
@@ -33,8 +32,6 @@ from hiors_msgs.msg import Observation
 
 from .layout import assemble_state, ee_arms, state_layout, task_instruction
 from .params import CAPTURE
-
-OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class CaptureNode(Node):
@@ -67,7 +64,7 @@ class CaptureNode(Node):
         self.dropped_stale = 0
         self.missing = 0
 
-        self.pub = self.create_publisher(Observation, topics.OBSERVATION, OBS_QOS)
+        self.pub = self.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
         devices = [d for d in p["opencv_devices"] if d]
         for cam in self.cameras:
             if not any(d.split("=")[0] == cam for d in devices):
@@ -75,18 +72,22 @@ class CaptureNode(Node):
                     Image,
                     topics.CAMERA.format(name=cam),
                     lambda m, c=cam: self._on_image(c, m),
-                    qos_profile_sensor_data,
+                    topics.qos(topics.CAMERA),
                 )
-        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joints, qos_profile_sensor_data)
+        self.create_subscription(
+            JointState, topics.JOINT_STATES, self._on_joints, topics.qos(topics.JOINT_STATES, "capture")
+        )
         for arm in self.ee_arms:
             self.create_subscription(
                 PoseStamped,
                 topics.EE_POSE.format(arm=arm),
                 lambda m, a=arm: self._on_pose(a, m),
-                qos_profile_sensor_data,
+                topics.qos(topics.EE_POSE, "capture"),
             )
         if self.goal_state:
-            self.create_subscription(String, topics.SIM_TASK_STATE, self._on_task_state, 10)
+            self.create_subscription(
+                String, topics.SIM_TASK_STATE, self._on_task_state, topics.qos(topics.SIM_TASK_STATE)
+            )
         self._stop = threading.Event()
         self._threads = [self._start_device(d) for d in devices]
         self.create_timer(1.0 / float(p["rate_hz"]), self._tick)

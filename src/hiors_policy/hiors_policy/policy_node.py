@@ -19,7 +19,6 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from hiors_core import topics
 from hiors_core.convert import frame_from_observation
@@ -32,22 +31,12 @@ from hiors_core.weight_sync import (
     WeightReceiver,
     trim_heap,
     weight_bytes_limit,
-    weights_qos,
 )
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 
 from .checkpoint import make_policy
 from .params import POLICY
 from .policy import CheckpointError, Pi0Policy, PolicyInput
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# PolicyWeights: reliable, keep-all, transient-local (hiors_core.weight_sync.weights_qos): a policy node started after
-# the learner published gets the current version's chunks from the learner's history. Publishers in tests and
-# benchmarks use the same profile (a volatile publisher does not match a transient-local subscription).
-WEIGHTS_QOS = weights_qos()
-RELIABLE_ALL = WEIGHTS_QOS
-OBS_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-CHUNK_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _kv(k, v) -> KeyValue:
@@ -107,11 +96,14 @@ class PolicyNode(Node):
         self._staged: tuple[int, dict] | None = None
         self._stop = False
 
-        self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, CHUNK_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
-        self.create_subscription(Observation, topics.OBSERVATION, self._on_observation, OBS_QOS)
-        self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self._on_update, LATCHED)
-        self.create_subscription(PolicyWeights, topics.POLICY_WEIGHTS, self._on_weights, WEIGHTS_QOS)
+        self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.qos(topics.DIAGNOSTICS))
+        self.create_subscription(Observation, topics.OBSERVATION, self._on_observation, topics.qos(topics.OBSERVATION))
+        self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self._on_update, topics.qos(topics.POLICY_UPDATE))
+        # Transient-local: a policy node started after the learner published gets the current version's chunks.
+        self.create_subscription(
+            PolicyWeights, topics.POLICY_WEIGHTS, self._on_weights, topics.qos(topics.POLICY_WEIGHTS)
+        )
         self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
         self._worker = threading.Thread(target=self._inference_loop, name="policy-inference", daemon=True)
         self._loader = threading.Thread(target=self._weights_loop, name="policy-weights", daemon=True)

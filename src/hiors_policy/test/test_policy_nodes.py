@@ -16,7 +16,7 @@ from hiors_core.weight_sync import weight_messages, write_atomic
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
 from hiors_policy.capture_node import CaptureNode
-from hiors_policy.policy_node import LATCHED, RELIABLE_ALL, PolicyNode
+from hiors_policy.policy_node import PolicyNode
 
 NS = 1_000_000_000
 
@@ -47,9 +47,9 @@ def test_policy_node_chunks_and_refusals(ctx):
     chunks, diags = [], []
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, 10)
-    probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, 10)
-    pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK))
+    probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, topics.qos(topics.DIAGNOSTICS))
+    pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, depth=10))
     try:
         with spinning([node, probe], context=ctx):
             wait_for_subscribers(pub)
@@ -97,10 +97,10 @@ def test_policy_node_weight_swap(ctx, tmp_path):
     node = PolicyNode(policy=policy, context=ctx)
     probe = node.__class__.__mro__[1]("probe", context=ctx)
     chunks = []
-    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, 10)
-    obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, 10)
-    up_pub = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, LATCHED)
-    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, RELIABLE_ALL)
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK))
+    obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, depth=10))
+    up_pub = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
+    w_pub = probe.create_publisher(PolicyWeights, topics.POLICY_WEIGHTS, topics.qos(topics.POLICY_WEIGHTS))
     old = policy.to_safetensors_bytes()
     good = new.to_safetensors_bytes()
 
@@ -156,13 +156,15 @@ def test_capture_aligns_and_drops_stale(ctx):
     )
     probe = node.__class__.__mro__[1]("probe", context=ctx)
     got = []
-    probe.create_subscription(Observation, topics.OBSERVATION, got.append, 10)
+    probe.create_subscription(Observation, topics.OBSERVATION, got.append, topics.qos(topics.OBSERVATION, depth=10))
     cams = {
-        c: probe.create_publisher(type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), 10)
+        c: probe.create_publisher(
+            type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), topics.qos(topics.CAMERA)
+        )
         for c in ("top", "left_wrist")
     }
-    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), 10)
-    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, 10)
+    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), topics.qos(topics.EE_POSE))
+    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
     names = [f"left_joint{i}" for i in range(1, 8)] + [f"right_joint{i}" for i in range(1, 8)]
     names += ["left_gripper", "right_gripper"]
 
@@ -249,14 +251,16 @@ def test_capture_goal_state_adds_the_twins_goal_aligned_in_time(ctx):
     assert node.state_names[-len(goal_names) :] == goal_names
     probe = node.__class__.__mro__[1]("probe", context=ctx)
     got = []
-    probe.create_subscription(Observation, topics.OBSERVATION, got.append, 10)
+    probe.create_subscription(Observation, topics.OBSERVATION, got.append, topics.qos(topics.OBSERVATION, depth=10))
     cams = {
-        c: probe.create_publisher(type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), 10)
+        c: probe.create_publisher(
+            type(image_msg(np.zeros((2, 2, 3), np.uint8))), topics.CAMERA.format(name=c), topics.qos(topics.CAMERA)
+        )
         for c in ("top", "left_wrist")
     }
-    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), 10)
-    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, 10)
-    state_pub = probe.create_publisher(String, topics.SIM_TASK_STATE, 10)
+    pose_pub = probe.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), topics.qos(topics.EE_POSE))
+    js_pub = probe.create_publisher(JointState, topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
+    state_pub = probe.create_publisher(String, topics.SIM_TASK_STATE, topics.qos(topics.SIM_TASK_STATE))
     names = [f"left_joint{i}" for i in range(1, 8)] + [f"right_joint{i}" for i in range(1, 8)]
     names += ["left_gripper", "right_gripper"]
 

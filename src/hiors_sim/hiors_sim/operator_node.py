@@ -36,12 +36,14 @@ class SimOperatorNode(Node):
         if self.task.robot.name != robot:
             raise ValueError(f"task {task!r} is not a task of {robot!r}: {tasks_for(robot)}")
         self.device = OperatorDevice(self.task, self.cfg, self.episode_buttons)
-        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
+        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY))
         if self.device.ee_mode:
-            self.pub_delta = self.create_publisher(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=self.task.arm), 10)
+            self.pub_delta = self.create_publisher(
+                PoseStamped, topics.TELEOP_EE_DELTA.format(arm=self.task.arm), topics.qos(topics.TELEOP_EE_DELTA)
+            )
         else:
-            self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, 10)
-        self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
+            self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, topics.qos(topics.TELEOP_JOINT))
+        self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, topics.qos(topics.SIM_TASK_STATE))
         self.get_logger().info(f"simulated operator for {robot}/{task}, mode {self.cfg.mode}")
 
     def _on_state(self, msg: String):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 
 from hiors_core import topics
@@ -33,10 +32,9 @@ class RewardOracleNode(Node):
             end_grace_s=p["end_grace_s"],
         )
         self.episode_id = ""
-        self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, QoSProfile(depth=50))
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(String, topics.EPISODE_STATUS, self._on_status, latched)
-        self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, 10)
+        self.pub = self.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, topics.qos(topics.EPISODE_LABEL))
+        self.create_subscription(String, topics.EPISODE_STATUS, self._on_status, topics.qos(topics.EPISODE_STATUS))
+        self.create_subscription(String, topics.SIM_TASK_STATE, self._on_state, topics.qos(topics.SIM_TASK_STATE))
 
     def _on_state(self, msg: String):
         if self.episode_id:

@@ -16,7 +16,6 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
@@ -51,26 +50,30 @@ class SimNode(Node):
         self.env = SimRobot(robot, task or None)
         self.spec = self.env.spec
 
-        sensor = qos_profile_sensor_data
         self.pub_img = {
-            c: self.create_publisher(Image, topics.CAMERA.format(name=c), sensor) for c in self.spec.cameras
+            c: self.create_publisher(Image, topics.CAMERA.format(name=c), topics.qos(topics.CAMERA))
+            for c in self.spec.cameras
         }
-        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self.pub_js = self.create_publisher(JointState, topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
         self.pub_ee = {
-            a.name: self.create_publisher(PoseStamped, topics.EE_POSE.format(arm=a.name), 10) for a in self.spec.arms
+            a.name: self.create_publisher(PoseStamped, topics.EE_POSE.format(arm=a.name), topics.qos(topics.EE_POSE))
+            for a in self.spec.arms
         }
-        self.pub_clock = self.create_publisher(Clock, "/clock", QoSProfile(depth=1))
-        self.pub_state = self.create_publisher(String, topics.SIM_TASK_STATE, 10)
-        self.pub_resync = self.create_publisher(Header, topics.RESYNC, QoSProfile(depth=10))
+        self.pub_clock = self.create_publisher(Clock, topics.CLOCK, topics.qos(topics.CLOCK))
+        self.pub_state = self.create_publisher(String, topics.SIM_TASK_STATE, topics.qos(topics.SIM_TASK_STATE))
+        self.pub_resync = self.create_publisher(Header, topics.RESYNC, topics.qos(topics.RESYNC))
 
         self._lock = threading.Lock()
         self._pending = Command(joints={}, ee={}, gripper={})
         self._reset_req: list = []
-        self.create_subscription(JointState, topics.CMD_JOINT, self._on_joint, 10)
-        self.create_subscription(JointState, topics.CMD_GRIPPER, self._on_gripper, 10)
+        self.create_subscription(JointState, topics.CMD_JOINT, self._on_joint, topics.qos(topics.CMD_JOINT))
+        self.create_subscription(JointState, topics.CMD_GRIPPER, self._on_gripper, topics.qos(topics.CMD_GRIPPER))
         for a in self.spec.arms:
             self.create_subscription(
-                PoseStamped, topics.CMD_EE_POSE.format(arm=a.name), lambda m, arm=a.name: self._on_ee(arm, m), 10
+                PoseStamped,
+                topics.CMD_EE_POSE.format(arm=a.name),
+                lambda m, arm=a.name: self._on_ee(arm, m),
+                topics.qos(topics.CMD_EE_POSE),
             )
         self.create_service(ResetSim, topics.RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
 

@@ -322,7 +322,6 @@ def test_oracle_labels_and_false_positives():
 # ---------------------------------------------------------------- the node on a private ROS domain
 def test_sim_node_topics_command_and_reset():
     import rclpy
-    from rclpy.qos import qos_profile_sensor_data
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import String
@@ -345,13 +344,17 @@ def test_sim_node_topics_command_and_reset():
         got = {"img": [], "js": [], "clock": [], "state": []}
         subs = [
             probe.create_subscription(
-                Image, topics.CAMERA.format(name="top"), got["img"].append, qos_profile_sensor_data
+                Image, topics.CAMERA.format(name="top"), got["img"].append, topics.qos(topics.CAMERA)
             ),
-            probe.create_subscription(JointState, topics.JOINT_STATES, got["js"].append, 10),
-            probe.create_subscription(Clock, "/clock", got["clock"].append, 10),
-            probe.create_subscription(String, topics.SIM_TASK_STATE, got["state"].append, 10),
+            probe.create_subscription(
+                JointState, topics.JOINT_STATES, got["js"].append, topics.qos(topics.JOINT_STATES)
+            ),
+            probe.create_subscription(Clock, topics.CLOCK, got["clock"].append, topics.qos(topics.CLOCK, depth=10)),
+            probe.create_subscription(
+                String, topics.SIM_TASK_STATE, got["state"].append, topics.qos(topics.SIM_TASK_STATE)
+            ),
         ]
-        cmd = probe.create_publisher(JointState, topics.CMD_JOINT, 10)
+        cmd = probe.create_publisher(JointState, topics.CMD_JOINT, topics.qos(topics.CMD_JOINT))
         client = probe.create_client(ResetSim, topics.RESET)
         try:
             with spinning([sim, probe], context=ctx):

@@ -11,7 +11,6 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, Header, String
 from visualization_msgs.msg import MarkerArray
@@ -29,9 +28,6 @@ from .authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
 from .markers import build_markers
 from .params import ARBITER
 from .safety import Limits, layout_for
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 class Arbiter(Node):
@@ -77,25 +73,56 @@ class Arbiter(Node):
         slow = MutuallyExclusiveCallbackGroup()
         # Outputs.
         if self.ee_mode:
-            self.pub_ee = self.create_publisher(PoseStamped, topics.CMD_EE_POSE.format(arm=self.arm), 10)
-            self.pub_grip = self.create_publisher(JointState, topics.CMD_GRIPPER, 10)
+            self.pub_ee = self.create_publisher(
+                PoseStamped, topics.CMD_EE_POSE.format(arm=self.arm), topics.qos(topics.CMD_EE_POSE)
+            )
+            self.pub_grip = self.create_publisher(JointState, topics.CMD_GRIPPER, topics.qos(topics.CMD_GRIPPER))
         else:
-            self.pub_joint = self.create_publisher(JointState, topics.CMD_JOINT, 10)
-        self.pub_exec = self.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
-        self.pub_state = self.create_publisher(ControlState, topics.CONTROL_STATE, LATCHED)
-        self.pub_markers = self.create_publisher(MarkerArray, topics.MARKERS, 1)
+            self.pub_joint = self.create_publisher(JointState, topics.CMD_JOINT, topics.qos(topics.CMD_JOINT))
+        self.pub_exec = self.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED))
+        self.pub_state = self.create_publisher(ControlState, topics.CONTROL_STATE, topics.qos(topics.CONTROL_STATE))
+        self.pub_markers = self.create_publisher(MarkerArray, topics.MARKERS, topics.qos(topics.MARKERS))
         # Inputs.
         sub = self.create_subscription
-        sub(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, 10, callback_group=inputs)
-        sub(Joy, topics.TELEOP_JOY, self.on_joy, 10, callback_group=inputs)
-        sub(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=self.arm), self.on_ee_delta, 10, callback_group=inputs)
-        sub(JointState, topics.TELEOP_JOINT, self.on_teleop_joint, 10, callback_group=inputs)
-        sub(Bool, topics.ESTOP, self.on_estop, LATCHED, callback_group=inputs)
-        sub(JointState, topics.JOINT_STATES, self.on_joint_states, 10, callback_group=inputs)
-        sub(PoseStamped, topics.EE_POSE.format(arm=self.arm), self.on_ee_pose, 10, callback_group=inputs)
-        status_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        sub(String, topics.EPISODE_STATUS, self.on_episode_status, status_qos, callback_group=inputs)
-        sub(Header, topics.RESYNC, self.on_resync, 10, callback_group=inputs)
+        sub(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, topics.qos(topics.ACTION_CHUNK), callback_group=inputs)
+        sub(Joy, topics.TELEOP_JOY, self.on_joy, topics.qos(topics.TELEOP_JOY), callback_group=inputs)
+        sub(
+            PoseStamped,
+            topics.TELEOP_EE_DELTA.format(arm=self.arm),
+            self.on_ee_delta,
+            topics.qos(topics.TELEOP_EE_DELTA),
+            callback_group=inputs,
+        )
+        sub(
+            JointState,
+            topics.TELEOP_JOINT,
+            self.on_teleop_joint,
+            topics.qos(topics.TELEOP_JOINT),
+            callback_group=inputs,
+        )
+        sub(Bool, topics.ESTOP, self.on_estop, topics.qos(topics.ESTOP), callback_group=inputs)
+        sub(
+            JointState,
+            topics.JOINT_STATES,
+            self.on_joint_states,
+            topics.qos(topics.JOINT_STATES),
+            callback_group=inputs,
+        )
+        sub(
+            PoseStamped,
+            topics.EE_POSE.format(arm=self.arm),
+            self.on_ee_pose,
+            topics.qos(topics.EE_POSE),
+            callback_group=inputs,
+        )
+        sub(
+            String,
+            topics.EPISODE_STATUS,
+            self.on_episode_status,
+            topics.qos(topics.EPISODE_STATUS),
+            callback_group=inputs,
+        )
+        sub(Header, topics.RESYNC, self.on_resync, topics.qos(topics.RESYNC), callback_group=inputs)
         self._episode = ""
         self.create_timer(1.0 / rate, self.on_control, callback_group=control)
         self.create_timer(1.0, self.publish_state, callback_group=slow)

@@ -40,7 +40,7 @@ class _Bridge(Node):
     def _start(self, rate_hz: float) -> None:
         self.published = 0
         self._last_stats: dict[str, int] = {}
-        self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.qos(topics.DIAGNOSTICS))
         self.create_timer(1.0 / rate_hz, self.on_timer)
         self.create_timer(1.0, self.publish_diagnostics)
 
@@ -102,8 +102,10 @@ class Quest3Bridge(_Bridge):
         p = declare(self, QUEST3)  # types and ranges: hiors_teleop.params
         self.robot = get_robot(p["robot"])
         arm, source, hand, scale, max_age = p["arm"], p["source"], p["hand"], p["scale"], p["max_age_s"]
-        self.pub_delta = self.create_publisher(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=arm), 10)
-        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
+        self.pub_delta = self.create_publisher(
+            PoseStamped, topics.TELEOP_EE_DELTA.format(arm=arm), topics.qos(topics.TELEOP_EE_DELTA)
+        )
+        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY))
         self.pub_joint = None
         if source == "webxr":
             self.device = Quest3WebXR(
@@ -124,13 +126,13 @@ class Quest3Bridge(_Bridge):
                 PoseStamped,
                 p["pose_topic"] or f"q2r/{hand}_hand_pose",
                 self.on_pose,
-                10,
+                topics.profile(topics.QOS_DEFAULT),
             )
             self.create_subscription(
                 Joy,
                 p["joy_topic"] or f"q2r/{hand}_hand_inputs",
                 lambda m: self.device.feed_joy(m.buttons, m.axes),
-                10,
+                topics.profile(topics.QOS_DEFAULT),
             )
         else:
             raise ValueError(f"quest3 source must be 'webxr' or 'topics', got {source!r}")
@@ -177,8 +179,8 @@ class LeaderArmBridge(_Bridge):
             max_excess=p["max_excess_rad"],
         )
         source, max_age = p["source"], p["max_age_s"]
-        self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, 10)
-        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
+        self.pub_joint = self.create_publisher(JointState, topics.TELEOP_JOINT, topics.qos(topics.TELEOP_JOINT))
+        self.pub_joy = self.create_publisher(Joy, topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY))
         self.pub_delta = None
         if source == "topic":
             self.device = JointStateLeader(mapping, tuple(p["raw_names"]), max_age)
@@ -186,7 +188,7 @@ class LeaderArmBridge(_Bridge):
                 JointState,
                 p["input_topic"],
                 lambda m: self.device.feed(m.name, m.position),
-                10,
+                topics.profile(topics.QOS_DEFAULT),
             )
         elif source == "dynamixel":
             self.device = DynamixelLeader(
@@ -200,7 +202,7 @@ class LeaderArmBridge(_Bridge):
             raise ValueError(f"leader_arm source must be 'topic' or 'dynamixel', got {source!r}")
         # Engagement: a foot pedal / button as a Joy (buttons[0]) on engage_topic, or always engaged.
         self.device.engaged = p["always_engaged"]
-        self.create_subscription(Joy, p["engage_topic"], self.on_engage, 10)
+        self.create_subscription(Joy, p["engage_topic"], self.on_engage, topics.profile(topics.QOS_DEFAULT))
         self._start(p["rate_hz"])
 
     def on_engage(self, msg: Joy) -> None:

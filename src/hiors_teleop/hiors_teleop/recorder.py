@@ -28,7 +28,6 @@ from dataclasses import replace
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Joy
 from std_msgs.msg import String
 
@@ -47,9 +46,6 @@ from hiors_msgs.srv import EndEpisode, LabelEpisode, StartEpisode
 
 from .params import RECORDER
 from .safety import layout_for
-
-EPISODE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 IDLE, RECORDING, AWAITING_LABEL = "idle", "recording", "awaiting_label"
 
@@ -112,19 +108,41 @@ class Recorder(Node):
 
         self.jobs: queue.Queue = queue.Queue()
         self.worker = threading.Thread(target=self._work, name="recorder-writer", daemon=True)
-        self.pub_episode = self.create_publisher(Episode, topics.EPISODE, EPISODE_QOS)
+        self.pub_episode = self.create_publisher(Episode, topics.EPISODE, topics.qos(topics.EPISODE))
         # Latched: who labels episodes (the reward oracle, a UI) learns when one starts and stops recording.
-        self.pub_status = self.create_publisher(
-            String, topics.EPISODE_STATUS, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        )
+        self.pub_status = self.create_publisher(String, topics.EPISODE_STATUS, topics.qos(topics.EPISODE_STATUS))
         self.pub_status.publish(String(data=""))
         group = MutuallyExclusiveCallbackGroup()
         sub = self.create_subscription
-        sub(Observation, topics.OBSERVATION, self.on_observation, qos_profile_sensor_data, callback_group=group)
-        sub(ExecutedCommand, topics.EXECUTED, self.on_executed, RELIABLE, callback_group=group)
-        sub(Joy, topics.TELEOP_JOY, self.on_joy, 10, callback_group=group)
-        sub(EpisodeLabel, topics.EPISODE_LABEL, self.on_label, RELIABLE, callback_group=group)
-        sub(EpisodeVerdict, topics.EPISODE_VERDICT, self.on_verdict, RELIABLE, callback_group=group)
+        sub(
+            Observation,
+            topics.OBSERVATION,
+            self.on_observation,
+            topics.qos(topics.OBSERVATION, "recorder"),
+            callback_group=group,
+        )
+        sub(
+            ExecutedCommand,
+            topics.EXECUTED,
+            self.on_executed,
+            topics.qos(topics.EXECUTED, "recorder"),
+            callback_group=group,
+        )
+        sub(Joy, topics.TELEOP_JOY, self.on_joy, topics.qos(topics.TELEOP_JOY), callback_group=group)
+        sub(
+            EpisodeLabel,
+            topics.EPISODE_LABEL,
+            self.on_label,
+            topics.qos(topics.EPISODE_LABEL, "recorder"),
+            callback_group=group,
+        )
+        sub(
+            EpisodeVerdict,
+            topics.EPISODE_VERDICT,
+            self.on_verdict,
+            topics.qos(topics.EPISODE_VERDICT, "recorder"),
+            callback_group=group,
+        )
         self.create_service(StartEpisode, topics.START_EPISODE, self.srv_start, callback_group=group)
         self.create_service(EndEpisode, topics.END_EPISODE, self.srv_end, callback_group=group)
         self.create_service(LabelEpisode, topics.LABEL_EPISODE, self.srv_label, callback_group=group)

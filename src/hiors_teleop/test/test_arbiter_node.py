@@ -13,7 +13,7 @@ from hiors_core import topics
 from hiors_core.robots import MODE_EE_POSE, TORA_ONE
 from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
-from hiors_teleop.arbiter import LATCHED, RELIABLE, Arbiter
+from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.safety import Limits, layout_for, within_limits
 
 pytestmark = pytest.mark.node
@@ -25,16 +25,22 @@ class Rig(Node):
     def __init__(self, context):
         super().__init__("arbiter_rig", context=context)
         self.executed, self.states, self.cmds, self.markers = [], [], [], []
-        self.create_subscription(ExecutedCommand, topics.EXECUTED, self.executed.append, RELIABLE)
-        self.create_subscription(ControlState, topics.CONTROL_STATE, self.states.append, LATCHED)
-        self.create_subscription(PoseStamped, topics.CMD_EE_POSE.format(arm="left"), self.cmds.append, 10)
-        self.create_subscription(MarkerArray, topics.MARKERS, self.markers.append, 1)
-        self.ee = self.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), 10)
-        self.js = self.create_publisher(JointState, topics.JOINT_STATES, 10)
-        self.chunk = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, 10)
-        self.joy = self.create_publisher(Joy, topics.TELEOP_JOY, 10)
-        self.delta = self.create_publisher(PoseStamped, topics.TELEOP_EE_DELTA.format(arm="left"), 10)
-        self.estop = self.create_publisher(Bool, topics.ESTOP, LATCHED)
+        self.create_subscription(ExecutedCommand, topics.EXECUTED, self.executed.append, topics.qos(topics.EXECUTED))
+        self.create_subscription(
+            ControlState, topics.CONTROL_STATE, self.states.append, topics.qos(topics.CONTROL_STATE)
+        )
+        self.create_subscription(
+            PoseStamped, topics.CMD_EE_POSE.format(arm="left"), self.cmds.append, topics.qos(topics.CMD_EE_POSE)
+        )
+        self.create_subscription(MarkerArray, topics.MARKERS, self.markers.append, topics.qos(topics.MARKERS))
+        self.ee = self.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), topics.qos(topics.EE_POSE))
+        self.js = self.create_publisher(JointState, topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
+        self.chunk = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
+        self.joy = self.create_publisher(Joy, topics.TELEOP_JOY, topics.qos(topics.TELEOP_JOY))
+        self.delta = self.create_publisher(
+            PoseStamped, topics.TELEOP_EE_DELTA.format(arm="left"), topics.qos(topics.TELEOP_EE_DELTA)
+        )
+        self.estop = self.create_publisher(Bool, topics.ESTOP, topics.qos(topics.ESTOP))
         self.create_timer(0.02, self.publish_state)
 
     def publish_state(self):

@@ -41,11 +41,16 @@ class Probe:
         self.diags: list[DiagnosticArray] = []
         sub = self.node.create_subscription
         self.subs = [
-            sub(Joy, topics.TELEOP_JOY, self.joys.append, 100),
-            sub(PoseStamped, topics.TELEOP_EE_DELTA.format(arm=arm), self.deltas.append, 100),
-            sub(JointState, topics.TELEOP_JOINT, self.joints.append, 100),
+            sub(Joy, topics.TELEOP_JOY, self.joys.append, topics.qos(topics.TELEOP_JOY, depth=100)),
+            sub(
+                PoseStamped,
+                topics.TELEOP_EE_DELTA.format(arm=arm),
+                self.deltas.append,
+                topics.qos(topics.TELEOP_EE_DELTA, depth=100),
+            ),
+            sub(JointState, topics.TELEOP_JOINT, self.joints.append, topics.qos(topics.TELEOP_JOINT, depth=100)),
         ]
-        sub(DiagnosticArray, topics.DIAGNOSTICS, self.diags.append, 10)
+        sub(DiagnosticArray, topics.DIAGNOSTICS, self.diags.append, topics.qos(topics.DIAGNOSTICS))
 
     def diag_value(self, key):
         for d in reversed(self.diags):
@@ -169,8 +174,8 @@ def test_quest3_topics_bridge_quest2ros_input():
             parameter_overrides=[Parameter("source", value="topics"), Parameter("max_age_s", value=0.0)],
         )
         probe = Probe(ctx)
-        pose_pub = probe.node.create_publisher(PoseStamped, "q2r/right_hand_pose", 10)
-        joy_pub = probe.node.create_publisher(Joy, "q2r/right_hand_inputs", 10)
+        pose_pub = probe.node.create_publisher(PoseStamped, "q2r/right_hand_pose", topics.profile(topics.QOS_DEFAULT))
+        joy_pub = probe.node.create_publisher(Joy, "q2r/right_hand_inputs", topics.profile(topics.QOS_DEFAULT))
 
         def pose(p, q=IDENTITY):
             m = PoseStamped()
@@ -233,8 +238,8 @@ def test_leader_arm_bridge_maps_refuses_and_counts():
             ],
         )
         probe = Probe(ctx)
-        raw_pub = probe.node.create_publisher(JointState, "leader/joint_states", 10)
-        engage_pub = probe.node.create_publisher(Joy, "leader/engage", 10)
+        raw_pub = probe.node.create_publisher(JointState, "leader/joint_states", topics.profile(topics.QOS_DEFAULT))
+        engage_pub = probe.node.create_publisher(Joy, "leader/engage", topics.profile(topics.QOS_DEFAULT))
         dev = bridge.device
 
         def send(values, order=None, extra=True):

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 
 from hiors_core import topics
 from hiors_core.convert_ros import observation_msg, time_msg
@@ -13,7 +12,7 @@ from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_sub
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame, Label
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import StartEpisode
-from hiors_teleop.recorder import EPISODE_QOS, RELIABLE, Recorder
+from hiors_teleop.recorder import Recorder
 
 pytestmark = pytest.mark.node
 HUMAN = range(6, 11)
@@ -31,11 +30,15 @@ def test_recorder_episode_bag_handover_and_ack(tmp_path):
         )
         rig = Node("recorder_rig", context=ctx)
         episodes = []
-        rig.create_subscription(Episode, topics.EPISODE, episodes.append, EPISODE_QOS)
-        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
-        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
-        label_pub = rig.create_publisher(EpisodeLabel, topics.EPISODE_LABEL, RELIABLE)
-        verdict_pub = rig.create_publisher(EpisodeVerdict, topics.EPISODE_VERDICT, RELIABLE)
+        rig.create_subscription(Episode, topics.EPISODE, episodes.append, topics.qos(topics.EPISODE))
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, "recorder"))
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED, "recorder"))
+        label_pub = rig.create_publisher(
+            EpisodeLabel, topics.EPISODE_LABEL, topics.qos(topics.EPISODE_LABEL, "recorder")
+        )
+        verdict_pub = rig.create_publisher(
+            EpisodeVerdict, topics.EPISODE_VERDICT, topics.qos(topics.EPISODE_VERDICT, "recorder")
+        )
         start = rig.create_client(StartEpisode, topics.START_EPISODE)
         try:
             with spinning([rec, rig], context=ctx):
@@ -106,8 +109,8 @@ def test_recorder_commands_at_one_clock_reading_keep_their_frames(tmp_path):
     with ros_context() as ctx:
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         rig = Node("recorder_rig_ties", context=ctx)
-        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, qos_profile_sensor_data)
-        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, RELIABLE)
+        obs_pub = rig.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, "recorder"))
+        exec_pub = rig.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED, "recorder"))
         start = rig.create_client(StartEpisode, topics.START_EPISODE)
         try:
             with spinning([rec, rig], context=ctx):

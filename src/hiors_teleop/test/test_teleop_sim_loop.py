@@ -22,7 +22,7 @@ from hiors_msgs.srv import EndEpisode, LabelEpisode, ResetSim, StartEpisode
 from hiors_policy.capture_node import CaptureNode
 from hiors_sim.operator_node import SimOperatorNode
 from hiors_sim.sim_node import SimNode
-from hiors_teleop.arbiter import RELIABLE, Arbiter
+from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.recorder import Recorder
 from hiors_teleop.safety import Limits, layout_for, step_ok, within_limits
 
@@ -51,10 +51,12 @@ class BadPolicy(Node):
         self.quat = None
         self.executed: list[ExecutedCommand] = []
         self.engaged_at: list[int] = []  # sim-clock stamps of the operator's Joy messages with the clutch held
-        self.pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, 10)
-        self.create_subscription(PoseStamped, topics.EE_POSE.format(arm="left"), self.on_pose, 10)
-        self.create_subscription(ExecutedCommand, topics.EXECUTED, self.executed.append, RELIABLE)
-        self.create_subscription(Joy, topics.TELEOP_JOY, self.on_joy, 100)
+        self.pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
+        self.create_subscription(
+            PoseStamped, topics.EE_POSE.format(arm="left"), self.on_pose, topics.qos(topics.EE_POSE)
+        )
+        self.create_subscription(ExecutedCommand, topics.EXECUTED, self.executed.append, topics.qos(topics.EXECUTED))
+        self.create_subscription(Joy, topics.TELEOP_JOY, self.on_joy, topics.qos(topics.TELEOP_JOY, depth=100))
         self.create_timer(CHUNK_EVERY, self.send)
         self.reset = self.create_client(ResetSim, topics.RESET)
         self.start = self.create_client(StartEpisode, topics.START_EPISODE)
