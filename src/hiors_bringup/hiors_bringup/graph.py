@@ -162,13 +162,21 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
         name, executable = HUMAN_BRIDGES[get_robot(args.robot).human_source]
         nodes.append(_node(name, "hiors_teleop", executable, params(name)))
     if args.learner == "local":
+        # R's parameters live in the filter's section; the learner computes the same R for what it re-reads
+        returns = {k: v for k, v in params("episode_filter").items() if k.startswith("return_")}
         nodes += [
             _node("episode_filter", "hiors_learner", "episode_filter", params("episode_filter")),
             _node(
                 "learner",
                 "hiors_learner",
                 "learner",
-                params("learner", policy_path=args.policy, run_dir=str(run / "learner"), log_dir=str(run / "episodes")),
+                params(
+                    "learner",
+                    **returns,
+                    policy_path=args.policy,
+                    run_dir=str(run / "learner"),
+                    log_dir=str(run / "episodes"),
+                ),
             ),
         ]
     return nodes

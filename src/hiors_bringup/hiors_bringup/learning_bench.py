@@ -87,7 +87,7 @@ SMALL = LearningSize(
     name="small",
     tasks=(
         TaskSize("tora_one", "raise_hand", demos=16, pretrain_steps=300, episodes=16, ramp_steps=700),
-        TaskSize("xtrainer", "insert_moisturizer", demos=30, pretrain_steps=500, episodes=12, ramp_steps=1500),
+        TaskSize("xtrainer", "insert_moisturizer", demos=40, pretrain_steps=1000, episodes=12, ramp_steps=1500),
     ),
     curve_every=8,
 )
@@ -107,8 +107,9 @@ SIZES = {"small": SMALL, "full": FULL}
 ABLATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
     "hiors": (),
     "no_human": (("sim_operator", "mode", "never"),),
-    "constant_m": (("learner", "threshold_kind", "constant"), ("episode_filter", "threshold_kind", "constant")),
-    "binary_return": (("episode_filter", "return_mode", "binary"),),
+    "constant_m": (("learner", "threshold_kind", "constant"),),  # the learner owns m
+    # R's parameters are the filter's; the learner takes the same ones (graph.robot_graph) for what it re-reads
+    "binary_return": tuple((n, "return_mode", "binary") for n in ("episode_filter", "learner")),
     "fixed_high": (("arbiter", "sampling_mode", "fixed_high"),),
     "fixed_low": (("arbiter", "sampling_mode", "fixed_low"),),
 }
@@ -181,7 +182,7 @@ def base_policy(ts: TaskSize, out: Path, goal_state: bool, say=print) -> Path:
 def online_config(size: LearningSize, ts: TaskSize, variant: str, seed: int):
     from .online_loop import OnlineConfig
 
-    ramp = tuple((node, "threshold_ramp_steps", ts.ramp_steps) for node in ("learner", "episode_filter"))
+    ramp = (("learner", "threshold_ramp_steps", ts.ramp_steps),)
     params = tuple(("learner", k, v) for k, v in size.learner) + ramp + ABLATIONS[variant]
     return OnlineConfig(episodes=ts.episodes, utd=size.utd, seed=seed, params=params)
 

@@ -16,10 +16,11 @@ what the node would be fed, in the order the graph's messages would bring it.
                      over as the hiors_msgs/Episode the recorder publishes (episode_to_msg)
     reward_oracle    hiors_sim.oracle.RewardOracle, fed every task state of the episode
     episode_runner   hiors_sim.oracle.EpisodeWatch: the episode ends at success, a terminal failure or the time limit
-    episode_filter   hiors_learner.filter_node.return_of (graded R) + hiors_core.filters.filter_episode, its m
-                     following the learner's as the node follows LearnerStatus
-    learner          hiors_learner.learner.Learner + TorchEngine, configured by learner_node.learner_config;
-                     accepted episodes offered as the learner node offers them (prefiltered); weights published
+    episode_filter   hiors_learner.filter_node.return_of (graded R), screen (its checks, no m) and report (the
+                     learner's rule at the learner's m, as the node reports it from LearnerStatus)
+    learner          hiors_learner.learner.Learner + TorchEngine, configured by learner_node.learner_config; the
+                     one owner of m: the episodes the filter passed are offered as the learner node offers them
+                     (prefiltered) and judged at its m, and its buffer re-applies m as m rises; weights published
                      every `publish_every` learner steps through engine.weights_blob() and loaded into the actor
                      with Pi0Policy.load_safetensors_bytes, between chunks as the policy node swaps them
 
@@ -73,7 +74,7 @@ class OnlineConfig:
     sampling_mode: str = ""  # dual | fixed_high | fixed_low (the arbiter's sampling_mode)
     operator: OperatorConfig | None = None  # None = the sim_operator node's parameters; its seed is `seed`
     returns: ReturnConfig | None = None  # the episode filter's return (graded / binary)
-    threshold: ThresholdConfig | None = None  # m's schedule, for the filter and the learner alike
+    threshold: ThresholdConfig | None = None  # the learner's m schedule (the learner owns m)
     filters: FilterConfig | None = None  # no-op and short-episode filters, for the filter and the learner alike
     seed: int = 0  # seeds the learner, the reward oracle and the operator (as `hiors bench` seeds those nodes)
     time_limit: float = 0.0  # episode time limit (s of sim time; also R's length discount); 0 = the task's
@@ -99,8 +100,8 @@ class EpisodeSummary:
     success: bool  # the oracle's label
     reward: float  # the label's reward
     episode_return: float  # R, as the episode filter computed it
-    accepted: bool
-    reason: str  # the filter's verdict
+    accepted: bool  # the learner's verdict at admission (False when the filter's checks dropped the episode)
+    reason: str  # why: the filter's reason when its checks dropped it, else the learner's
     steps: int  # control steps executed
     human_steps: int
     human_share: float
@@ -109,12 +110,13 @@ class EpisodeSummary:
     human_samples: int
     learner_step: int  # after the gradient steps this episode owed
     policy_version: int  # the actor's weights at the episode's end
-    m: float  # the threshold the filter judged this episode by
+    m: float  # the learner's m at admission
     wall_s: float
     sim_s: float
     end: str = ""  # why the episode ended (EpisodeWatch)
     infer_s: float = 0.0  # wall time of this episode's inference
     train_s: float = 0.0  # wall time of the gradient steps paid during and right after it
+    in_training_set: bool = False  # at the run's end (episodes.csv is rewritten then); a higher m may have dropped it
 
 
 SUMMARY_FIELDS = tuple(f.name for f in fields(EpisodeSummary))
@@ -264,7 +266,20 @@ def run_online(
                 f.flush()
                 if on_episode is not None:
                     on_episode(s)
+        # m may have risen since an episode was admitted: its row says whether it is still trained on at the end
+        for s in summaries:
+            s.in_training_set = loop.learner.in_training_set(s.episode_id)
+        _write_summaries(run_dir / "episodes.csv", summaries)
     return summaries
+
+
+def _write_summaries(path: Path, summaries: list[EpisodeSummary]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        rows = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
+        rows.writeheader()
+        rows.writerows(asdict(s) for s in summaries)
+    tmp.replace(path)
 
 
 class _Loop:
@@ -272,12 +287,11 @@ class _Loop:
 
     def __init__(self, robot: str, task: str, actor, learner_policy, cfg: OnlineConfig, P: dict[str, dict], env):
         from hiors_core.episode_log import EpisodeLog
-        from hiors_core.rejection import ThresholdSchedule
         from hiors_core.tasks import get_task
         from hiors_learner.engine import TorchEngine
         from hiors_learner.learner import Learner
         from hiors_learner.learner_node import learner_config, optim_config
-        from hiors_learner.params import filter_config, threshold_config
+        from hiors_learner.params import filter_config
         from hiors_sim.operator_device import OperatorDevice
         from hiors_sim.oracle import END_GRACE_S, EpisodeWatch, RewardOracle
         from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Sampler
@@ -336,11 +350,11 @@ class _Loop:
         # R's length discount is relative to this run's time limit (the filter's default: the task's)
         self.return_time_limit = float(pf["return_time_limit_s"]) or float(cfg.time_limit)
         self.filters = cfg.filters or filter_config(pf)
-        self.schedule = ThresholdSchedule(cfg.threshold or threshold_config(pf))
         # learner
         pl = P["learner"]
         self.engine = TorchEngine(learner_policy, optim_config(pl), str(pl["device"]), int(pl["seed"]))
         lc = _overridden(learner_config(pl, learner_policy), cfg)
+        lc = replace(lc, returns=self.returns, return_time_limit_s=self.return_time_limit)  # as the graph gives it
         if lc.horizon != self.horizon:
             raise ConfigError(f"recorder horizon {self.horizon} != learner horizon {lc.horizon}: labels cannot train")
         self.learner = Learner(lc, self.engine, publish=self._swap_in)
@@ -477,29 +491,29 @@ class _Loop:
             end=why,
             infer_s=self.spent["infer"],
             train_s=self.spent["train"],
+            in_training_set=self.learner.in_training_set(meta.episode_id),
         )
 
     def hand_over(self, ep, label):
         """Label, write, hand over and judge one episode as the recorder, the episode filter and the learner node
-        do; returns (R, the filter's result, the m it judged by)."""
+        do; returns (R, the verdict: the filter's result when its checks dropped the episode, else the learner's at
+        admission, the learner's m at admission)."""
         from hiors_core.episode_msg import episode_to_msg, samples_from_msg
-        from hiors_core.filters import filter_episode
         from hiors_core.schema import Label
-        from hiors_learner.filter_node import return_of
+        from hiors_learner.filter_node import return_of, screen
 
         eid = ep.meta.episode_id
         ep.label = Label(reward=label.reward, success=label.success, source="oracle", stamp_ns=time.time_ns())
         self.log.write_episode(ep)
         msg = episode_to_msg(self.log.read(eid), self.horizon)  # the recorder publishes what the log holds
-        m = self.schedule.raise_to(self.learner.m)  # the filter follows the learner's m (LearnerStatus)
+        m = self.learner.m  # what LearnerStatus announces; in one process it is never stale
         reward = float(msg.episode_return) if msg.label_source else float("nan")
         ret = return_of(msg, reward, self.returns, self.return_time_limit)
         modes = {int(s.control_mode) for s in msg.samples}
         mode = modes.pop() if modes else 0
-        res = filter_episode(samples_from_msg(msg), ret, m, mode, self.filters)
-        self.schedule.observe(ret, res.accepted)
-        if res.accepted:  # the accepted Episode: its kept samples, with R; the learner node's drain()
+        res = screen(samples_from_msg(msg), ret, mode, self.filters)
+        if res.accepted:  # the Episode the filter passes: its kept samples, with R; the learner node's drain()
             msg.samples = [s for s, keep in zip(msg.samples, res.kept_mask, strict=True) if keep]
-            self.learner.offer(eid, samples_from_msg(msg), ret, mode, prefiltered=True)
+            res = self.learner.offer(eid, samples_from_msg(msg), ret, mode, prefiltered=True)
         self.log.mark_acked(eid)  # the verdict reached the recorder
         return ret, res, m

@@ -25,7 +25,7 @@ Variants (the switch, as node parameter overrides):
   fixed_high       samples at f_high only (also while the policy drives)
   noisy_reward     reward from an oracle with 30% false positives instead of the true label
   cyclic_lr        cyclical learning-rate schedule instead of warmup + cosine decay
-  constant_m       the threshold m stays at its initial value instead of rising (filter and learner): rising vs
+  constant_m       the threshold m stays at its initial value instead of rising (the learner owns m): rising vs
                    constant m, with graded returns (hiors_core/returns.py) the two keep different episodes
 
 A HIL-SERL-style actor-critic baseline is not among them (see docs/RESULTS.md).
@@ -57,7 +57,7 @@ VARIANTS: dict[str, tuple] = {
     "fixed_high": (("arbiter", "sampling_mode", "fixed_high"),),
     "noisy_reward": (("reward_oracle", "false_positive_rate", 0.3),),
     "cyclic_lr": (("learner", "lr_schedule", "cyclic"),),  # its period: Size.schedule's cycle_steps
-    "constant_m": tuple((n, "threshold_kind", "constant") for n in FILTERS),  # m = threshold_initial throughout
+    "constant_m": (("learner", "threshold_kind", "constant"),),  # m (the learner's) = threshold_initial throughout
 }
 
 

@@ -34,7 +34,7 @@ from hiors_bringup.paper_bench import (
     write_runs,
 )
 from hiors_core.errors import ConfigError
-from hiors_learner.params import FILTER_PARAMS, LEARNER_PARAMS, THRESHOLD_PARAMS
+from hiors_learner.params import EPISODE_FILTER, LEARNER
 
 
 def test_ratio_median_and_table():
@@ -97,8 +97,7 @@ def test_weight_rows_relative_to_serialisation():
 
 def test_every_paper_switch_is_a_parameter_of_a_graph_node():
     specs = {s.name for s in robot_graph(GraphArgs(robot="tora_one"))}
-    learner_keys = set(LEARNER_PARAMS) | set(FILTER_PARAMS) | set(THRESHOLD_PARAMS)
-    filter_keys = set(FILTER_PARAMS) | set(THRESHOLD_PARAMS) | {"follow_learner"}
+    learner_keys, filter_keys = set(LEARNER), set(EPISODE_FILTER)  # what each node declares
     for name in VARIANTS:
         for node, key, _ in run_overrides(name, 1, "cuda", FULL.schedule):
             assert node in specs, f"variant {name}: no node {node!r}"

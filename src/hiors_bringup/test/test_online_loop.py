@@ -68,7 +68,10 @@ def test_episodes_are_written_to_the_log_and_read_back(run):
         assert len(ep.executed) == s.steps and len(ep.frames) == s.samples
         assert int(ep.human_mask.sum()) == s.human_steps and ep.interventions == s.interventions
         assert s.sim_s == pytest.approx(s.steps / 25.0) and s.sim_s <= 2.0 + 1e-9
-        assert s.accepted and s.reason == "accepted" and s.m == 0.0
+        assert s.accepted and s.reason == "accepted" and s.m == 0.0 and s.in_training_set
+    # the verdicts are the learner's (it owns m): its own record names each online episode it admitted
+    admitted = [r.split(",") for r in (out / "learner" / "verdicts.csv").read_text().splitlines()[1:]]
+    assert [r[2] for r in admitted if r[3] == "online" and r[6] == "admitted"] == [s.episode_id for s in summaries]
     rows = (out / "episodes.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("index,episode_id,seed,cell,success")
     assert all(s.train_s > 0 for s in summaries[1:]) and all(s.infer_s > 0 for s in summaries)

@@ -147,9 +147,8 @@ def test_rejected_episodes_stay_in_the_log_complete_and_labelled(tmp_path):
         run_dir=str(tmp_path),
         timeout_s=300.0,
         overrides=(
-            ("episode_filter", "threshold_kind", "constant"),
-            ("episode_filter", "threshold_initial", 2.0),
-            ("episode_filter", "follow_learner", False),
+            ("learner", "threshold_kind", "constant"),  # the learner owns m; the filter reports its verdict
+            ("learner", "threshold_initial", 2.0),
             ("episode_runner", "pause_s", 1.0),
         ),
     )

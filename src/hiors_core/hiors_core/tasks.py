@@ -76,7 +76,9 @@ def _task(
 
 
 _TASKS: tuple[TaskSpec, ...] = (
-    _task("raise_hand", "tora_one", "raise your left hand to the target", ("left",), "ee", "left", goal_names=POSE_GOAL),
+    _task(
+        "raise_hand", "tora_one", "raise your left hand to the target", ("left",), "ee", "left", goal_names=POSE_GOAL
+    ),
     _task(
         "pack_detergent",
         "tora_one",

@@ -14,7 +14,7 @@ from hiors_core.returns import ReturnConfig, episode_return
 
 RATE, LIMIT = 25.0, 10.0  # raise_hand: 25 Hz control, 10 s time limit
 GRADED, BINARY = ReturnConfig(), ReturnConfig(mode="binary")
-# The default ramp of config/*.yaml (episode_filter and learner `threshold_*`).
+# The default ramp of config/*.yaml (the learner's `threshold_*`).
 RAMP = ThresholdConfig(kind="linear", initial=0.5, final=0.9, ramp_steps=400)
 
 

@@ -1,10 +1,10 @@
 """learner: the asynchronous Hi-ORS learner node.
 
-Callbacks only move data: accepted episodes go into a queue; a training thread converts them, filters them
-against the current m, trains continuously while there is data (or up to an update-to-data cap, `utd_target`),
-publishes weights every N steps (chunked over a reliable, transient-local topic whose history keeps the latest
-version for actors that start later, plus a local file for a shared disk), checkpoints, and publishes
-LearnerStatus (latched; its utd_ratio is gradient steps / samples received).
+Callbacks only move data: the episodes the filter passed go into a queue; a training thread converts them and
+judges them at its m (the learner owns m; LearnerStatus announces it), trains continuously while there is data
+(or up to an update-to-data cap, `utd_target`), publishes weights every N steps (chunked over a reliable,
+transient-local topic whose history keeps the latest version for actors that start later, plus a local file for a
+shared disk), checkpoints, and publishes LearnerStatus (latched; its utd_ratio is gradient steps / samples received).
 
 DeepSpeed ZeRO-2: launch every rank with torchrun / the deepspeed launcher and `-p engine:=deepspeed`, e.g.
     torchrun --nproc_per_node 2 -m hiors_learner.learner_node --ros-args -p engine:=deepspeed -p run_dir:=...
@@ -33,7 +33,7 @@ from hiors_msgs.msg import Episode, LearnerStatus, PolicyUpdate, PolicyWeights
 from .engine import DeepSpeedEngine, TorchEngine
 from .learner import Learner, LearnerConfig
 from .optim import OptimConfig
-from .params import LEARNER, filter_config, threshold_config
+from .params import LEARNER, filter_config, return_config, threshold_config
 
 
 def make_policy(p: dict):
@@ -90,6 +90,8 @@ def learner_config(p: dict, policy) -> LearnerConfig:
         seed=int(p["seed"]),
         filters=filter_config(p),
         threshold=threshold_config(p),
+        returns=return_config(p),
+        return_time_limit_s=float(p["return_time_limit_s"]),
     )
 
 

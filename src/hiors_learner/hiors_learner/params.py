@@ -8,7 +8,7 @@ import math
 from hiors_core.filters import FilterConfig
 from hiors_core.params import Param
 from hiors_core.rejection import SCHEDULE_KINDS, ThresholdConfig
-from hiors_core.returns import RETURN_MODES
+from hiors_core.returns import RETURN_MODES, ReturnConfig
 from hiors_core.robots import ROBOTS
 from hiors_core.weight_sync import CHUNK_SIZE
 
@@ -117,13 +117,10 @@ LEARNER_PARAMS = {
 }
 
 # Each node's whole table, as it declares it.
-LEARNER = {**LEARNER_PARAMS, **FILTER_PARAMS, **THRESHOLD_PARAMS}
-EPISODE_FILTER = {
-    **FILTER_PARAMS,
-    **THRESHOLD_PARAMS,
-    **RETURN_PARAMS,
-    "follow_learner": Param(True, "take the learner's m from LearnerStatus once heard (m only rises)"),
-}
+# The learner owns m (THRESHOLD_PARAMS are its alone); the filter computes R, and the learner declares
+# RETURN_PARAMS too for the episodes it re-reads from the log (the graph gives it the filter's values).
+LEARNER = {**LEARNER_PARAMS, **FILTER_PARAMS, **THRESHOLD_PARAMS, **RETURN_PARAMS}
+EPISODE_FILTER = {**FILTER_PARAMS, **RETURN_PARAMS}
 
 
 def filter_config(p: dict) -> FilterConfig:
@@ -157,4 +154,12 @@ def threshold_config(p: dict) -> ThresholdConfig:
         quantile=float(p["threshold_quantile"]),
         window=int(p["threshold_window"]),
         min_count=int(p["threshold_min_count"]),
+    )
+
+
+def return_config(p: dict) -> ReturnConfig:
+    return ReturnConfig(
+        mode=str(p["return_mode"]),
+        length_weight=float(p["return_length_weight"]),
+        human_weight=float(p["return_human_weight"]),
     )
