@@ -29,7 +29,8 @@ policy does not learn to read a 6-DoF goal from pixels (see docs/RESULTS.md, whe
 
 Written to the run folder: learning_runs.csv (one row per task, seed and variant), learning_episodes.csv (one row
 per online episode), learning_curve.csv (the checkpoints' success), learning_tts.csv (success vs time budget),
-learning_summary.csv (mean and range over seeds) and learning.png.
+learning_summary.csv (mean and range over seeds) and learning.png; with `--camera-only` the same files are named
+learning_camera_* (both can share one run folder, and docs/RESULTS.md shows both).
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def run_hiors(ts, variant, seed, base_dir, out: Path, size: LearningSize, say=pr
     from .online_loop import run_online
 
     actor, learner_policy = _fresh(base_dir, seed), _fresh(base_dir, seed)
-    run_dir = out / "runs" / ts.task / f"{variant}-seed{seed}"
+    run_dir = out / "runs" / base_dir.name / f"{variant}-seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     t0 = time.time()
@@ -371,7 +372,7 @@ def read_csv(path: Path) -> list[dict]:
         return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict]) -> Path:
+def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict], name: str = "learning") -> Path:
     """learning.png: per task, autonomous success vs online episodes (base at 0, checkpoints, final; bc and the
     ablations at their end), the operator's share per episode, and success vs time budget; one line per variant."""
     import matplotlib
@@ -410,7 +411,7 @@ def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict]) -
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    path = out / "learning.png"
+    path = out / f"{name}.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
@@ -445,6 +446,7 @@ def run_learning(
         size = replace(size, variants=("hiors", *size.variants))  # bc takes its budget from the hiors run
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    name = "learning_camera" if camera_only else "learning"
     t_start, load = time.time(), os.getloadavg()[0]
     runs, episodes, curve = [], [], []
     say(
@@ -485,7 +487,7 @@ def run_learning(
                     budget, steps = bc_budget(hiors_row, base_dir, _fresh(base_dir, seed).horizon)
                     policy = _fresh(base_dir, seed)
                     info = run_bc(
-                        policy, ts, seed, base_dir, budget, steps, out / "runs" / ts.task / f"bc-seed{seed}", size
+                        policy, ts, seed, base_dir, budget, steps, out / "runs" / base_dir.name / f"bc-seed{seed}", size
                     )
                 else:
                     info, eps, cv, policy = run_hiors(ts, variant, seed, base_dir, out, size, say=say)
@@ -504,13 +506,13 @@ def run_learning(
                     f"(within 2x the time limit {final['success_2x']:.2f}), {row.get('learner_steps')} gradient "
                     f"steps, {row.get('operator_samples')} operator samples, {row['wall_s']:.0f} s"
                 )
-                write_csv(out / "learning_runs.csv", runs)
+                write_csv(out / f"{name}_runs.csv", runs)
                 if episodes:
-                    write_csv(out / "learning_episodes.csv", episodes)
+                    write_csv(out / f"{name}_episodes.csv", episodes)
                 if curve:
-                    write_csv(out / "learning_curve.csv", curve)
+                    write_csv(out / f"{name}_curve.csv", curve)
     summary = summarise(runs)
-    write_csv(out / "learning_summary.csv", summary)
+    write_csv(out / f"{name}_summary.csv", summary)
     tts = [
         {
             "task": s["task"],
@@ -523,9 +525,9 @@ def run_learning(
         for b in BUDGETS
         for v in [[r[f"success_{b:g}x"] for r in runs if r["task"] == s["task"] and r["variant"] == s["variant"]]]
     ]
-    write_csv(out / "learning_tts.csv", tts)
-    png = plot(out, runs, episodes, curve)
-    write_provenance(out, "learning", command or "hiors bench learning", time.time() - t_start, load)
+    write_csv(out / f"{name}_tts.csv", tts)
+    png = plot(out, runs, episodes, curve, name)
+    write_provenance(out, name, command or "hiors bench learning", time.time() - t_start, load)
     say("\n" + format_table(summary, SUMMARY_COLUMNS))
-    say(f"\nwritten: {out}/learning_runs.csv, learning_summary.csv, learning_episodes.csv, learning_tts.csv, {png}")
+    say(f"\nwritten: {out}/{name}_runs.csv, _summary.csv, _episodes.csv, _tts.csv, {png}")
     return 0

@@ -20,6 +20,12 @@ SECTIONS = [
     ("learning_summary", "Does the policy get better? Base policy vs Hi-ORS vs BC", "hiors bench learning"),
     ("learning_tts", "Learning benchmark: success vs time budget within one attempt", "hiors bench learning"),
     ("learning_runs", "Learning benchmark, run by run", "hiors bench learning"),
+    (
+        "learning_camera_summary",
+        "The same with the camera-only policy (the goal seen through the cameras alone)",
+        "hiors bench learning --camera-only",
+    ),
+    ("learning_camera_runs", "Camera-only learning benchmark, run by run", "hiors bench learning --camera-only"),
     ("plumbing", "Chunk latency: ROS graph vs direct `infer`", "hiors bench plumbing"),
     ("recording", "Recording: recorder node throughput vs the sensor rate", "hiors bench recording"),
     ("async", "Asynchronous vs synchronous learning, update-to-data ratio", "hiors bench async"),
@@ -39,9 +45,11 @@ PROVENANCE = {
     "learning_summary": "learning",
     "learning_tts": "learning",
     "learning_runs": "learning",
+    "learning_camera_summary": "learning_camera",
+    "learning_camera_runs": "learning_camera",
 }
 # Figures named otherwise than their table.
-IMAGES = {"learning_summary": "learning"}
+IMAGES = {"learning_summary": "learning", "learning_camera_summary": "learning_camera"}
 
 
 def _fmt(v: str) -> str:
