@@ -31,7 +31,9 @@ class NodeProcess:
 
 def _die_with_parent() -> None:
     """In the child before exec: get SIGINT (a clean rclpy shutdown) if `hiors` itself dies, even by SIGKILL,
-    so that no node outlives the command that started it."""
+    so that no node outlives the command that started it. SIGINT is reset to its default first: a shell starts
+    background jobs with SIGINT ignored, the exec'd node would inherit that and ignore the signal meant to stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         import ctypes
 
