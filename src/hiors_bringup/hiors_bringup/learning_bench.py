@@ -386,7 +386,8 @@ def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict], n
         ax_s, ax_h, ax_t = axes[i]
         for variant in sorted({r["variant"] for r in runs if r["task"] == task}):
             rs = [r for r in runs if r["task"] == task and r["variant"] == variant]
-            n_ep = max(r.get("episodes") or 0 for r in rs)
+            # BC and the camera-only base have no online episodes: shown at the hiors run's length (equal budget).
+            n_ep = max(float(r.get("episodes") or 0) for r in runs if r["task"] == task)
             pts = {0: [r["base_success"] for r in rs], n_ep: [r["success"] for r in rs]}
             for c in curve:
                 if c["task"] == task and c["variant"] == variant:
