@@ -93,7 +93,7 @@ def render(bench_dir: Path, docs_dir: Path) -> str:
     ]
     commands = []
     for name, _, _ in SECTIONS:
-        c = read_provenance(bench_dir / f"{name}.run.txt").get("command")
+        c = read_provenance(bench_dir / f"{PROVENANCE.get(name, name)}.run.txt").get("command")
         if c and c not in commands:
             commands.append(c)
     if commands:
