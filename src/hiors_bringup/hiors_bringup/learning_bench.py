@@ -381,9 +381,9 @@ def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict], n
     import matplotlib.pyplot as plt
 
     tasks = sorted({r["task"] for r in runs})
-    fig, axes = plt.subplots(len(tasks), 3, figsize=(15, 4 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 4, figsize=(20, 4 * len(tasks)), squeeze=False)
     for i, task in enumerate(tasks):
-        ax_s, ax_h, ax_t = axes[i]
+        ax_s, ax_w, ax_h, ax_t = axes[i]
         for variant in sorted({r["variant"] for r in runs if r["task"] == task}):
             rs = [r for r in runs if r["task"] == task and r["variant"] == variant]
             # BC and the camera-only base have no online episodes: shown at the hiors run's length (equal budget).
@@ -395,6 +395,15 @@ def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict], n
             xs = sorted(pts)
             ax_s.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=variant)
             ax_s.fill_between(xs, [min(pts[x]) for x in xs], [max(pts[x]) for x in xs], alpha=0.15)
+            # The same against the online run's wall time (base at 0, checkpoints, final at the run's end).
+            walls = {0.0: pts[0]}
+            for c in curve:
+                if c["task"] == task and c["variant"] == variant:
+                    walls.setdefault(float(c["wall_s"]), []).append(c["success"])
+            if any(r.get("online_wall_s") == r.get("online_wall_s") and r.get("online_wall_s") for r in rs):
+                walls[float(np.mean([r["online_wall_s"] for r in rs]))] = [r["success"] for r in rs]
+                ws = sorted(walls)
+                ax_w.plot(ws, [np.mean(walls[w]) for w in ws], marker="o", label=variant)
             eps = [e for e in episodes if e["task"] == task and e["variant"] == variant]
             if eps:
                 idx = sorted({int(e["index"]) for e in eps})
@@ -408,7 +417,10 @@ def plot(out: Path, runs: list[dict], episodes: list[dict], curve: list[dict], n
         ax_s.set(title=f"{task}: autonomous success", xlabel="online episodes", ylabel="success", ylim=(-0.02, 1.02))
         ax_h.set(title=f"{task}: operator share per episode", xlabel="episode", ylabel="share", ylim=(-0.02, 1.02))
         ax_t.set(title=f"{task}: success vs time budget", xlabel="budget (x time limit)", ylim=(-0.02, 1.02))
-        for ax in (ax_s, ax_h, ax_t):
+        ax_w.set(
+            title=f"{task}: autonomous success (online runs)", xlabel="wall time of the run (s)", ylim=(-0.02, 1.02)
+        )
+        for ax in (ax_s, ax_w, ax_h, ax_t):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
