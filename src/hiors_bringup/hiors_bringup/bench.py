@@ -547,7 +547,7 @@ def run_bench(
     `size`: tiny/small/full (default: full with `full`, else small)."""
     out = Path(run_dir)
     size = size or ("full" if full else "small")
-    command = bench_command(which, run_dir, full, size, variants, seeds)
+    command = bench_command(which, run_dir, full, size, variants, seeds, tasks, camera_only)
     if which == "paper":
         from .paper_bench import run_paper
 

@@ -67,7 +67,9 @@ def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str],
     return [csv_path, png]
 
 
-def bench_command(which: str, run_dir, full: bool, size: str, variants=(), seeds=()) -> str:
+def bench_command(
+    which: str, run_dir, full: bool, size: str, variants=(), seeds=(), tasks=(), camera_only=False
+) -> str:
     """The `hiors bench` command line that reproduces a run (the Python call where no flag gives its size)."""
     if size == "tiny":
         return f"python -c \"from hiors_bringup.bench import run_bench; run_bench({which!r}, {str(run_dir)!r}, size='tiny')\""
@@ -76,7 +78,9 @@ def bench_command(which: str, run_dir, full: bool, size: str, variants=(), seeds
         cmd += " --variants " + ",".join(variants)
     if seeds:
         cmd += " --seeds " + ",".join(str(s) for s in seeds)
-    return cmd
+    if tasks:
+        cmd += " --tasks " + ",".join(tasks)
+    return cmd + (" --camera-only" if camera_only else "")
 
 
 def write_provenance(out_dir: Path, name: str, command: str, seconds: float, load_before: float) -> Path:
