@@ -102,6 +102,49 @@ def run_attempt(
                 return Attempt(bool(result.success), steps, float(result.time), progress, at_mark, result.failure)
 
 
+def evaluate_policy(
+    policy, robot: str, task: str, seeds, budgets=(1.0,), end_on: str = "unrecoverable", image_size: int = 0
+) -> dict:
+    """One long attempt (the largest budget, in multiples of the task's time limit) per initial state, without the
+    operator; success within each budget and the task's progress at the time limit. State k starts in grid cell
+    k mod cells (train and test cells). `end_on`: which failures end an attempt (`SimRobot.end_on`);
+    `image_size`: the cameras' size (0: the policy's input size)."""
+    from hiors_core.config import load_yaml, node_parameters
+    from hiors_core.tasks import get_task
+    from hiors_sim.env import SimRobot
+    from hiors_sim.tasks import make_task
+    from hiors_teleop.safety import Limits, layout_for
+
+    from .graph import config_dir
+
+    cfg_path = config_dir() / f"{robot}.yaml"
+    k_auto = int(node_parameters(load_yaml(cfg_path), "arbiter", str(cfg_path)).get("k_auto", 12))
+    limit = make_task(task).time_limit
+    env = SimRobot(robot, task, time_limit=limit * max(budgets), end_on=end_on)
+    limits = Limits.for_robot(env.spec, layout_for(env.spec, get_task(task, robot).control_mode, env.task.arm))
+    times, progress, train = [], [], []
+    was_training = policy.model.training
+    policy.model.eval()
+    try:
+        for k, seed in enumerate(seeds):
+            cell = k % env.task.grid.n_cells
+            size = image_size or policy.config.image_size
+            a = run_attempt(env, policy, limits, k_auto, size, int(seed), cell, mark=limit)
+            times.append(a.time if a.success else None)
+            progress.append(a.progress_at_mark)
+            train.append(env.task.grid.is_train(cell))
+    finally:
+        env.close()
+        policy.model.train(was_training)
+    out = {f"success_{b:g}x": float(np.mean([t is not None and t <= b * limit + 1e-9 for t in times])) for b in budgets}
+    out["success"] = out["success_1x"]
+    out["progress"] = float(np.mean(progress))
+    ok1 = [t is not None and t <= limit + 1e-9 for t in times]
+    out["success_train_cells"] = float(np.mean([o for o, t in zip(ok1, train, strict=True) if t] or [np.nan]))
+    out["success_test_cells"] = float(np.mean([o for o, t in zip(ok1, train, strict=True) if not t] or [np.nan]))
+    return out
+
+
 def parse_budgets(budgets) -> tuple[float, ...]:
     """Multiples of the time limit from "1,1.5,2,3" or a sequence; positive, sorted, distinct."""
     try:

@@ -121,42 +121,10 @@ def eval_seeds(seed: int, n: int) -> list[int]:
 
 
 def evaluate(policy, robot: str, task: str, seeds, budgets=BUDGETS) -> dict:
-    """One long attempt (the largest budget) per initial state, without the operator; success within each budget
-    and the task's progress at the time limit. State k starts in grid cell k mod cells (train and test cells)."""
-    from hiors_core.config import load_yaml, node_parameters
-    from hiors_core.tasks import get_task
-    from hiors_sim.env import SimRobot
-    from hiors_sim.tasks import make_task
-    from hiors_teleop.safety import Limits, layout_for
+    """`evaluate.evaluate_policy` at this benchmark's time budgets."""
+    from .evaluate import evaluate_policy
 
-    from .evaluate import run_attempt
-    from .graph import config_dir
-
-    cfg_path = config_dir() / f"{robot}.yaml"
-    k_auto = int(node_parameters(load_yaml(cfg_path), "arbiter", str(cfg_path)).get("k_auto", 12))
-    limit = make_task(task).time_limit
-    env = SimRobot(robot, task, time_limit=limit * max(budgets), end_on="unrecoverable")
-    limits = Limits.for_robot(env.spec, layout_for(env.spec, get_task(task, robot).control_mode, env.task.arm))
-    times, progress, train = [], [], []
-    was_training = policy.model.training
-    policy.model.eval()
-    try:
-        for k, seed in enumerate(seeds):
-            cell = k % env.task.grid.n_cells
-            a = run_attempt(env, policy, limits, k_auto, policy.config.image_size, int(seed), cell, mark=limit)
-            times.append(a.time if a.success else None)
-            progress.append(a.progress_at_mark)
-            train.append(env.task.grid.is_train(cell))
-    finally:
-        env.close()
-        policy.model.train(was_training)
-    out = {f"success_{b:g}x": float(np.mean([t is not None and t <= b * limit + 1e-9 for t in times])) for b in budgets}
-    out["success"] = out["success_1x"]
-    out["progress"] = float(np.mean(progress))
-    ok1 = [t is not None and t <= limit + 1e-9 for t in times]
-    out["success_train_cells"] = float(np.mean([o for o, t in zip(ok1, train, strict=True) if t] or [np.nan]))
-    out["success_test_cells"] = float(np.mean([o for o, t in zip(ok1, train, strict=True) if not t] or [np.nan]))
-    return out
+    return evaluate_policy(policy, robot, task, seeds, budgets)
 
 
 def base_policy(ts: TaskSize, out: Path, goal_state: bool, say=print) -> Path:
@@ -188,12 +156,9 @@ def online_config(size: LearningSize, ts: TaskSize, variant: str, seed: int):
     return OnlineConfig(episodes=ts.episodes, utd=size.utd, seed=seed, params=params)
 
 
-def bc_budget(hiors_run: dict, base_dir: Path, horizon: int) -> tuple[int, int]:
-    """(operator-driven samples, gradient steps) of a hiors run: the base's demonstration samples plus the run's
-    intervention samples, and the learner's steps."""
-    from .pretrain import load_samples
-
-    demo_samples = len(load_samples(base_dir / "demos", horizon, 8))
+def bc_budget(hiors_run: dict, demo_samples: int) -> tuple[int, int]:
+    """(operator-driven samples, gradient steps) of a hiors run: the base's `demo_samples` demonstration samples
+    plus the run's intervention samples, and the learner's steps."""
     return demo_samples + int(hiors_run["human_samples"]), int(hiors_run["learner_steps"])
 
 
@@ -441,6 +406,8 @@ def run_learning(
     command: str = "",
     say=print,
 ) -> int:
+    from .pretrain import load_samples
+
     size = size or (FULL if full else SMALL)
     if seeds:
         size = replace(size, seeds=tuple(seeds))
@@ -469,6 +436,8 @@ def run_learning(
     )
     for ts in size.tasks:
         base_dir = base_policy(ts, out, goal_state=not camera_only, say=say)
+        # The base's demonstration samples, part of every run's operator budget (counted once per task).
+        demo_samples = len(load_samples(base_dir / "demos", _fresh(base_dir, 0).horizon, image_size=0))
         if not camera_only:
             # The goal stays camera-only: its base, trained the same way, is reported beside (first seed's states).
             cam = evaluate(
@@ -497,14 +466,14 @@ def run_learning(
             for variant in size.variants:
                 t0 = time.time()
                 if variant == "bc":
-                    budget, steps = bc_budget(hiors_row, base_dir, _fresh(base_dir, seed).horizon)
+                    budget, steps = bc_budget(hiors_row, demo_samples)
                     policy = _fresh(base_dir, seed)
                     info = run_bc(
                         policy, ts, seed, base_dir, budget, steps, out / "runs" / base_dir.name / f"bc-seed{seed}", size
                     )
                 else:
                     info, eps, cv, policy = run_hiors(ts, variant, seed, base_dir, out, size, say=say)
-                    info["operator_samples"] = bc_budget(info, base_dir, policy.horizon)[0]
+                    info["operator_samples"] = bc_budget(info, demo_samples)[0]
                     episodes += eps
                     curve += cv
                 final = evaluate(policy, ts.robot, ts.task, states)

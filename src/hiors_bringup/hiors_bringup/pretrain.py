@@ -77,7 +77,8 @@ def shrink_images(samples, size: int):
 
 
 def load_samples(log_dir: Path, horizon: int, image_size: int, successful_only: bool = True) -> list:
-    """Training samples of the (successful) episodes of an episode log, images at the policy's size."""
+    """Training samples of the (successful) episodes of an episode log, images at the policy's size (0: as
+    recorded, e.g. only to count them)."""
     from hiors_core.episode_log import EpisodeLog
     from hiors_core.labelling import training_samples
 
@@ -87,7 +88,9 @@ def load_samples(log_dir: Path, horizon: int, image_size: int, successful_only: 
         ep = log.read(eid)
         if successful_only and (ep.label is None or ep.label.reward <= 0):
             continue
-        samples += shrink_images(training_samples(ep, horizon), image_size)
+        samples += (
+            shrink_images(training_samples(ep, horizon), image_size) if image_size else training_samples(ep, horizon)
+        )
     return samples
 
 
@@ -112,32 +115,11 @@ def chunk_end_error(policy, samples, ee: bool) -> float:
 
 def autonomous_success(policy, robot: str, task: str, seeds, image_size: int = 0) -> tuple[float, float]:
     """(success rate, mean final progress) of `policy` alone from the initial states `seeds` (all grid cells,
-    round robin), each one attempt of the task's time limit, as `hiors eval` runs it."""
-    from hiors_core.config import load_yaml, node_parameters
-    from hiors_core.tasks import get_task
-    from hiors_sim.env import SimRobot
-    from hiors_teleop.safety import Limits, layout_for
+    round robin), each one attempt of the task's time limit ending at any failure, as `hiors eval` runs it."""
+    from .evaluate import evaluate_policy
 
-    from .evaluate import run_attempt
-    from .graph import config_dir
-
-    cfg_path = config_dir() / f"{robot}.yaml"
-    k_auto = int(node_parameters(load_yaml(cfg_path), "arbiter", str(cfg_path)).get("k_auto", 12))
-    env = SimRobot(robot, task)
-    limits = Limits.for_robot(env.spec, layout_for(env.spec, get_task(task, robot).control_mode, env.task.arm))
-    wins, progress = [], []
-    try:
-        was_training = policy.model.training
-        policy.model.eval()
-        for i, seed in enumerate(seeds):
-            size = image_size or policy.config.image_size
-            a = run_attempt(env, policy, limits, k_auto, size, int(seed), i % env.task.grid.n_cells)
-            wins.append(a.success)
-            progress.append(a.progress)
-        policy.model.train(was_training)
-    finally:
-        env.close()
-    return float(np.mean(wins)), float(np.mean(progress))
+    r = evaluate_policy(policy, robot, task, seeds, budgets=(1.0,), end_on="failure", image_size=image_size)
+    return r["success"], r["progress"]
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path, say=print) -> dict:
@@ -216,9 +198,11 @@ def pretrain(cfg: PretrainConfig, out: str | Path, say=print) -> dict:
 
 
 def run_pretrain(args) -> int:
+    from hiors_core.tasks import task_or_default
+
     cfg = PretrainConfig(
         robot=args.robot,
-        task=args.task or "",
+        task=task_or_default(args.robot, args.task or "").name,  # a ConfigError naming the robot's tasks
         demos=args.demos,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -228,10 +212,6 @@ def run_pretrain(args) -> int:
         eval_every=args.eval_every,
         val_states=args.val_states,
     )
-    if not cfg.task:
-        from hiors_core.tasks import default_task
-
-        cfg = PretrainConfig(**{**cfg.__dict__, "task": default_task(cfg.robot)})
     out = Path(args.out or f"runs/pretrain-{cfg.robot}-{cfg.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     pretrain(cfg, out)
     return 0
