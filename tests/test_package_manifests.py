@@ -22,7 +22,7 @@ PYTHON_LIBS = {  # installed from requirements.txt
     "transformers", "safetensors", "sentencepiece", "deepspeed", "websockets", "dynamixel_sdk",
 }  # fmt: skip
 # (package, import) pairs that would make a dependency cycle: code in the wrong package, imported lazily.
-MISPLACED = {("hiors_sim", "hiors_bringup"): "hiors_sim/operator_bench.py is a benchmark (bringup's measurement)"}
+MISPLACED: dict[tuple[str, str], str] = {}
 IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
 
 
@@ -62,3 +62,9 @@ def test_package_xml_declares_every_ros_package_the_code_imports(pkg):
     deps = {d for d in declared(pkg) if is_ros(d)}
     assert sorted(ros - deps) == [], f"{pkg.name}/package.xml lacks what its code imports"
     assert sorted(deps - ros) == [], f"{pkg.name}/package.xml declares what its code never imports"
+
+
+def test_test_support_stays_out_of_the_product():
+    """hiors_testing serves tests and benchmarks; a node importing it would ship test code to the robot."""
+    users = sorted(p.name for p in python_packages() if "hiors_testing" in declared(p))
+    assert users == ["hiors_bench"], f"only hiors_bench may depend on hiors_testing, not {users}"

@@ -10,4 +10,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
-exec "${HIORS_VENV:-$root/.venv}/bin/python" -m hiors_bringup.reliability "$@"
+exec "${HIORS_VENV:-$root/.venv}/bin/python" -m hiors_bench.reliability "$@"

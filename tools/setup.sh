@@ -52,7 +52,7 @@ if [ "$(cat "$stamp_dir/build.sha256" 2>/dev/null)" != "$src_sum" ]; then
   )
   say "installing the Python packages (editable)"
   cd "$root"
-  for pkg in hiors_core hiors_policy hiors_teleop hiors_learner hiors_sim hiors_bringup; do
+  for pkg in hiors_core hiors_testing hiors_policy hiors_teleop hiors_learner hiors_sim hiors_bringup hiors_bench; do
     "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root/src/$pkg" >build/pip-$pkg.log 2>&1 \
       || { cat build/pip-$pkg.log; say "installing $pkg failed"; exit 1; }
   done

@@ -24,7 +24,6 @@ setup(
     entry_points={
         "console_scripts": [
             "hiors = hiors_bringup.cli:main",
-            "episode_runner = hiors_bringup.episode_runner:main",
         ]
     },
 )

@@ -21,6 +21,7 @@ setup(
             "sim_node = hiors_sim.sim_node:main",
             "sim_operator = hiors_sim.operator_node:main",
             "reward_oracle = hiors_sim.oracle_node:main",
+            "episode_runner = hiors_sim.episode_runner:main",
         ]
     },
 )

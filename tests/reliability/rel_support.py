@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hiors_bringup.reliability import FACTS_ENV
+from hiors_bench.reliability import FACTS_ENV
 
 # A test runs at CI scale, or (marked `full`, deselected unless asked for) at full scale.
 SCALES = [pytest.param("ci", id="ci"), pytest.param("full", id="full", marks=pytest.mark.full)]
@@ -26,7 +26,7 @@ def pick(scale: str, ci, full):
 
 
 def record(section: str, check: str, count, expected="", ok: bool = True, detail: str = "") -> None:
-    """One row of the reliability table (hiors_bringup.reliability collects them when it runs the suite)."""
+    """One row of the reliability table (hiors_bench.reliability collects them when it runs the suite)."""
     row = {"section": section, "check": check, "count": count, "expected": expected, "ok": bool(ok), "detail": detail}
     print(f"[reliability] {json.dumps(row)}")
     path = os.environ.get(FACTS_ENV)

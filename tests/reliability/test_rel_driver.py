@@ -4,8 +4,8 @@ import csv
 import json
 import os
 
-from hiors_bringup import reliability
-from hiors_bringup.reliability import FACTS_ENV, run_reliability, table_lines
+from hiors_bench import reliability
+from hiors_bench.reliability import FACTS_ENV, run_reliability, table_lines
 
 
 def test_run_reliability_collects_the_counts_into_a_table_and_csv(tmp_path, capsys, monkeypatch):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from rel_support import record
 
-from hiors_bringup.reliability import FaultRun, FaultRunOptions, hold_after_policy_loss
+from hiors_bench.reliability import FaultRun, FaultRunOptions, hold_after_policy_loss
 from hiors_core.episode_log import STATUS_ACKED, STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_RECORDING, EpisodeLog
 from hiors_core.labelling import training_samples
 from hiors_core.schema import AUTHORITY_POLICY

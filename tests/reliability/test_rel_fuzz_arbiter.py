@@ -17,9 +17,9 @@ from rel_support import SCALES, CommandGuard, f32_floats, fuzz, instrumented, pi
 from sensor_msgs.msg import JointState, Joy
 
 from hiors_core import topics
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ControlState
 from hiors_teleop.arbiter import Arbiter
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 

@@ -3,16 +3,12 @@ every `make test`) reused at full scale: thousands of truncated, bit-flipped, ze
 read either cleanly or refused with an EpisodeLogError naming the file."""
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
+import test_bag_fuzz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rel_support import record
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src" / "hiors_core" / "test"))
-import test_bag_fuzz
 
 EXAMPLES = int(os.environ.get("HIORS_BAG_FUZZ_EXAMPLES", "2000"))
 

@@ -20,11 +20,11 @@ from rel_support import SCALES, f32_floats, fuzz, instrumented, pick, record
 
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.weight_sync import sha256_hex, weight_messages
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
 from hiors_policy.policy_node import PolicyNode
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 WAIT = 60.0

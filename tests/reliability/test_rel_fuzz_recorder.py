@@ -18,10 +18,10 @@ from sensor_msgs.msg import Joy
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
 from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_teleop.recorder import IDLE, Recorder
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 WAIT = 30.0

@@ -15,14 +15,14 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rel_support import SCALES, instrumented, pick, record
 
-from hiors_bringup.reliability import growth
+from hiors_bench.reliability import growth
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ExecutedCommand, Observation
 from hiors_policy import build_tiny_policy
 from hiors_policy.policy_node import PolicyNode
 from hiors_teleop.recorder import Recorder
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 CAPTURE_HZ = 10.0  # nominal Observation rate (capture rate_hz)

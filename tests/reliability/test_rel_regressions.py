@@ -12,7 +12,6 @@ from rclpy.parameter import Parameter
 from websockets.sync.client import connect
 
 from hiors_core.errors import BadInputError
-from hiors_core.ros_testing import ros_context, wait_for
 from hiors_core.schema import Label
 from hiors_core.weight_sync import WeightSyncError, read_verified, sha256_hex
 from hiors_msgs.msg import ActionChunk
@@ -20,6 +19,7 @@ from hiors_teleop import devices
 from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.bridges import Quest3Bridge
 from hiors_teleop.recorder import Recorder
+from hiors_testing.ros import ros_context, wait_for
 
 pytestmark = pytest.mark.node
 
@@ -138,7 +138,7 @@ def test_bridge_publishes_a_finite_trigger_in_0_1():
 def test_episode_runner_goes_on_after_an_unanswered_call():
     """Was: one service call left unanswered while the recorder restarted (test_rel_faults.py, a recorder kill)
     ended the runner's loop, so the simulated session stopped for good."""
-    from hiors_bringup.episode_runner import EpisodeRunner
+    from hiors_sim.episode_runner import EpisodeRunner
 
     class Runner(EpisodeRunner):
         def run_episode(self, k):
@@ -222,7 +222,7 @@ def test_teleop_watchdog_does_not_trust_input_from_before_the_clock_went_back():
 
 
 def test_episode_runner_waits_no_longer_when_the_clock_went_back():
-    from hiors_bringup.episode_runner import EpisodeRunner
+    from hiors_sim.episode_runner import EpisodeRunner
 
     class Clock:
         def __init__(self):

@@ -11,7 +11,7 @@ import time
 import pytest
 from rel_support import record
 
-from hiors_bringup.reliability import FaultRun, FaultRunOptions, growth, process_sample
+from hiors_bench.reliability import FaultRun, FaultRunOptions, growth, process_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.full]
 SOAK_S = float(os.environ.get("HIORS_SOAK_S", "3600"))

@@ -18,11 +18,11 @@ from rclpy.parameter import Parameter
 from rel_support import record
 
 from hiors_core import topics
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.weight_sync import sha256_hex, weight_messages, write_atomic
 from hiors_msgs.msg import PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
 from hiors_policy.policy_node import PolicyNode
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 WAIT = 30.0

@@ -1,4 +1,4 @@
-"""The `hiors` command: up, replay, eval, export, report, bench."""
+"""The `hiors` command: up, replay, eval, pretrain, export, report, and `bench` when hiors_bench is installed."""
 
 from __future__ import annotations
 
@@ -87,15 +87,12 @@ def _export(a) -> int:
     return 0
 
 
-def _bench(a) -> int:
-    from .bench import run_bench
+def _plugin_commands():
+    """Sub-commands that other installed packages add (entry-point group `hiors.commands`: a function taking the
+    sub-parsers): the measurement package sits above this one, so this package never imports it by name."""
+    from importlib.metadata import entry_points
 
-    variants = tuple(v for v in a.variants.split(",") if v)
-    seeds = tuple(int(x) for x in a.seeds.split(",") if x)
-    tasks = tuple(t for t in a.tasks.split(",") if t)
-    return run_bench(
-        a.which, a.run_dir, full=a.full, variants=variants, seeds=seeds, tasks=tasks, camera_only=a.camera_only
-    )
+    return [ep.load() for ep in sorted(entry_points(group="hiors.commands"), key=lambda ep: ep.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,15 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run")
     rep.set_defaults(func=_report)
 
-    b = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
-    b.add_argument("which", nargs="?", default="all", help="all (the micro benchmarks), a figure, paper, or learning")
-    b.add_argument("--run-dir", default="runs/bench")
-    b.add_argument("--full", action="store_true", help="the full-size version (GPU machine)")
-    b.add_argument("--variants", default="", help="paper: only these variants (comma-separated; default all)")
-    b.add_argument("--seeds", default="", help="paper, learning: these seeds (comma-separated; default: the size's)")
-    b.add_argument("--tasks", default="", help="learning: only these tasks (comma-separated)")
-    b.add_argument("--camera-only", action="store_true", help="learning: the camera-only policy (no goal in state)")
-    b.set_defaults(func=_bench)
+    for command in _plugin_commands():  # e.g. `bench`, from hiors_bench
+        command(sub)
     return p
 
 

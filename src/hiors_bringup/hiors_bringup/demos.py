@@ -18,8 +18,7 @@ import numpy as np
 
 from hiors_core.episode_log import EpisodeLog
 from hiors_core.schema import AUTHORITY_HUMAN, EpisodeData, EpisodeMeta, Executed, Frame, Label
-
-from .sim_io import policy_state
+from hiors_sim.policy_view import policy_state
 
 DEMO_HOLD_S = 0.6  # s recorded after success while the expert holds the goal
 

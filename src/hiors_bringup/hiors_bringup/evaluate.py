@@ -30,12 +30,21 @@ import numpy as np
 from hiors_core.config import load_yaml, node_parameters
 from hiors_core.errors import ConfigError
 from hiors_core.tasks import task_or_default
+from hiors_sim.policy_view import policy_state
 
 from .evaluation import TimedOutcome, per_cell, success_vs_retries, success_vs_time, table_lines
 from .graph import config_dir
-from .sim_io import policy_state
 
 DEFAULT_BUDGETS = (1.0, 1.5, 2.0, 3.0)  # time budgets, in multiples of the task's time limit
+# Start-vs-final comparisons (`hiors up --eval-states`, the learning benchmark): these budgets, and initial states
+# from a seed range that demonstrations, online episodes and tuning never use.
+COMPARE_BUDGETS = (1.0, 1.5, 2.0)
+EVAL_SEED = 900_000
+
+
+def eval_seeds(seed: int, n: int) -> list[int]:
+    """The `n` held-out initial states of evaluation seed `seed`."""
+    return [EVAL_SEED + 1000 * seed + k for k in range(n)]
 
 
 def load_eval_policy(robot: str, task: str, policy: str = "", run: str = ""):

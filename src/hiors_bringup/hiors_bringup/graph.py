@@ -29,7 +29,7 @@ PARAM_TABLES = {
     "sim": "hiors_sim.params:SIM",
     "sim_operator": "hiors_sim.params:SIM_OPERATOR",
     "reward_oracle": "hiors_sim.params:REWARD_ORACLE",
-    "episode_runner": "hiors_bringup.params:EPISODE_RUNNER",
+    "episode_runner": "hiors_sim.params:EPISODE_RUNNER",
     "capture": "hiors_policy.params:CAPTURE",
     "policy": "hiors_policy.params:POLICY",
     "arbiter": "hiors_teleop.params:ARBITER",
@@ -140,12 +140,7 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
             _node("sim", "hiors_sim", "sim_node", params("sim")),
             _node("sim_operator", "hiors_sim", "sim_operator", params("sim_operator")),
             _node("reward_oracle", "hiors_sim", "reward_oracle", params("reward_oracle")),
-            _node(
-                "episode_runner",
-                "hiors_bringup",
-                "episode_runner",
-                params("episode_runner"),
-            ),
+            _node("episode_runner", "hiors_sim", "episode_runner", params("episode_runner")),
         ]
     nodes += [
         _node("capture", "hiors_policy", "capture", params("capture", **({"goal_state": True} if goal_state else {}))),

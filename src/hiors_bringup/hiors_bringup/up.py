@@ -338,8 +338,7 @@ def evaluate_start_vs_final(robot: str, task: str, run_dir: Path, states: int, s
     from hiors_core.errors import ConfigError
     from hiors_policy.checkpoint import make_policy
 
-    from .evaluate import load_eval_policy
-    from .learning_bench import eval_seeds, evaluate
+    from .evaluate import COMPARE_BUDGETS, eval_seeds, evaluate_policy, load_eval_policy
 
     seeds = eval_seeds(seed, states)
     start_dir = run_dir / "policy"
@@ -355,7 +354,7 @@ def evaluate_start_vs_final(robot: str, task: str, run_dir: Path, states: int, s
         except ConfigError as e:  # the learner published no weights: there is no final policy to evaluate
             rows.append({"policy": name, "source": f"none ({e})", "states": 0})
             continue
-        r = evaluate(policy, robot, task, seeds)
+        r = evaluate_policy(policy, robot, task, seeds, COMPARE_BUDGETS)
         rows.append(
             {
                 "policy": name,

@@ -225,7 +225,7 @@ def test_eval_runs_the_policy_on_the_twin_and_writes_its_tables(tmp_path, capsys
     assert "time budget (s)" in table and "tries (resets)" in table and "within 1.2 s" in table
     assert "within 1.2 s" in capsys.readouterr().out
     # what the paper bench takes from this folder
-    from hiors_bringup.paper_bench import read_eval
+    from hiors_bench.paper_bench import read_eval
 
     got = read_eval(tmp_path)
     assert got["time_budgets"] == [0.6, 1.2] and got["time_curve"] == [s for _, s in curve]
@@ -241,7 +241,7 @@ def test_eval_without_retries_writes_only_the_time_curve(tmp_path, made_envs):
     assert made_envs == [("unrecoverable", 0.2)]
     assert (tmp_path / "success_vs_time.csv").is_file() and not (tmp_path / "success_vs_retries.csv").exists()
     assert "tries" not in (tmp_path / "eval.txt").read_text()
-    from hiors_bringup.paper_bench import read_eval
+    from hiors_bench.paper_bench import read_eval
 
     got = read_eval(tmp_path)
     assert got["retry_curve"] == [] and np.isnan(got["eval_success_R"]) and got["time_budgets"] == [0.2]
@@ -292,9 +292,9 @@ def test_eval_names_a_folder_that_is_not_a_run(tmp_path):
 def test_in_process_state_is_the_capture_mapping():
     """`policy_state` fills the layout through the capture node's `assemble_state`, from what the sim node
     publishes; a missing entry is named."""
-    from hiors_bringup.sim_io import policy_state
     from hiors_policy.layout import assemble_state, state_layout
     from hiors_sim.env import SimRobot
+    from hiors_sim.policy_view import policy_state
 
     env = SimRobot("tora_one", "raise_hand")
     env.reset(seed=3)
@@ -314,13 +314,13 @@ def test_capture_node_on_the_sim_node_sees_the_in_process_state():
     import rclpy
     from rclpy.parameter import Parameter
 
-    from hiors_bringup.sim_io import policy_state
     from hiors_core import topics
-    from hiors_core.ros_testing import ros_context, spinning, wait_for
     from hiors_msgs.msg import Observation
     from hiors_policy.capture_node import CaptureNode
     from hiors_policy.layout import state_layout
+    from hiors_sim.policy_view import policy_state
     from hiors_sim.sim_node import SimNode
+    from hiors_testing.ros import ros_context, spinning, wait_for
 
     with ros_context() as ctx:
         sim = SimNode(

@@ -3,15 +3,11 @@ is never exported as a complete one, with or without --all."""
 
 import csv
 import json
-import sys
-from pathlib import Path
 
 from hiors_bringup.export import export_lerobot
 from hiors_bringup.up import EPISODE_FIELDS
 from hiors_core.episode_log import EpisodeLog
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-from episode_factory import make_episode
+from hiors_testing.episodes import make_episode
 
 
 def test_cut_short_and_unlabelled_episodes_are_never_exported(tmp_path):

@@ -2,8 +2,6 @@
 
 import csv
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,9 +12,7 @@ from hiors_bringup.export import export_lerobot
 from hiors_bringup.up import EPISODE_FIELDS
 from hiors_core.episode_log import EpisodeLog
 from hiors_core.errors import HiorsError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-from episode_factory import make_episode
+from hiors_testing.episodes import make_episode
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def test_running_graph_check_names_undeclared_parameters_and_exited_nodes():
 
     from hiors_bringup.graph import NodeSpec
     from hiors_bringup.graph_check import check_running_graph
-    from hiors_core.ros_testing import ros_context, spinning
+    from hiors_testing.ros import ros_context, spinning
 
     with ros_context() as ctx:
         alive = Node("graph_check_alive", context=ctx)

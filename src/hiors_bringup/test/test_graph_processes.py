@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from hiors_core.ros_testing import wait_for
+from hiors_testing.ros import wait_for
 
 pytestmark = pytest.mark.node
 

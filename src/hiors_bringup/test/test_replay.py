@@ -1,7 +1,6 @@
 """`hiors replay`: what it says before it starts, how it copes with a bag whose clock jumps, and its errors."""
 
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -12,9 +11,7 @@ from hiors_bringup.replay import MAX_GAP_S, Jump, plan, play_offsets, replay
 from hiors_core.episode_log import BAG_TOPICS, EpisodeLog
 from hiors_core.errors import EpisodeLogError
 from hiors_core.msg_types import typestore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-from episode_factory import make_episode
+from hiors_testing.episodes import make_episode
 
 WALL_NS = 1_795_620_646_674_736_866  # the meta stamp of the bag in the report: wall clock, beside sim time
 

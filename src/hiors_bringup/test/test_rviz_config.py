@@ -103,9 +103,9 @@ def test_every_displayed_topic_is_published_with_its_type_and_namespaces(robot):
     from rclpy.qos import ReliabilityPolicy
     from visualization_msgs.msg import MarkerArray
 
-    from hiors_core.ros_testing import ros_context, spinning, wait_for
     from hiors_sim.sim_node import SimNode
     from hiors_teleop.arbiter import Arbiter
+    from hiors_testing.ros import ros_context, spinning, wait_for
 
     config = yaml.safe_load((config_dir() / f"{robot}.rviz").read_text())
     shown = displayed_topics(config)

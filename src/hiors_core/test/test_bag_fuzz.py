@@ -3,12 +3,12 @@
 import shutil
 
 import numpy as np
-from episode_factory import make_episode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hiors_core.episode_log import EpisodeLog, read_episode_bag
 from hiors_core.errors import EpisodeLogError
+from hiors_testing.episodes import make_episode
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

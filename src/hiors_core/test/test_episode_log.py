@@ -8,10 +8,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from episode_factory import make_episode
 
 from hiors_core.episode_log import STATUS_INCOMPLETE, EpisodeLog, read_episode_bag
 from hiors_core.errors import EpisodeLogError
+from hiors_testing.episodes import make_episode
 
 
 def test_round_trip_keeps_every_frame_command_and_label(tmp_path):
@@ -96,8 +96,7 @@ def test_killed_writer_is_detected_salvaged_and_never_used(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from episode_factory import make_episode
+        from hiors_testing.episodes import make_episode
         from hiors_core.episode_log import EpisodeLog, EpisodeWriter
         EpisodeWriter.FLUSH_EVERY_S = 0.0
         ep = make_episode(steps=40)

@@ -12,7 +12,7 @@ from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.executors import HandoffExecutor, make_executor
-from hiors_core.ros_testing import ros_context, wait_for
+from hiors_testing.ros import ros_context, wait_for
 
 pytestmark = pytest.mark.node
 

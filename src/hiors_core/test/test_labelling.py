@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from episode_factory import make_episode
 
 from hiors_core.labelling import executed_chunk, training_samples
+from hiors_testing.episodes import make_episode
 
 
 def test_chunk_is_next_h_executed_commands_padded_with_the_last():

@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from hiors_core.errors import ConfigError
 from hiors_core.params import Param, declare
-from hiors_core.ros_testing import ros_context, spinning
+from hiors_testing.ros import ros_context, spinning
 
 TABLE = {
     "robot": Param("tora_one", "robot name", choices=("tora_one", "xtrainer"), read_only=True),

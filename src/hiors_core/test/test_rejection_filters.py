@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from episode_factory import make_episode
 
 from hiors_core.buffer import EpisodeBuffer
 from hiors_core.errors import ConfigError
@@ -22,6 +21,7 @@ from hiors_core.filters import (
 from hiors_core.labelling import training_samples
 from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, sample_weight
 from hiors_core.robots import MODE_EE_POSE, MODE_JOINT
+from hiors_testing.episodes import make_episode
 
 
 def samples_of(ep, horizon=4):

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-from episode_factory import make_episode
 
 from hiors_core.buffer import EpisodeBuffer
 from hiors_core.errors import ConfigError
@@ -11,6 +10,7 @@ from hiors_core.filters import REASON_ACCEPTED, REASON_BELOW, REASON_NEGATIVE, F
 from hiors_core.labelling import training_samples
 from hiors_core.rejection import ThresholdConfig, ThresholdSchedule
 from hiors_core.returns import ReturnConfig, episode_return
+from hiors_testing.episodes import make_episode
 
 RATE, LIMIT = 25.0, 10.0  # raise_hand: 25 Hz control, 10 s time limit
 GRADED, BINARY = ReturnConfig(), ReturnConfig(mode="binary")

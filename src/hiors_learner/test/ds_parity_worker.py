@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_policy import FakePolicy
-
 from hiors_core.schema import TrainingSample
 from hiors_learner.engine import DeepSpeedEngine
 from hiors_learner.optim import OptimConfig
+from hiors_testing.fake_policy import FakePolicy
 
 OPTIM = OptimConfig(lr=1e-2, min_lr=1e-3, warmup_steps=1, decay_steps=10)
 BATCH, STEPS = 8, 4

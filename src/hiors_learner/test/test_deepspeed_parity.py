@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 REPO = HERE.parents[2]
 
 
@@ -19,9 +18,9 @@ REPO = HERE.parents[2]
 def test_zero2_two_ranks_matches_torch(tmp_path):
     pytest.importorskip("deepspeed")
     from ds_parity_worker import BATCH, OPTIM, batches
-    from fake_policy import FakePolicy
 
     from hiors_learner.engine import TorchEngine
+    from hiors_testing.fake_policy import FakePolicy
 
     out = tmp_path / "ds.json"
     env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(REPO / "build" / "torch_extensions"), OMP_NUM_THREADS="1")

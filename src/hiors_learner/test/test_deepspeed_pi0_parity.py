@@ -13,7 +13,6 @@ import pytest
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 REPO = HERE.parents[2]
 TOL = 1e-4  # max |weight difference| after the steps; observed ~1e-5 (reduction order)
 

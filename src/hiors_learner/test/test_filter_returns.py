@@ -1,18 +1,13 @@
 """The episode filter's return: computed from an Episode message's label, length and authority flags."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-from episode_factory import make_episode
 
 from hiors_core.episode_msg import episode_to_msg
 from hiors_core.errors import ConfigError
 from hiors_core.filters import FilterConfig
 from hiors_core.returns import ReturnConfig
 from hiors_learner.filter_node import return_of
+from hiors_testing.episodes import make_episode
 
 
 def msg_of(reward=1.0, steps=150, human=range(50, 110)):
@@ -40,9 +35,9 @@ def test_filter_node_hands_every_screened_episode_on_and_reports_the_learners_m(
     from rclpy.parameter import Parameter
 
     from hiors_core import topics
-    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_learner.filter_node import EpisodeFilterNode
     from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
     def ep(i, reward, human):
         return episode_to_msg(
@@ -97,9 +92,9 @@ def test_filter_verdicts_wait_for_the_learners_m_and_report_its_rule():
     (the recorder re-sends it). Its own checks never need m; below the learner's m is the learner's rejection."""
     from rclpy.parameter import Parameter
 
-    from hiors_core.ros_testing import ros_context
     from hiors_learner.filter_node import EpisodeFilterNode, report, screen
     from hiors_msgs.msg import LearnerStatus
+    from hiors_testing.ros import ros_context
 
     msg = episode_to_msg(make_episode("ep-0", steps=150, human=(), sample_every=10, reward=1.0, image=8), 4)
     with ros_context() as ctx:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "hiors_core" / "test"))
-from episode_factory import make_episode  # noqa: E402
+from hiors_core.episode_log import EpisodeLog
+from hiors_testing.episodes import make_episode
+from hiors_testing.ros import wait_for
 
-from hiors_core.episode_log import EpisodeLog  # noqa: E402
-from hiors_core.ros_testing import wait_for  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def ckpt_state(run):

@@ -2,16 +2,10 @@
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-from episode_factory import make_episode
-from fake_policy import FakePolicy
 
 from hiors_core.episode_log import EpisodeLog
 from hiors_core.filters import FilterConfig
@@ -22,6 +16,8 @@ from hiors_core.weight_sync import read_verified, sha256_hex
 from hiors_learner.engine import TorchEngine
 from hiors_learner.learner import Learner, LearnerConfig
 from hiors_learner.optim import OptimConfig, lr_at
+from hiors_testing.episodes import make_episode
+from hiors_testing.fake_policy import FakePolicy
 
 H = 4
 NOFILTER = FilterConfig(noop_enabled=False, short_enabled=False)

@@ -1,31 +1,25 @@
 """episode_filter and learner nodes on a private ROS domain: verdicts for every episode, accepted episodes
 train the learner, weights arrive chunked and verified at a subscriber, LearnerStatus is latched."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hiors_core" / "test"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from episode_factory import make_episode
-
 from hiors_core import topics
 from hiors_core.episode_msg import episode_to_msg
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 from hiors_core.weight_sync import WeightReceiver
 from hiors_learner.filter_node import EpisodeFilterNode
 from hiors_learner.learner_node import LearnerNode
 from hiors_msgs.msg import Episode, EpisodeVerdict, LearnerStatus, PolicyUpdate, PolicyWeights
+from hiors_testing.episodes import make_episode
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
 H = 4
 
 
 def fake_factory(robot, task, seed):
-    from fake_policy import FakePolicy
+    from hiors_testing.fake_policy import FakePolicy
 
     return FakePolicy(horizon=H, seed=seed)
 

@@ -12,13 +12,13 @@ from rclpy.parameter import Parameter
 from hiors_core import topics
 from hiors_core.convert_ros import observation_msg
 from hiors_core.episode_msg import episode_to_msg
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_POLICY, EpisodeData, EpisodeMeta, Executed, Frame, Label
 from hiors_core.weight_sync import sha256_hex
 from hiors_learner.learner_node import LearnerNode
 from hiors_msgs.msg import ActionChunk, Episode, Observation
 from hiors_policy import build_tiny_policy
 from hiors_policy.policy_node import PolicyNode
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 ROBOT, TASK = "tora_one", "raise_hand"

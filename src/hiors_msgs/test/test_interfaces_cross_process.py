@@ -10,7 +10,7 @@ rclpy = pytest.importorskip("rclpy")
 
 import hiors_msgs.msg as m  # noqa: E402
 import hiors_msgs.srv as s  # noqa: E402
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers  # noqa: E402
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers  # noqa: E402
 
 MESSAGES = [
     "Observation",

@@ -11,12 +11,12 @@ from sensor_msgs.msg import JointState
 from conftest import make_obs
 from hiors_core import topics
 from hiors_core.convert_ros import image_msg, time_msg
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.weight_sync import weight_messages, write_atomic
 from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 from hiors_policy import build_tiny_policy
 from hiors_policy.capture_node import CaptureNode
 from hiors_policy.policy_node import PolicyNode
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 NS = 1_000_000_000
 

@@ -10,7 +10,7 @@ import pytest
 from hiors_core.rotations import quat_from_axis_angle
 from hiors_sim.env import SimRobot
 from hiors_sim.operator import OperatorConfig, SimOperator
-from hiors_sim.operator_bench import PerturbedExpert, rollout, summary
+from hiors_sim.rollout import PerturbedExpert, rollout, summary
 
 PICK = [("xtrainer", "insert_moisturizer"), ("tora_one", "pack_detergent")]
 _ENVS: dict = {}

@@ -147,8 +147,8 @@ def test_oracle_node_labels_the_end_of_each_episode():
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
 
-    from hiors_core.ros_testing import ros_context
     from hiors_sim.oracle_node import RewardOracleNode
+    from hiors_testing.ros import ros_context
 
     with ros_context() as ctx:
         node = RewardOracleNode(context=ctx, parameter_overrides=[Parameter("end_grace_s", value=0.2)])

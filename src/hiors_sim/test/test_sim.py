@@ -327,9 +327,9 @@ def test_sim_node_topics_command_and_reset():
     from std_msgs.msg import String
 
     from hiors_core import topics
-    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
     from hiors_msgs.srv import ResetSim
     from hiors_sim.sim_node import SimNode
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
     with ros_context() as ctx:
         sim = SimNode(

@@ -11,10 +11,10 @@ from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
 from hiors_core.robots import MODE_EE_POSE, TORA_ONE
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_msgs.msg import ActionChunk, ControlState, ExecutedCommand
 from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.safety import Limits, layout_for, within_limits
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 LIMITS = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))

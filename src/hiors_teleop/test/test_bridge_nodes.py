@@ -19,9 +19,9 @@ from websockets.sync.client import connect
 
 from hiors_core import topics
 from hiors_core.robots import XTRAINER
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 from hiors_core.rotations import quat_angle, quat_normalize
 from hiors_teleop.bridges import LeaderArmBridge, Quest3Bridge
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 WAIT = 30.0

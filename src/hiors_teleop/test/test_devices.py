@@ -13,7 +13,6 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from hiors_core.ros_testing import wait_for
 from hiors_core.rotations import quat_angle, quat_normalize
 from hiors_teleop.devices import (
     Clutch,
@@ -23,6 +22,7 @@ from hiors_teleop.devices import (
     Quest3WebXR,
     command_from_packet,
 )
+from hiors_testing.ros import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -8,11 +8,11 @@ from rclpy.parameter import Parameter
 from hiors_core import topics
 from hiors_core.convert_ros import observation_msg, time_msg
 from hiors_core.episode_log import STATUS_ACKED, EpisodeLog
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame, Label
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import StartEpisode
 from hiors_teleop.recorder import Recorder
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 HUMAN = range(6, 11)

@@ -15,7 +15,6 @@ from sensor_msgs.msg import Joy
 from hiors_core import topics
 from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
 from hiors_core.robots import MODE_EE_POSE, TORA_ONE
-from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_msgs.msg import ActionChunk, ExecutedCommand
 from hiors_msgs.srv import EndEpisode, LabelEpisode, ResetSim, StartEpisode
@@ -25,6 +24,7 @@ from hiors_sim.sim_node import SimNode
 from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.recorder import Recorder
 from hiors_teleop.safety import Limits, layout_for, step_ok, within_limits
+from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = [pytest.mark.node, pytest.mark.e2e]
 WAIT = 30.0

@@ -1,5 +1,5 @@
 """Latency of one chunk through the ROS graph (publish Observation -> receive ActionChunk) vs a direct `infer`
-with the same model, interleaved in one run. `python -m hiors_policy.bench` prints the result as JSON."""
+with the same model, interleaved in one run. `python -m hiors_bench.plumbing_bench` prints the result as JSON."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ def run(robot: str = "tora_one", task: str = "raise_hand", n: int = 20, warmup: 
 
     from hiors_core import topics
     from hiors_core.convert_ros import image_msg
-    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_msgs.msg import ActionChunk, Observation
-
-    from .checkpoint import build_tiny_policy
-    from .policy import Pi0Policy, PolicyInput
-    from .policy_node import PolicyNode
+    from hiors_policy.checkpoint import build_tiny_policy
+    from hiors_policy.policy import Pi0Policy, PolicyInput
+    from hiors_policy.policy_node import PolicyNode
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
     policy = Pi0Policy.load(checkpoint) if checkpoint else build_tiny_policy(robot, task, seed=0)
     import numpy as np

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from hiors_bringup.bench import SIZES, async_rows, median_row, recording_row, run_bench, weight_rows
-from hiors_bringup.bench_table import (
+from hiors_bench.bench import SIZES, async_rows, median_row, recording_row, run_bench, weight_rows
+from hiors_bench.bench_table import (
     bench_command,
     format_table,
     median,
@@ -16,8 +16,7 @@ from hiors_bringup.bench_table import (
     write_figure,
     write_provenance,
 )
-from hiors_bringup.graph import GraphArgs, robot_graph
-from hiors_bringup.paper_bench import (
+from hiors_bench.paper_bench import (
     FULL,
     SEEDED,
     SMALL,
@@ -33,6 +32,7 @@ from hiors_bringup.paper_bench import (
     tts_rows,
     write_runs,
 )
+from hiors_bringup.graph import GraphArgs, robot_graph
 from hiors_core.errors import ConfigError
 from hiors_learner.params import EPISODE_FILTER, LEARNER
 
@@ -266,7 +266,7 @@ def test_unknown_names_are_named(tmp_path):
 
 
 def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
-    from hiors_bringup.results_doc import render
+    from hiors_bench.results_doc import render
 
     bench = tmp_path / "bench"
     write_figure(bench, "sim", [{"robot": "tora_one", "loop_rtf": 7.95}], ["robot", "loop_rtf"], ("robot", "loop_rtf"))
@@ -277,14 +277,14 @@ def test_results_doc_tables_and_commands_come_from_the_run(tmp_path):
     text = render(bench, tmp_path / "docs")
     assert "| robot | loop_rtf |" in text and "| tora_one | 7.95 |" in text
     assert f"`{command}`" in text and "12 s on" in text and "1.50 before" in text
-    assert f"```\n{command}\npython -m hiors_bringup.results_doc {bench} {tmp_path / 'docs'}\n```" in text
+    assert f"```\n{command}\npython -m hiors_bench.results_doc {bench} {tmp_path / 'docs'}\n```" in text
     assert (tmp_path / "docs" / "results" / "sim.png").is_file() and "plumbing" not in text
     paper = bench_command("paper", "runs/p", True, "full", ("hiors", "bc"), (0, 1))
     assert paper == "hiors bench paper --run-dir runs/p --full --variants hiors,bc --seeds 0,1"
 
 
 def test_results_doc_shows_the_time_curve_as_the_test_time_scaling_figure(tmp_path):
-    from hiors_bringup.results_doc import render
+    from hiors_bench.results_doc import render
 
     bench = tmp_path / "bench"
     results = [_result("hiors", 0, 0.25, [0.0, 0.5]), _result("bc", 0, 0.0, [0.0, 0.0])]
@@ -300,7 +300,7 @@ def test_results_doc_shows_the_time_curve_as_the_test_time_scaling_figure(tmp_pa
 
 
 def test_earlier_paper_runs_are_moved_aside_not_resumed(tmp_path):
-    from hiors_bringup.paper_bench import keep_previous_runs
+    from hiors_bench.paper_bench import keep_previous_runs
 
     assert keep_previous_runs(tmp_path / "runs") is None
     (tmp_path / "runs" / "tora_one-raise_hand-hiors-seed0").mkdir(parents=True)

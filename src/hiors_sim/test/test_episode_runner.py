@@ -7,11 +7,11 @@ import json
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
-from hiors_core.ros_testing import ros_context
+from hiors_testing.ros import ros_context
 
 
 def test_runner_ends_on_a_short_success_and_ignores_other_scenes():
-    from hiors_bringup.episode_runner import EpisodeRunner
+    from hiors_sim.episode_runner import EpisodeRunner
 
     def msg(t, seed, **kw):
         return String(data=json.dumps({"time": t, "seed": seed, "success": False, "failed": False, **kw}))

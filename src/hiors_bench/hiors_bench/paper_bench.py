@@ -211,7 +211,7 @@ def read_eval(eval_dir: Path) -> dict:
 
 def online_stats(episodes_csv: Path) -> tuple[float, float, int]:
     """(success rate, mean operator share, failed episodes without any intervention) over a run's online episodes."""
-    from .report import unattended_failures
+    from hiors_bringup.report import unattended_failures
 
     with open(episodes_csv) as f:
         rows = list(csv.DictReader(f))
@@ -258,8 +258,8 @@ def keep_previous_runs(runs: Path) -> Path | None:
 
 
 def run_one(robot: str, task: str, variant: str, seed: int, size: Size, out: Path, device: str = "") -> dict:
-    from .evaluate import run_eval
-    from .up import UpOptions, run_up
+    from hiors_bringup.evaluate import run_eval
+    from hiors_bringup.up import UpOptions, run_up
 
     run = out / "runs" / f"{robot}-{task}-{variant}-seed{seed}"
     if variant == "bc":  # offline, at the budget of the hiors run of the same seed (run before it: bc_first)

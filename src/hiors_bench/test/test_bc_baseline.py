@@ -1,19 +1,13 @@
 """The BC baseline of `hiors bench paper`: budget matching (pure) and an offline run of the learner core at a
 Hi-ORS run's budget, on a stand-in policy and stand-in demonstrations (no twin)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "hiors_core" / "test"))
-sys.path.insert(0, str(HERE.parents[1] / "hiors_learner" / "test"))
-from episode_factory import make_episode  # noqa: E402
-
-from hiors_bringup import bc_baseline  # noqa: E402
-from hiors_bringup.bc_baseline import (  # noqa: E402
+from hiors_bench import bc_baseline
+from hiors_bench.bc_baseline import (
     EXTRA_DEMO_SEED,
     EXTRA_DEMO_SEED_STRIDE,
     bc_parameters,
@@ -22,14 +16,15 @@ from hiors_bringup.bc_baseline import (  # noqa: E402
     run_bc,
     take_budget,
 )
-from hiors_bringup.paper_bench import VARIANTS, bc_first  # noqa: E402
-from hiors_core.episode_log import EpisodeLog  # noqa: E402
+from hiors_bench.paper_bench import VARIANTS, bc_first
+from hiors_core.episode_log import EpisodeLog
+from hiors_testing.episodes import make_episode
 
 H = 4
 
 
 def fake_factory(robot, task, seed):
-    from fake_policy import FakePolicy
+    from hiors_testing.fake_policy import FakePolicy
 
     return FakePolicy(horizon=H, seed=seed)
 

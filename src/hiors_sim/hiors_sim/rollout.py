@@ -1,4 +1,5 @@
-"""Does the simulated operator step in before the policy fails? `python -m hiors_sim.operator_bench`.
+"""In-process episodes on a twin with the simulated operator watching: does it step in before the policy fails?
+(`hiors_bench.operator_bench` runs them as a benchmark.)
 
 Runs episodes in process (no ROS graph) on `SimRobot`: a driver (the "policy") produces a chunk of actions, the
 first `k_auto` are executed one per control step, and `SimOperator` watches every step and takes over as it does
@@ -15,15 +16,14 @@ Drivers:
 
 from __future__ import annotations
 
-import argparse
 import copy
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from .env import SimRobot
 from .expert import ScriptedExpert
-from .operator import OperatorConfig, SimOperator
+from .operator import SimOperator
 
 K_AUTO = 12  # policy steps executed per chunk (the arbiter's k_auto in config/*.yaml)
 
@@ -89,9 +89,10 @@ class TinyPolicy:
         self.model.reset()
 
     def chunk(self, env) -> list[np.ndarray]:
-        from hiors_bringup.sim_io import policy_state
         from hiors_policy.policy import PolicyInput
         from hiors_teleop.safety import make_safe
+
+        from .policy_view import policy_state
 
         obs = PolicyInput(
             env.render(size=(self.image_size, self.image_size)),
@@ -145,22 +146,6 @@ def rollout(env: SimRobot, op: SimOperator, driver, seed: int, cell: int = -1) -
     )
 
 
-def run(robot: str, task: str, driver: str = "perturbed", episodes: int = 20, seed: int = 0, **operator) -> list:
-    env = SimRobot(robot, task)
-    op = SimOperator(env.task, OperatorConfig(seed=seed, **operator))
-    if driver == "perturbed":
-        d = PerturbedExpert(env.task, seed=seed)
-    elif driver.startswith("perturbed:"):
-        d = PerturbedExpert(env.task, pos_err_m=float(driver.split(":")[1]), seed=seed)
-    elif driver == "tiny":
-        d = TinyPolicy(robot, task, seed=seed)
-    elif driver.startswith("policy:"):
-        d = TinyPolicy(robot, task, seed=seed, path=driver.split(":", 1)[1].format(robot=robot, task=task))
-    else:
-        raise ValueError(f"driver must be perturbed[:<pos_err_m>], tiny or policy:<folder>, got {driver!r}")
-    return [rollout(env, op, d, seed=seed * 1000 + i) for i in range(episodes)]
-
-
 def summary(outcomes: list[Outcome]) -> dict:
     n = len(outcomes)
     return {
@@ -171,42 +156,3 @@ def summary(outcomes: list[Outcome]) -> dict:
         "with_intervention": sum(o.interventions > 0 for o in outcomes),
         "human_share": sum(o.human_share for o in outcomes) / max(n, 1),
     }
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--driver",
-        default="perturbed",
-        help="perturbed[:<pos_err_m>] | tiny | policy:<folder> ({robot}, {task} filled in)",
-    )
-    ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cases", default="xtrainer/insert_moisturizer,tora_one/raise_hand,tora_one/pack_detergent")
-    ap.add_argument("--set", action="append", default=[], help="operator knob, e.g. --set reaction_delay_s=0.6")
-    ap.add_argument("-v", "--verbose", action="store_true", help="one line per episode")
-    a = ap.parse_args(argv)
-    types = {f.name: f.type for f in fields(OperatorConfig)}
-    knobs = {}
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        knobs[k] = {"str": str, "int": int}.get(str(types.get(k)), float)(v)
-    replace(OperatorConfig(), **knobs)  # an unknown knob fails before any episode
-    for case in a.cases.split(","):
-        robot, task = case.split("/")
-        outs = run(robot, task, a.driver, a.episodes, a.seed, **knobs)
-        if a.verbose:
-            for o in outs:
-                print(f"  {o}")
-        s = summary(outs)
-        print(
-            f"{robot}/{task} ({a.driver}): {s['episodes']} episodes, success {s['success']}, failed {s['failed']}, "
-            f"failed without intervention {s['failed_no_intervention']}, with intervention {s['with_intervention']}, "
-            f"operator share {s['human_share']:.2f}",
-            flush=True,
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Throughput of the twins: `python -m hiors_sim.bench` (or `hiors_sim.bench.run()`), printed as a table.
+"""Throughput of the twins: `python -m hiors_bench.sim_bench` (or `hiors_bench.sim_bench.run()`), printed as a table.
 
 Per robot: physics steps/s, control steps/s, the real-time factor of the control loop with cameras rendered at
 `camera_rate_hz` (sim time), and rendered frame pairs/s (two 224x224 cameras).
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from .env import SimRobot
-from .expert import ScriptedExpert
+from hiors_sim.env import SimRobot
+from hiors_sim.expert import ScriptedExpert
 
 DEFAULT_TASKS = {"tora_one": "pack_detergent", "xtrainer": "insert_moisturizer"}
 

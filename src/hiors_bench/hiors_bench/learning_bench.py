@@ -44,12 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hiors_bringup.evaluate import COMPARE_BUDGETS, eval_seeds
 from hiors_core.errors import ConfigError
 
 from .bench_table import format_table, write_provenance
 
-ONLINE_SEED, BC_SEED, EVAL_SEED = 40_000, 50_000, 900_000
-BUDGETS = (1.0, 1.5, 2.0)  # evaluation time budgets, multiples of the task's time limit
+ONLINE_SEED, BC_SEED = 40_000, 50_000
+BUDGETS = COMPARE_BUDGETS  # evaluation time budgets, multiples of the task's time limit
 
 
 @dataclass(frozen=True)
@@ -116,20 +117,16 @@ ABLATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
 }
 
 
-def eval_seeds(seed: int, n: int) -> list[int]:
-    return [EVAL_SEED + 1000 * seed + k for k in range(n)]
-
-
 def evaluate(policy, robot: str, task: str, seeds, budgets=BUDGETS) -> dict:
     """`evaluate.evaluate_policy` at this benchmark's time budgets."""
-    from .evaluate import evaluate_policy
+    from hiors_bringup.evaluate import evaluate_policy
 
     return evaluate_policy(policy, robot, task, seeds, budgets)
 
 
 def base_policy(ts: TaskSize, out: Path, goal_state: bool, say=print) -> Path:
     """The task's base policy folder (pretrained once, then reused)."""
-    from .pretrain import PretrainConfig, pretrain
+    from hiors_bringup.pretrain import PretrainConfig, pretrain
 
     d = out / "base" / (ts.task if goal_state else f"{ts.task}-camera_only")
     if (d / "policy" / "hiors_policy.json").exists():
@@ -165,12 +162,12 @@ def bc_budget(hiors_run: dict, demo_samples: int) -> tuple[int, int]:
 def run_bc(policy, ts: TaskSize, seed: int, base_dir: Path, budget: int, steps: int, out: Path, size) -> dict:
     """Behaviour cloning from the base policy on demonstrations only: the base's plus more (seeds BC_SEED + ...)
     up to `budget` operator-driven samples, trained `steps` steps with the online learner's optimiser settings."""
+    from hiors_bringup.demos import record_demos
+    from hiors_bringup.pretrain import load_samples
     from hiors_learner.engine import TorchEngine
     from hiors_learner.optim import OptimConfig
 
-    from .demos import record_demos
     from .online_loop import node_params
-    from .pretrain import load_samples
 
     size_px, horizon = policy.config.image_size, policy.horizon
     samples = load_samples(base_dir / "demos", horizon, size_px)
@@ -406,7 +403,7 @@ def run_learning(
     command: str = "",
     say=print,
 ) -> int:
-    from .pretrain import load_samples
+    from hiors_bringup.pretrain import load_samples
 
     size = size or (FULL if full else SMALL)
     if seeds:

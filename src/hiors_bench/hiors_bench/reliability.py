@@ -6,7 +6,7 @@ Two parts:
   guarantees when parts of it die.
 - `run_reliability(run_dir, full)`: runs the reliability suite (tests/reliability; the CI subset, or everything
   with `full`), prints one table of what was checked with its counts, and writes it as CSV.
-  `python -m hiors_bringup.reliability [--full] [--run-dir DIR]` does the same from a shell.
+  `python -m hiors_bench.reliability [--full] [--run-dir DIR]` does the same from a shell.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class FaultRun:
     """The `hiors up --sim` graph as processes, plus kill/restart at seeded moments. Use as a context manager."""
 
     def __init__(self, opts: FaultRunOptions):
-        from .graph import GraphArgs, robot_graph
-        from .up import UpOptions, _apply_overrides
+        from hiors_bringup.graph import GraphArgs, robot_graph
+        from hiors_bringup.up import UpOptions, _apply_overrides
 
         self.opts = opts
         self.run_dir = Path(opts.run_dir)
@@ -160,10 +160,10 @@ class FaultRun:
         self.watch = None
 
     def __enter__(self) -> FaultRun:
-        from .demos import record_demos
-        from .graph_check import check_running_graph
-        from .processes import GraphProcesses
-        from .up import Monitor
+        from hiors_bringup.demos import record_demos
+        from hiors_bringup.graph_check import check_running_graph
+        from hiors_bringup.processes import GraphProcesses
+        from hiors_bringup.up import Monitor
 
         if self.opts.demos > 0:
             record_demos(self.args.robot, self.args.task, self.opts.demos, self.run_dir / "demos", seed=10_000)
@@ -338,7 +338,7 @@ def run_reliability(run_dir, full: bool = False, pytest_args: tuple = (), tests:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hiors_bringup.reliability", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m hiors_bench.reliability", description=__doc__.splitlines()[0])
     ap.add_argument(
         "--full", action="store_true", help="everything: repeated fault rounds, thousands of messages, the soak"
     )

@@ -104,7 +104,7 @@ def _image_size(log: EpisodeLog) -> dict:
 def record_bc_demos(robot: str, task: str, hiors_run: Path, out: Path, budget: int, seed: int) -> list[int]:
     """BC's demonstrations in `out`: the Hi-ORS run's, then more scripted ones until `budget` operator-driven
     samples; returns each one's operator-driven sample count, in recording order."""
-    from .demos import record_demos
+    from hiors_bringup.demos import record_demos
 
     if (hiors_run / "demos").is_dir():
         shutil.copytree(hiors_run / "demos", out)

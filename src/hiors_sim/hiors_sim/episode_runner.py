@@ -34,7 +34,7 @@ from .params import EPISODE_RUNNER
 class EpisodeRunner(Node):
     def __init__(self, **kwargs):
         super().__init__("episode_runner", **kwargs)
-        p = declare(self, EPISODE_RUNNER)  # types and ranges: hiors_bringup.params
+        p = declare(self, EPISODE_RUNNER)  # types and ranges: hiors_sim.params
         self.robot, self.task = p["robot"], p["task"]
         self.episodes, self.seed = p["episodes"], p["seed"]
         self.time_limit_s = p["episode_time_s"]

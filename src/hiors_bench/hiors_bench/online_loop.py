@@ -6,7 +6,7 @@ what the node would be fed, in the order the graph's messages would bring it.
     node             core used here
     sim              hiors_sim.env.SimRobot: one `step` per control period, sim time only (never the wall clock)
     sim_operator     hiors_sim.operator_device.OperatorDevice (the simulated operator + its device encoding)
-    capture          hiors_bringup.sim_io.policy_state + SimRobot.render at the policy's image size
+    capture          hiors_sim.policy_view.policy_state + SimRobot.render at the policy's image size
     policy (actor)   Pi0Policy.infer, asked for a chunk whenever the arbiter would otherwise run out of one
     arbiter          hiors_teleop.authority.ArbiterCore: chunks offered with their observation stamp, human input
                      as the arbiter node decodes it, `tick` gives the executed action, the authority and whether
@@ -127,10 +127,9 @@ def node_params(robot: str, task: str, cfg: OnlineConfig, run_dir: str | Path = 
     """Each in-process node's parameters: its declared defaults, then what `hiors up` gives it (the graph
     description: config/<robot>.yaml, robot and task, the run folder's paths), then the run's choices
     (`OnlineConfig` fields and `params`)."""
+    from hiors_bringup.graph import GraphArgs, robot_graph
     from hiors_core.params import defaults
     from hiors_learner.params import EPISODE_FILTER, LEARNER
-
-    from .graph import GraphArgs, robot_graph
 
     declared = {"learner": defaults(LEARNER), "episode_filter": defaults(EPISODE_FILTER)}
     graph = GraphArgs(robot, task, sim=True, learner="local", run_dir=str(run_dir), config_file=cfg.config_file)
@@ -385,7 +384,7 @@ class _Loop:
 
     def observe(self):
         """What the capture node would send now: images at the policy's size, the state in its layout."""
-        from .sim_io import policy_state
+        from hiors_sim.policy_view import policy_state
 
         size = (self.pc.image_size, self.pc.image_size)
         return self.env.render(self.pc.camera_names, size), policy_state(self.env, tuple(self.pc.state_names))

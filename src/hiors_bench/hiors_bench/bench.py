@@ -55,7 +55,7 @@ Figure = tuple[list[dict], list[str], tuple[str, str]]  # rows, CSV columns, (ba
 
 # --- plumbing -----------------------------------------------------------------------------------------------------
 def bench_plumbing(size: MicroSize) -> Figure:
-    from hiors_policy.bench import run
+    from hiors_bench.plumbing_bench import run
 
     r = run(n=size.plumbing_chunks)
     row = {
@@ -147,9 +147,9 @@ def _drive_recorder(rec, obs_pub, exec_pub, images, state, frames: int, rate_hz:
     observations among them come from the bag."""
     from hiors_core.convert_ros import image_msg, time_msg
     from hiors_core.episode_log import EpisodeLog
-    from hiors_core.ros_testing import wait_for
     from hiors_core.schema import AUTHORITY_HUMAN, Label
     from hiors_msgs.msg import ExecutedCommand, Observation
+    from hiors_testing.ros import wait_for
 
     ok, eid, why = rec.start(task="raise_hand", instruction="bench")
     if not ok:
@@ -213,9 +213,9 @@ def bench_recording(size: MicroSize) -> Figure:
     from rclpy.parameter import Parameter
 
     from hiors_core import topics
-    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_msgs.msg import ExecutedCommand, Observation
     from hiors_teleop.recorder import Recorder
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
     images, state = _bench_images(), np.random.default_rng(1).normal(size=15).astype(np.float32)
     rows = []
@@ -264,9 +264,8 @@ def _rollout(env, policy, names, limits, k_auto: int, seconds: float, on_sample=
     k_auto actions of each chunk through the arbiter's limits, one training sample per chunk (f_low). Paced at
     real time, as a robot is (the twin alone would run many times faster and only compete for the CPU)."""
     from hiors_policy.policy import PolicyInput
+    from hiors_sim.policy_view import policy_state
     from hiors_teleop.safety import make_safe
-
-    from .sim_io import policy_state
 
     steps, samples, total = 0, 0, int(round(seconds / env.control_dt))
     prev = np.asarray(env.commanded_action(), dtype=np.float64)
@@ -444,11 +443,11 @@ def bench_weight_sync(size: MicroSize) -> Figure:
     from rclpy.node import Node
 
     from hiors_core import topics
-    from hiors_core.ros_testing import ros_context, spinning, wait_for, wait_for_subscribers
     from hiors_core.weight_sync import weight_messages, write_atomic
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
     from hiors_policy.checkpoint import build_tiny_policy
     from hiors_policy.policy_node import PolicyNode
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
     policy, other = (
         build_tiny_policy("tora_one", "raise_hand", seed=0),
@@ -515,7 +514,7 @@ def weight_rows(nbytes: int, serialise_s: float, topic_s: float, disk_s: float, 
 
 # --- sim ----------------------------------------------------------------------------------------------------------
 def bench_sim(size: MicroSize) -> Figure:
-    from hiors_sim.bench import run
+    from hiors_bench.sim_bench import run
 
     rows = run(seconds=size.sim_seconds)
     for r in rows:  # rendering vs what real time asks of it: camera_rate_hz frame pairs per second

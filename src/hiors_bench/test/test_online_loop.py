@@ -1,10 +1,10 @@
-"""The in-process Hi-ORS loop (`hiors_bringup.online_loop`): two short raise_hand episodes with the tiny pi0, an
+"""The in-process Hi-ORS loop (`hiors_bench.online_loop`): two short raise_hand episodes with the tiny pi0, an
 operator that steps in quickly, and a learner that starts from nothing. What the loop wrote is read back from its
 episode log and checked against the rules of the nodes whose cores it runs."""
 
 import pytest
 
-from hiors_bringup.online_loop import OnlineConfig, node_params, operator_config, run_online
+from hiors_bench.online_loop import OnlineConfig, node_params, operator_config, run_online
 from hiors_core.episode_log import STATUS_ACKED, EpisodeLog
 from hiors_core.errors import ConfigError
 from hiors_core.filters import FilterConfig

@@ -3,7 +3,7 @@ gradient steps, evaluations, and every file a person reads (the numbers at this 
 
 import csv
 
-from hiors_bringup.learning_bench import LearningSize, TaskSize, bc_budget, read_csv, run_learning
+from hiors_bench.learning_bench import LearningSize, TaskSize, bc_budget, read_csv, run_learning
 
 
 def test_learning_bench_toy_run_writes_its_tables_and_figure(tmp_path):

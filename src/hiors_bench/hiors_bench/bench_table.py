@@ -72,7 +72,7 @@ def bench_command(
 ) -> str:
     """The `hiors bench` command line that reproduces a run (the Python call where no flag gives its size)."""
     if size == "tiny":
-        return f"python -c \"from hiors_bringup.bench import run_bench; run_bench({which!r}, {str(run_dir)!r}, size='tiny')\""
+        return f"python -c \"from hiors_bench.bench import run_bench; run_bench({which!r}, {str(run_dir)!r}, size='tiny')\""
     cmd = f"hiors bench {which} --run-dir {run_dir}" + (" --full" if full else "")
     if variants:
         cmd += " --variants " + ",".join(variants)

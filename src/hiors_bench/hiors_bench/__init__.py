@@ -1,0 +1,1 @@
+"""Measurement apart from the product: `hiors bench` and its figures, tables and docs/RESULTS.md."""

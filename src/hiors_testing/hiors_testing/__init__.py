@@ -1,0 +1,2 @@
+"""Test support shared by every package's tests and the benchmarks: `ros` (nodes in a background executor, waiting
+on conditions and on graph matching instead of sleeping), `episodes` (synthetic episodes), `fake_policy`."""
