@@ -20,7 +20,8 @@ from hiors_core.convert_ros import image_msg, time_msg
 from hiors_core.episode_log import STATUS_COMPLETE, EpisodeLog
 from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
-from hiors_teleop.recorder import IDLE, Recorder
+from hiors_teleop.recorder import Recorder
+from hiors_teleop.recording import IDLE
 from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
@@ -162,8 +163,8 @@ def test_recorder_refuses_malformed_labels_buttons_and_frames(tmp_path, scale):
                     recording = rec.state == "recording"
                     if recording and spec["is_sample"]:
                         # The frame the recorder will take: the newest observation at or before the command.
-                        stamp = max(cmd.header.stamp.sec * 10**9 + cmd.header.stamp.nanosec, rec.prev_exec_ns + 1)
-                        older = [o for ns, o in rec.recent_obs if ns <= stamp]
+                        stamp = max(cmd.header.stamp.sec * 10**9 + cmd.header.stamp.nanosec, rec.core.prev_exec_ns + 1)
+                        older = [o for ns, o in rec.core.recent_obs if ns <= stamp]
                         chosen = older[-1] if older else rec.latest_obs
                         expected["frames"] += int(chosen is not None and chosen.sequence in bad_obs)
                     send("on_executed", cmd)

@@ -19,6 +19,7 @@ from hiors_teleop import devices
 from hiors_teleop.arbiter import Arbiter
 from hiors_teleop.bridges import Quest3Bridge
 from hiors_teleop.recorder import Recorder
+from hiors_teleop.recording import RecordFrame
 from hiors_testing.ros import ros_context, wait_for
 
 pytestmark = pytest.mark.node
@@ -88,7 +89,7 @@ def test_recorder_counts_frames_it_cannot_record(tmp_path):
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         try:
             rec.start()
-            rec.jobs.put(("frame", bad, 0, 1))
+            rec.jobs.put(RecordFrame(bad, 0, 1))
             wait_for(lambda: rec.refused["frames"] == 1, 10, "the bad frame counted")
             assert rec.worker.is_alive()
         finally:
@@ -259,7 +260,7 @@ def test_an_empty_image_is_bad_input_not_an_opencv_error(tmp_path):
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         try:
             rec.start()
-            rec.jobs.put(("frame", obs, 0, 1))
+            rec.jobs.put(RecordFrame(obs, 0, 1))
             wait_for(lambda: rec.refused["frames"] == 1, 10, "the empty image refused and counted")
             assert rec.worker.is_alive()
         finally:
