@@ -7,6 +7,11 @@ drops malformed, short and no-op data; it reports the learner's m and the verdic
 Every decision is appended to run_dir/verdicts.csv (`VERDICT_FIELDS`): `admitted` or `rejected` at admission,
 `left` when a higher m drops an admitted episode, so an episode is in the training set at the end when its last
 row says `admitted`.
+
+A restart in the same run folder (`resume`) continues from the last checkpoint: its weights, optimiser, step, m and
+episode ids. The steps trained after that checkpoint are lost; their metrics.csv rows are dropped, so that the step
+column stays the history of the weights in use, and m stays at least the highest m announced before the restart
+(`resume_point`). A clean stop (`final_checkpoint`) loses nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +60,85 @@ METRIC_FIELDS = (
     "samples_per_second",
 )
 VERDICT_FIELDS = ("time", "step", "episode_id", "source", "episode_return", "threshold", "event", "reason")
+METRICS_FILE = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+# The highest m announced before a restart that lost steps (their metrics rows, which showed it, are dropped).
+THRESHOLD_FILE = "threshold.json"
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    try:
+        name = (ckpt_root / "latest").read_text().strip()
+    except OSError:
+        return None
+    path = ckpt_root / name
+    return path if name and (path / "state.json").exists() else None
+
+
+def _metric_rows(path: Path) -> list[tuple[int, float, str]]:
+    """(step, threshold, line) of every readable row of a metrics.csv (a row torn by a kill is skipped)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    if not lines:
+        return []
+    header = next(csv.reader([lines[0]]))
+    if "step" not in header or "threshold" not in header:
+        return []
+    i_step, i_m = header.index("step"), header.index("threshold")
+    rows = []
+    for line in lines[1:]:
+        cells = next(csv.reader([line]), [])
+        try:
+            rows.append((int(cells[i_step]), float(cells[i_m]), line))
+        except (IndexError, ValueError):
+            continue
+    return rows
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a learner restarting in a run folder continues (`resume_point`)."""
+
+    checkpoint: Path | None
+    step: int  # the checkpoint's step; 0 without one (the starting policy)
+    m: float | None  # the highest m known from before: checkpoint, metrics rows, THRESHOLD_FILE (None: fresh)
+    logged_step: int  # the highest step in metrics.csv
+    episodes: int  # episode ids the checkpoint knows
+
+    @property
+    def lost_steps(self) -> int:
+        """Steps trained after the checkpoint: lost with the restart."""
+        return max(0, self.logged_step - self.step)
+
+    @property
+    def fresh(self) -> bool:
+        return self.checkpoint is None and self.logged_step == 0 and self.m is None
+
+
+def resume_point(run_dir: str | Path) -> ResumePoint:
+    """What a learner restarting in `run_dir` (its own folder: checkpoints/, metrics.csv) starts from; read
+    without loading anything, so that `hiors up` can say it before the learner starts."""
+    run_dir = Path(run_dir)
+    ckpt = latest_checkpoint(run_dir / CHECKPOINTS)
+    step, episodes, ms = 0, 0, []
+    if ckpt is not None:
+        try:
+            state = json.loads((ckpt / "state.json").read_text())
+            step, episodes = int(state["step"]), len(state.get("seen", []))
+            ms.append(float(state["threshold"]["current"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            ckpt = None
+    rows = _metric_rows(run_dir / METRICS_FILE)
+    ms += [m for _, m, _ in rows]
+    try:
+        ms.append(float(json.loads((run_dir / THRESHOLD_FILE).read_text())["m"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    ms = [m for m in ms if math.isfinite(m)]
+    logged = max((s for s, _, _ in rows), default=0)
+    return ResumePoint(ckpt, step, max(ms) if ms else None, logged, episodes)
 
 
 @functools.cache
@@ -134,7 +218,7 @@ class Learner:
         self.publish = publish  # callable(version, step, blob, path) or None
         self.log = logger or (lambda msg: None)
         self.run_dir = Path(config.run_dir)
-        self.ckpt_root = self.run_dir / "checkpoints"
+        self.ckpt_root = self.run_dir / CHECKPOINTS
         self.weights_dir = self.run_dir / "weights"
         self.ckpt_root.mkdir(parents=True, exist_ok=True)
         self.buffer = EpisodeBuffer()
@@ -146,6 +230,7 @@ class Learner:
         self.last_lr = 0.0
         self.samples_per_second = 0.0
         self.resumed_from: str | None = None
+        self.checkpointed_step = -1  # the step of the last checkpoint written or loaded
         self._metrics = None
         self._verdicts = None
 
@@ -179,7 +264,8 @@ class Learner:
             res.samples = list(samples) if ok else []
         else:
             res = filter_episode(samples, episode_return, m, control_mode, self.cfg.filters)
-        self.schedule.observe(episode_return, res.accepted)
+        if count:  # an episode re-read on resume is in the checkpoint's schedule state already
+            self.schedule.observe(episode_return, res.accepted)
         self._record(episode_id, source, episode_return, m, "admitted" if res.accepted else "rejected", res.reason)
         if res.accepted:
             self.buffer.add(episode_id, res.samples, episode_return, m, source)
@@ -314,7 +400,7 @@ class Learner:
         }
 
     def _write_metrics(self) -> None:
-        path = self.run_dir / "metrics.csv"
+        path = self.run_dir / METRICS_FILE
         if self._metrics is None:
             new = not path.exists()
             self._metrics = open(path, "a", newline="", encoding="utf-8")
@@ -372,19 +458,22 @@ class Learner:
         write_atomic(self.ckpt_root / "latest", final.name.encode())
         for old in sorted(self.ckpt_root.glob("ckpt-*"))[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
+        self.checkpointed_step = step
         return final
 
-    def latest_checkpoint(self) -> Path | None:
-        try:
-            name = (self.ckpt_root / "latest").read_text().strip()
-        except OSError:
+    def final_checkpoint(self) -> Path | None:
+        """On a clean stop: a checkpoint of the steps trained since the last one (None when there are none)."""
+        if self.engine.step <= max(self.checkpointed_step, 0):
             return None
-        path = self.ckpt_root / name
-        return path if (path / "state.json").exists() else None
+        return self.checkpoint()
+
+    def latest_checkpoint(self) -> Path | None:
+        return latest_checkpoint(self.ckpt_root)
 
     def resume(self) -> bool:
         """Load the last checkpoint if any; then (always) load demos and backfill from the log."""
-        ckpt = self.latest_checkpoint()
+        point = resume_point(self.run_dir)
+        ckpt = point.checkpoint
         known: set[str] = set()
         if ckpt is not None:
             state = json.loads((ckpt / "state.json").read_text())
@@ -396,7 +485,20 @@ class Learner:
             self.pacer.received = int(state["pacer"]["received"])
             known = set(state["seen"])
             self.resumed_from = str(ckpt)
-            self.log(f"resumed from {ckpt} at step {state['step']}, m={self.m:.3f}, {len(known)} episode ids")
+            self.checkpointed_step = int(state["step"])
+        if point.m is not None:
+            self.schedule.raise_to(point.m)  # never below an m announced before the restart
+            write_atomic(self.run_dir / THRESHOLD_FILE, json.dumps({"m": self.m}).encode())
+        if point.lost_steps:
+            self._drop_metrics_after(point.step)
+        if not point.fresh:
+            where = f"{ckpt} at step {point.step}" if ckpt is not None else "the starting policy (no checkpoint yet)"
+            self.log(
+                f"resumed from {where}, m={self.m:.3f}, {len(known)} episode ids; lost the {point.lost_steps} "
+                f"step(s) trained after it (steps {point.step + 1}-{point.logged_step} dropped from {METRICS_FILE})"
+                if point.lost_steps
+                else f"resumed from {where}, m={self.m:.3f}, {len(known)} episode ids; no steps lost"
+            )
         self.load_log(self.cfg.demo_log_dir, "demo", skip_count=known)
         added = self.load_log(self.cfg.log_dir, "backfill", skip_count=known)
         if added:
@@ -407,6 +509,13 @@ class Learner:
         if self.pacer.last_data_time == 0.0:
             self.pacer.last_data_time = time.monotonic()
         return ckpt is not None
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Rewrite metrics.csv without the rows of steps after `step` (trained, then lost with a restart)."""
+        path = self.run_dir / METRICS_FILE
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for s, _, line in _metric_rows(path) if s <= step]
+        write_atomic(path, ("\n".join(lines[:1] + kept) + "\n").encode())
 
     def close(self) -> None:
         for f in (self._metrics, self._verdicts):

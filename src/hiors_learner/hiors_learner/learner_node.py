@@ -208,6 +208,13 @@ class LearnerNode(Node):
     def shutdown(self) -> None:
         self.stop.set()
         self.thread.join(timeout=30.0)
+        if not self.thread.is_alive():  # (a step still running would race the checkpoint)
+            try:
+                ckpt = self.learner.final_checkpoint()  # a clean stop loses no steps
+                if ckpt is not None:
+                    self.get_logger().info(f"checkpoint {ckpt} at step {self.engine.step} on stopping")
+            except OSError as e:
+                self.get_logger().error(f"no checkpoint on stopping: {e}")
         self.learner.close()
         self.engine.close()
 
