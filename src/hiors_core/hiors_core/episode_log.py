@@ -183,7 +183,7 @@ class EpisodeWriter:
         self.label: Label | None = None
         self._closed = False
         # The episode's time base is its data's: the meta message waits for the first frame or command's stamp
-        # (stamping it with this process's wall clock made a sim-time bag last decades).
+        # (a stamp from this process's wall clock would make a sim-time bag last decades).
         self.first_ns: int | None = None
         self.last_ns: int | None = None
 
@@ -334,8 +334,8 @@ class EpisodeLog:
         return sorted(i for i, e in self.entries().items() if status is None or e.status == status)
 
     def trainable_ids(self) -> list[str]:
-        """Episodes that finished cleanly (complete or acknowledged) with a label. (Logs written before cut-off
-        episodes were marked incomplete hold unlabelled `complete` ones: their return is unknown, so they are out.)"""
+        """Episodes that finished cleanly (complete or acknowledged) with a label. (An unlabelled `complete` entry,
+        as older logs hold, has no known return: it is out.)"""
         return sorted(
             i for i, e in self.entries().items() if e.status in (STATUS_COMPLETE, STATUS_ACKED) and e.reward is not None
         )

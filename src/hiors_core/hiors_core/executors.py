@@ -3,8 +3,8 @@
 rclpy's MultiThreadedExecutor (Jazzy, rclpy 7.1.x as wheeled) yields again, and submits again, a callback that is
 still waiting in its thread pool's queue, and while any does it returns from the wait at once (ros2/rclpy#1452,
 fixed upstream by ros2/rclpy#1547 but not in these wheels). The spin thread then loops without sleeping, holds the GIL
-and starves the very workers it waits for: a sim node spent 65 % of its core there, and six nodes sharing one such
-executor ran their loop at 4 % of real time. This one hands a callback to the pool and waits until a worker has
+and starves the very workers it waits for: a busy node's spin thread takes most of its core, and nodes sharing one
+such executor run their loops far below real time. This one hands a callback to the pool and waits until a worker has
 taken it, so the spin thread sleeps in the wait set whenever there is nothing new to do.
 """
 

@@ -170,7 +170,8 @@ def _log_times(path) -> dict[str, list[int]]:
 @pytest.mark.parametrize("label_stamp", [0, 1_795_620_646_674_736_866], ids=["oracle-unstamped", "wall-clock"])
 def test_every_message_of_a_bag_shares_the_episodes_time_base(tmp_path, label_stamp):
     """An online episode's frames and commands carry sim time (seconds since the sim started); the meta message
-    and the label must not bring in this process's wall clock (a bag of 13 s had lasted 57 years)."""
+    and the label must not bring in this process's wall clock (one wall-clock stamp makes a bag of seconds last
+    decades)."""
     import yaml
 
     from hiors_core.schema import Label
@@ -215,7 +216,7 @@ def test_an_episode_cut_short_is_incomplete_with_its_reason_and_never_trained_on
 def test_unlabelled_complete_episodes_of_older_logs_are_not_trainable(tmp_path):
     log = EpisodeLog(tmp_path)
     log.write_episode(make_episode(episode_id="ep-000000"))
-    log.write_episode(make_episode(episode_id="ep-000001", reward=None))  # closed without a label, as before
+    log.write_episode(make_episode(episode_id="ep-000001", reward=None))  # complete, without a label
     assert log.entries()["ep-000001"].status == "complete"
     assert log.trainable_ids() == ["ep-000000"]
 

@@ -108,7 +108,8 @@ def test_weight_messages_roundtrip(tmp_path):
 
 
 def test_weight_file_refused_by_stat_before_reading(tmp_path):
-    """Was: a 1 GiB sparse file named by an update was read whole before it was refused; /dev/zero must never be read."""
+    """A file an update names is refused by its size and kind before a byte is read: a 1 GiB sparse file, /dev/zero,
+    a FIFO, a directory."""
     sparse = tmp_path / "sparse.safetensors"
     with open(sparse, "wb") as f:
         f.truncate(1 << 30)
@@ -135,8 +136,8 @@ def test_weight_file_refused_by_stat_before_reading(tmp_path):
 
 
 def test_a_refused_version_does_not_use_up_its_number(tmp_path):
-    """Was: a PolicyUpdate naming /etc/passwd (its real sha256 and size) as version 2^64-1 was read, refused as not
-    weights, and yet raised the floor: the learner's real version 5 was ignored afterwards, by path and by chunks."""
+    """A PolicyUpdate naming /etc/passwd (its real sha256 and size) as version 2^64-1 is read and refused as not
+    weights without raising the floor: the learner's real version 5 is still taken, by path and by chunks."""
     passwd = tmp_path / "passwd"
     passwd.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
     forged = update(2**64 - 1, passwd, sha256_hex(passwd.read_bytes()), passwd.stat().st_size)
@@ -157,7 +158,7 @@ def test_a_refused_version_does_not_use_up_its_number(tmp_path):
 
 
 def test_a_forged_chunk_that_never_completes_does_not_block_later_versions():
-    """Was: one chunk announced as version 1e9 that never completed made every later chunk-only update stale."""
+    """One chunk of a version 1e9 that never completes leaves later chunk-only updates taken, and expires."""
     rx, log = receiver(timeout_s=10.0)
     forged = chunks(np.random.default_rng(2).bytes(5000), 10**9, size=1000)[0]
     assert rx.on_chunk(forged, now=0.0) is None and 10**9 in rx.assembler.pending
@@ -180,7 +181,8 @@ def test_a_swapped_in_version_supersedes_older_incomplete_transfers():
 
 
 def test_incomplete_transfers_stay_within_the_byte_budget():
-    """Was: a flood of chunks of a never-completed version raised the node's memory by 343 MiB and kept it."""
+    """Floods of chunks of never-completed versions hold no more than the byte budget, and the real version still
+    gets through."""
     limit = 20_000
     rx, log = receiver(limit=limit)
     rng = np.random.default_rng(3)
