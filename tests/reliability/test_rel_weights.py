@@ -1,9 +1,9 @@
-"""Forged weight updates on a live policy node, one case each as an outside tester sent them (issue 16): a refused
-forgery does not use up its version number (a PolicyUpdate naming /etc/passwd as version 2^64-1; one chunk of a
-never-completed version 1e9), a file an update names is refused by its size before it is read (a 1 GiB sparse file,
-/dev/zero), a flood of chunks of a never-completed version holds bounded memory that is given back when it expires,
-and every refusal and ignored message is counted and logged once with its reason. After each, the learner's real next
-version is swapped in, over the shared-disk path and over chunks alike."""
+"""Forged weight updates on a live policy node, one case each: a refused forgery does not use up its version number (a
+PolicyUpdate naming /etc/passwd as version 2^64-1; one chunk of a never-completed version 1e9), a file an update names
+is refused by its size before it is read (a 1 GiB sparse file, /dev/zero), a flood of chunks of a never-completed
+version holds bounded memory that is given back when it expires, and every refusal and ignored message is counted and
+logged once with its reason. After each, the learner's real next version is swapped in, over the shared-disk path and
+over chunks alike."""
 
 from __future__ import annotations
 

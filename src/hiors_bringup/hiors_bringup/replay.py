@@ -1,9 +1,9 @@
 """`hiors replay <bag>`: republish an episode bag on its original topics with its original timing.
 
 Before it starts it says what it will publish (topics, types, counts) and how long that takes. The pauses between
-messages are the bag's own, except that a gap longer than `max_gap_s` is a jump of the bag's clock (bags recorded
-before every message shared the episode's time base stamped their meta message with the wall clock, 57 years from
-sim time): it is reported and skipped, not waited out.
+messages are the bag's own, except that a gap longer than `max_gap_s` is a jump of the bag's clock (older recorders
+stamped an episode's meta message with the wall clock, 57 years from the sim time of the rest): it is reported and
+skipped, not waited out.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from hiors_bringup.graph import PARAM_TABLES, GraphArgs, param_table, robot_grap
 from hiors_bringup.up import UpOptions, _apply_overrides
 from hiors_core.errors import ConfigError, HiorsError
 
-# The values an outside tester gave `hiors up --set` that ran (or crashed a node late): each is refused now.
+# Values that a node would run with, or crash on late: `hiors up --set` refuses each before anything starts.
 BAD_SETS = [
     "arbiter.teleop_timeout_s=.inf",
     "arbiter.teleop_timeout_s=-1.0",

@@ -17,8 +17,8 @@ WALL_NS = 1_795_620_646_674_736_866  # the meta stamp of the bag in the report: 
 
 
 def _old_style_bag(path: Path) -> Path:
-    """A bag as the recorder wrote them before every message shared one time base: sim-time commands, and the
-    meta message stamped with the wall clock."""
+    """A bag whose clock jumps, as older recorders wrote them: sim-time commands, and the meta message stamped with
+    the wall clock."""
     store = typestore()
     t = store.types
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
@@ -67,7 +67,7 @@ def test_a_bag_whose_clock_jumps_is_played_without_waiting_for_decades(tmp_path)
 
 
 @pytest.mark.node
-@pytest.mark.timeout(30)  # the old replay waited for the 57 years
+@pytest.mark.timeout(30)  # waiting the jump out would take 57 years
 def test_replay_of_a_jumping_bag_finishes_and_publishes_everything(tmp_path):
     said = []
     start = time.monotonic()
