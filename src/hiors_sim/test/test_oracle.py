@@ -109,9 +109,9 @@ def test_watch_held_success():
 
 def test_runner_rule_and_oracle_agree_on_a_released_hand():
     """The simulated operator lets go at the first success and a policy that does not hold the goal leaves it
-    within a few steps. The runner must end that episode on its success (the old 0.4 s hold never came, so such
-    episodes ran to the time limit while the oracle, counting success at any instant, called them successes),
-    and the oracle, hearing of the end a few states later, must call it a success too."""
+    within a few steps. The runner must end that episode on its success (a 0.4 s hold never comes: the episode
+    would run to its time limit though success was seen), and the oracle, hearing of the end a few states later,
+    must call it a success too."""
     from hiors_sim.env import SimRobot
     from hiors_sim.operator import OperatorConfig, SimOperator
 
@@ -138,7 +138,7 @@ def test_runner_rule_and_oracle_agree_on_a_released_hand():
             after_end += bool(why)
         outcomes[settle] = (why, oracle.label().success, seen)
     assert outcomes[0.0] == ("success", True, True)
-    assert outcomes[0.4][0] == "time limit" and outcomes[0.4][2]  # success seen, never held: the old disagreement
+    assert outcomes[0.4][0] == "time limit" and outcomes[0.4][2]  # success seen, never held for 0.4 s
 
 
 def test_oracle_node_labels_the_end_of_each_episode():

@@ -197,7 +197,8 @@ def _record_commands(rec, steps, t0_ns=1_000_000_000):
 
 
 def test_episodes_cut_short_by_the_end_of_the_run_are_incomplete_and_never_handed_over(tmp_path):
-    """Every run used to leave one more episode, marked complete but never labelled (sometimes of length 0)."""
+    """An episode still open when the next one starts, or when the run ends (even one of length 0), is closed as
+    incomplete with its reason: never marked complete without a label, never handed over."""
     from hiors_core.episode_log import STATUS_INCOMPLETE
 
     with ros_context() as ctx:

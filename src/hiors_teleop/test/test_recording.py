@@ -214,7 +214,7 @@ def test_sink_cuts_and_stops_open_episodes_as_incomplete(tmp_path):
     meta = replace(META, episode_id="ep-000000", state_names=("x", "y"))
     events = run(sink, Open(meta), RecordExecuted(cmd(0, 10)), Cut("the next episode started"))
     assert [e.kind for e in events] == ["warn"] and "ep-000000 marked incomplete" in events[0].text
-    never_observed = replace(META, episode_id="ep-000001")  # opened at shutdown, as it was
+    never_observed = replace(META, episode_id="ep-000001")  # still open at the stop, no observation seen
     run(sink, Open(never_observed), RecordExecuted(cmd(0, 10)), Stop(""))
     entries = log.entries()
     assert entries["ep-000000"].status == STATUS_INCOMPLETE and entries["ep-000000"].steps == 1
