@@ -146,7 +146,7 @@ def summarise(results: list[dict]) -> list[dict]:
                 continue
             row = {"task": task, "variant": name, "seeds": len(mine)}
             for m in METRICS:
-                mean, lo, hi = spread([float(r.get(m, "nan")) for r in mine])  # (nan: a run from before m)
+                mean, lo, hi = spread([float(r.get(m, "nan")) for r in mine])  # (nan: a row without that column)
                 row[m] = round(mean, 3)
                 row[f"{m}_range"] = f"{lo:.2f}..{hi:.2f}"
             rows.append(row)
@@ -337,7 +337,7 @@ def read_runs(path: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     out = []
     for r in rows:
-        if "success_vs_budget" in r:  # a run from before the time curve: only pass@k over resets
+        if "success_vs_budget" in r:  # a row without the time curve: its one curve is pass@k over resets
             r["success_vs_retries"] = r.pop("success_vs_budget")
         curves = {k: [float(x) for x in r.pop(col, "").split()] for k, col in CURVES.items()}
         out.append({**r, "seed": int(r["seed"]), **curves})
