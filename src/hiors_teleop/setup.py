@@ -10,7 +10,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml", "README.md"]),
     ],
-    package_data={package_name: ["web/*.html"]},
+    package_data={package_name: ["quest3/web/*.html"]},
     include_package_data=True,
     install_requires=["setuptools"],
     zip_safe=True,
@@ -22,8 +22,8 @@ setup(
         "console_scripts": [
             "arbiter = hiors_teleop.arbiter:main",
             "recorder = hiors_teleop.recorder:main",
-            "quest3_bridge = hiors_teleop.bridges:quest3_main",
-            "leader_arm = hiors_teleop.bridges:leader_main",
+            "quest3_bridge = hiors_teleop.quest3.bridge:main",
+            "leader_arm = hiors_teleop.leader_arm.bridge:main",
         ]
     },
 )

@@ -28,7 +28,7 @@ from websockets.sync.client import connect
 from hiors_bringup.graph import GraphArgs, robot_graph
 from hiors_policy import build_tiny_policy
 from hiors_policy.policy import CheckpointError, Pi0Policy
-from hiors_teleop.devices import Quest3WebXR
+from hiors_teleop.quest3.device import Quest3WebXR
 
 
 class Evil:

@@ -20,8 +20,9 @@ from websockets.sync.client import connect
 
 from hiors_core import topics
 from hiors_core.robots import XTRAINER
-from hiors_teleop import devices
-from hiors_teleop.bridges import LeaderArmBridge, Quest3Bridge
+from hiors_teleop.leader_arm.bridge import LeaderArmBridge
+from hiors_teleop.quest3 import device as quest3
+from hiors_teleop.quest3.bridge import Quest3Bridge
 from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
 pytestmark = pytest.mark.node
@@ -137,7 +138,7 @@ def webxr_outcome(raw) -> str:
     """'taken', 'other hand' or 'malformed' for one message, by the adapter's own definition of a packet."""
     try:
         pkt = json.loads(raw)
-        ok = devices._valid_packet(pkt)
+        ok = quest3.valid_packet(pkt)
     except Exception:  # anything that does not parse into a valid packet must be refused
         return "malformed"
     if not ok:
@@ -257,7 +258,7 @@ def test_quest2ros_topics_refuse_and_count_malformed_poses(scale):
                             with np.errstate(all="ignore"):
                                 sent["bad_pose"] += not (
                                     np.all(np.isfinite(a))
-                                    and np.all(np.abs(a) <= devices.MAX_POSITION_M)
+                                    and np.all(np.abs(a) <= quest3.MAX_POSITION_M)
                                     and np.all(np.isfinite(b))
                                     and np.linalg.norm(b) > 1e-6
                                 )

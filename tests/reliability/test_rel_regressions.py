@@ -15,11 +15,12 @@ from hiors_core.errors import BadInputError
 from hiors_core.schema import Label
 from hiors_core.weight_sync import WeightSyncError, read_verified, sha256_hex
 from hiors_msgs.msg import ActionChunk
-from hiors_teleop import devices
 from hiors_teleop.arbiter import Arbiter
-from hiors_teleop.bridges import Quest3Bridge
+from hiors_teleop.quest3.bridge import Quest3Bridge
+from hiors_teleop.quest3.device import Quest3WebXR
 from hiors_teleop.recorder import Recorder
 from hiors_teleop.recording import RecordFrame
+from hiors_teleop.teleoperator import TeleopCommand
 from hiors_testing.ros import ros_context, wait_for
 
 pytestmark = pytest.mark.node
@@ -101,7 +102,7 @@ def test_recorder_counts_frames_it_cannot_record(tmp_path):
 def test_websocket_packets_that_break_the_json_parser_are_refused_not_fatal():
     """Was: a packet nested too deep (RecursionError) or with an integer too big for a float (OverflowError) ended
     the operator's authorised WebSocket connection instead of being counted as malformed."""
-    dev = devices.Quest3WebXR(host="127.0.0.1", port=0, token="t")
+    dev = Quest3WebXR(host="127.0.0.1", port=0, token="t")
     dev.connect()
     try:
         with connect(f"ws://127.0.0.1:{dev.port}/ws?token=t", open_timeout=10) as ws:
@@ -129,7 +130,7 @@ def test_bridge_publishes_a_finite_trigger_in_0_1():
         bridge.pub_joy.publish = sent.append
         try:
             for t in (1e300, -5.0, math.nan, 0.25):
-                bridge.publish_command(devices.TeleopCommand(engaged=False, trigger=t))
+                bridge.publish_command(TeleopCommand(engaged=False, trigger=t))
             axes = [m.axes[0] for m in sent]
             assert np.allclose(axes, [1.0, 0.0, 0.0, 0.25])
         finally:

@@ -20,14 +20,15 @@ from websockets.sync.client import connect
 from hiors_core import topics
 from hiors_core.robots import XTRAINER
 from hiors_core.rotations import quat_angle, quat_normalize
-from hiors_teleop.bridges import LeaderArmBridge, Quest3Bridge
+from hiors_teleop.leader_arm.bridge import LeaderArmBridge
+from hiors_teleop.quest3.bridge import Quest3Bridge
 from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_publishers, wait_for_subscribers
 
 pytestmark = pytest.mark.node
 WAIT = 30.0
 TOKEN = "s3cret"
 IDENTITY = [0.0, 0.0, 0.0, 1.0]
-SQUEEZE, BTN_A, BTN_B, STICK = 1, 4, 5, 3  # xr-standard gamepad indices (devices.py)
+SQUEEZE, BTN_A, BTN_B, STICK = 1, 4, 5, 3  # xr-standard gamepad indices (quest3/device.py)
 
 
 class Probe:

@@ -14,14 +14,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from hiors_core.rotations import quat_angle, quat_normalize
-from hiors_teleop.devices import (
-    Clutch,
-    JointStateLeader,
-    LeaderArmMapping,
-    Quest3Topics,
-    Quest3WebXR,
-    command_from_packet,
-)
+from hiors_teleop.leader_arm.device import JointStateLeader, LeaderArmMapping
+from hiors_teleop.quest3.device import Clutch, Quest3Topics, Quest3WebXR, command_from_packet
 from hiors_testing.ros import wait_for
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,15 +1,11 @@
-"""Teleoperation devices behind one small ROS-free interface: connect(), read() -> TeleopCommand | None,
-buttons, stats(), disconnect(). Quest 3 (relative EE control with a clutch; WebXR page or Quest2ROS-style poses) and
-the leader arm (absolute joint mapping; from a JointState feed or from Dynamixel servos).
+"""The Quest 3 adapter (ROS-free): relative EE control with a clutch, from the WebXR page over a WebSocket
+(`Quest3WebXR`) or from Quest2ROS-style absolute poses and Joy (`Quest3Topics`).
 
-Input that cannot be a command is refused and counted, never passed on: packets without the token (HTTP 403),
-malformed packets and poses (not JSON, NaN, wrong sizes, zero quaternion, bad buttons/values), leader readings that
-are non-finite or further than `max_excess` beyond a joint limit. With `max_age_s` > 0, `read()` returns None once
-the newest input is older than that, so a bridge stops publishing and the arbiter's teleop watchdog takes over."""
+Input that cannot be a command is refused and counted, never passed on: requests without the token (HTTP 403),
+malformed packets and poses (not JSON, NaN, wrong sizes, zero quaternion, bad buttons/values)."""
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import hmac
 import json
@@ -17,15 +13,15 @@ import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from hiors_core.rotations import matrix_to_quat, quat_conj, quat_mul, quat_normalize, quat_to_matrix
+
+from ..teleoperator import Freshness, TeleopCommand, TeleopDevice
 
 # WebXR (y up, -z forward, x right) -> robot base (x forward, y left, z up).
 XR_TO_BASE = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -35,52 +31,6 @@ MAX_POSITION_M = 1000.0
 
 # xr-standard gamepad indices on the Quest 3 Touch Plus controllers.
 BTN_TRIGGER, BTN_SQUEEZE, BTN_STICK, BTN_A, BTN_B = 0, 1, 3, 4, 5
-
-
-@dataclass
-class TeleopCommand:
-    engaged: bool  # clutch / leader engaged: the human wants authority
-    ee_delta: tuple[np.ndarray, np.ndarray] | None = None  # (dp, dq xyzw) in the base frame since engage
-    joints: dict[str, float] | None = None  # absolute joint targets (leader arm)
-    trigger: float | None = None  # gripper trigger 0 (released) .. 1 (pressed)
-    buttons: tuple[bool, bool, bool] = (False, False, False)  # episode start, success, failure
-
-
-class TeleopDevice(abc.ABC):
-    @abc.abstractmethod
-    def connect(self) -> None: ...
-
-    @abc.abstractmethod
-    def read(self) -> TeleopCommand | None:
-        """The latest command, or None while nothing has been received."""
-
-    @abc.abstractmethod
-    def disconnect(self) -> None: ...
-
-    @property
-    def buttons(self) -> tuple[bool, bool, bool]:
-        cmd = self.read()
-        return cmd.buttons if cmd else (False, False, False)
-
-    def stats(self) -> dict[str, int]:
-        """Counters for diagnostics (inputs taken, inputs refused, ...)."""
-        return {}
-
-
-class _Freshness:
-    """When the newest input arrived; `fresh()` is False once it is older than max_age_s (0 = never stale)."""
-
-    def __init__(self, max_age_s: float = 0.0, clock=time.monotonic):
-        self.max_age_s, self.clock = float(max_age_s), clock
-        self.last: float | None = None
-
-    def touch(self) -> None:
-        self.last = self.clock()
-
-    def fresh(self) -> bool:
-        if self.last is None:
-            return False
-        return self.max_age_s <= 0 or self.clock() - self.last <= self.max_age_s
 
 
 class Clutch:
@@ -124,7 +74,7 @@ def command_from_packet(packet: dict, clutch: Clutch) -> TeleopCommand:
     )
 
 
-def _valid_pose(p, q) -> bool:
+def valid_pose(p, q) -> bool:
     try:
         p, q = np.asarray(p, float), np.asarray(q, float)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer too big for a float
@@ -149,12 +99,12 @@ def _finite_numbers(v, limit: int = 32) -> bool:
     return isinstance(v, list) and len(v) <= limit and all(_finite_number(x) for x in v)
 
 
-def _valid_packet(packet) -> bool:
+def valid_packet(packet) -> bool:
     """A controller packet the adapter can use: a JSON object with p (3 finite numbers), q (4, not all zero) and,
     when present, buttons and values as short lists of finite numbers."""
     if not isinstance(packet, dict) or "p" not in packet or "q" not in packet:
         return False
-    if not _valid_pose(packet["p"], packet["q"]):
+    if not valid_pose(packet["p"], packet["q"]):
         return False
     return all(_finite_numbers(packet[k]) for k in ("buttons", "values") if k in packet)
 
@@ -168,7 +118,7 @@ class Quest3Topics(TeleopDevice):
         self.joy: tuple[list, list] = ([], [])
         self.poses = 0
         self.malformed = 0
-        self._fresh = _Freshness(max_age_s, clock)
+        self._fresh = Freshness(max_age_s, clock)
 
     def connect(self) -> None:
         pass
@@ -178,7 +128,7 @@ class Quest3Topics(TeleopDevice):
 
     def feed_pose(self, pos, quat) -> bool:
         """Take a controller pose; a non-finite one or a zero quaternion is refused (counted in `malformed`)."""
-        if not _valid_pose(list(pos), list(quat)):
+        if not valid_pose(list(pos), list(quat)):
             self.malformed += 1
             return False
         self.pose = (list(pos), list(quat))
@@ -204,7 +154,7 @@ class Quest3Topics(TeleopDevice):
 
 
 def webxr_page() -> str:
-    return resources.files("hiors_teleop").joinpath("web/quest3.html").read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("web/quest3.html").read_text(encoding="utf-8")
 
 
 class Quest3WebXR(TeleopDevice):
@@ -235,7 +185,7 @@ class Quest3WebXR(TeleopDevice):
         self.rejected = 0  # requests (page or WebSocket) without the right token: HTTP 403
         self.malformed = 0  # packets on an authorised socket that cannot be a command
         self.clients = 0
-        self._fresh = _Freshness(max_age_s, clock)
+        self._fresh = Freshness(max_age_s, clock)
         self._latest: dict | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,7 +234,7 @@ class Quest3WebXR(TeleopDevice):
                     packet = json.loads(raw)
                 except (ValueError, TypeError, RecursionError):  # not JSON, too many digits, nested too deep
                     packet = None
-                if not _valid_packet(packet):
+                if not valid_packet(packet):
                     with self._lock:
                         self.malformed += 1
                     continue
@@ -347,176 +297,3 @@ class Quest3WebXR(TeleopDevice):
         with self._lock:
             packet = None if self._latest is None or not self._fresh.fresh() else dict(self._latest)
         return None if packet is None else command_from_packet(packet, self.clutch)
-
-
-# --- leader arm -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeaderArmMapping:
-    """Absolute joint mapping: target = sign * raw + offset, clipped to [lower, upper]. A target further than
-    `max_excess` beyond a limit is refused instead (ValueError): a miscalibrated offset or a wrapped encoder, not a
-    pose to chase; within it, clipping covers a leader resting against its own stop."""
-
-    names: tuple[str, ...]
-    offsets: tuple[float, ...] = ()
-    signs: tuple[float, ...] = ()
-    lower: tuple[float, ...] = ()
-    upper: tuple[float, ...] = ()
-    max_excess: float = math.inf
-    _arrays: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self):
-        n = len(self.names)
-        for name, default in (("offsets", 0.0), ("signs", 1.0), ("lower", -np.inf), ("upper", np.inf)):
-            v = tuple(getattr(self, name)) or (default,) * n
-            if len(v) != n:
-                raise ValueError(f"leader arm {name}: {len(v)} values for {n} joints")
-            self._arrays[name] = np.asarray(v, dtype=np.float64)
-
-    def map(self, raw) -> dict[str, float]:
-        raw = np.asarray(raw, dtype=np.float64)
-        if raw.shape != (len(self.names),):
-            raise ValueError(f"leader arm: {raw.shape} readings for {len(self.names)} joints")
-        if not np.all(np.isfinite(raw)):
-            raise ValueError("leader arm: non-finite reading")
-        a = self._arrays
-        target = a["signs"] * raw + a["offsets"]
-        excess = np.maximum(a["lower"] - target, target - a["upper"])
-        if np.any(excess > self.max_excess):
-            i = int(np.argmax(excess))
-            raise ValueError(
-                f"leader arm: {self.names[i]} target {target[i]:.3f} is {excess[i]:.3f} beyond its limits "
-                f"[{a['lower'][i]:.3f}, {a['upper'][i]:.3f}] (more than {self.max_excess})"
-            )
-        out = np.clip(target, a["lower"], a["upper"])
-        return dict(zip(self.names, out.tolist(), strict=True))
-
-
-class JointStateLeader(TeleopDevice):
-    """A leader arm whose raw readings arrive as a JointState (fed by the node's callback), by name."""
-
-    def __init__(
-        self, mapping: LeaderArmMapping, raw_names: tuple[str, ...] = (), max_age_s: float = 0.0, clock=time.monotonic
-    ):
-        self.mapping = mapping
-        self.raw_names = tuple(raw_names) or mapping.names
-        if len(self.raw_names) != len(mapping.names):
-            raise ValueError(f"leader arm: {len(self.raw_names)} raw names for {len(mapping.names)} joints")
-        self.engaged = False
-        self.readings = 0
-        self.refused = 0
-        self.last_refusal = ""
-        self._raw: dict[str, float] = {}
-        self._joints: dict[str, float] | None = None
-        self._fresh = _Freshness(max_age_s, clock)
-
-    def connect(self) -> None:
-        pass
-
-    def disconnect(self) -> None:
-        pass
-
-    def feed(self, names, positions) -> bool:
-        """Take one reading (by name; other names are ignored). A reading that maps to no valid target (non-finite,
-        too far out of limits, names and values of different lengths) is refused and counted, and nothing is
-        commanded until a valid one arrives."""
-        if len(names) != len(positions):
-            return self._refuse(f"{len(names)} names, {len(positions)} positions")
-        raw = {**self._raw, **{n: float(v) for n, v in zip(names, positions, strict=True) if n in self.raw_names}}
-        if all(n in raw for n in self.raw_names):
-            try:
-                joints = self.mapping.map([raw[n] for n in self.raw_names])
-            except ValueError as e:
-                self._raw = {}
-                return self._refuse(str(e))
-            self._joints = joints
-            self._fresh.touch()
-        self._raw = raw
-        self.readings += 1
-        return True
-
-    def _refuse(self, why: str) -> bool:
-        self.refused += 1
-        self.last_refusal = why
-        self._joints = None
-        return False
-
-    def stats(self) -> dict[str, int]:
-        return {"readings": self.readings, "refused": self.refused}
-
-    def read(self) -> TeleopCommand | None:
-        if self._joints is None or not self._fresh.fresh():
-            return None
-        return TeleopCommand(engaged=self.engaged, joints=dict(self._joints))
-
-
-class DynamixelLeader(TeleopDevice):
-    """A leader arm of Dynamixel servos (protocol 2, present position) read with the dynamixel_sdk."""
-
-    ADDR_PRESENT_POSITION = 132
-    TICKS_PER_REV = 4096
-
-    def __init__(self, mapping: LeaderArmMapping, port: str, ids: tuple[int, ...], baudrate: int = 1_000_000):
-        if len(ids) != len(mapping.names):
-            raise ValueError(f"dynamixel leader: {len(ids)} servo ids for {len(mapping.names)} joints")
-        self.mapping, self.port_name, self.ids, self.baudrate = mapping, port, tuple(ids), int(baudrate)
-        self.engaged = False
-        self.refused = 0
-        self.last_refusal = ""
-        self._port = self._reader = None
-
-    def connect(self) -> None:
-        try:
-            import dynamixel_sdk as sdk
-        except ImportError:
-            raise RuntimeError(
-                "the Dynamixel leader arm needs the dynamixel_sdk package (pip install dynamixel-sdk); "
-                "or feed the leader's readings as a JointState (source: topic)"
-            ) from None
-        if not Path(self.port_name).exists():
-            raise OSError(f"dynamixel leader: no serial port {self.port_name}")
-        self._port = sdk.PortHandler(self.port_name)
-        packet = sdk.PacketHandler(2.0)
-        if not self._port.openPort() or not self._port.setBaudRate(self.baudrate):
-            raise OSError(f"dynamixel leader: cannot open {self.port_name} at {self.baudrate} baud")
-        self._reader = sdk.GroupSyncRead(self._port, packet, self.ADDR_PRESENT_POSITION, 4)
-        for i in self.ids:
-            self._reader.addParam(i)
-
-    def disconnect(self) -> None:
-        if self._port is not None:
-            self._port.closePort()
-            self._port = None
-
-    def read(self) -> TeleopCommand | None:
-        if self._reader is None or self._reader.txRxPacket() != 0:
-            return None
-        ticks = []
-        for i in self.ids:
-            v = self._reader.getData(i, self.ADDR_PRESENT_POSITION, 4)
-            ticks.append(v - (1 << 32) if v >= 1 << 31 else v)
-        raw = (np.asarray(ticks, np.float64) - self.TICKS_PER_REV / 2) * (2 * np.pi / self.TICKS_PER_REV)
-        try:
-            joints = self.mapping.map(raw)
-        except ValueError as e:
-            self.refused += 1
-            self.last_refusal = str(e)
-            return None
-        return TeleopCommand(engaged=self.engaged, joints=joints)
-
-    def stats(self) -> dict[str, int]:
-        return {"refused": self.refused}
-
-
-__all__ = [
-    "Clutch",
-    "DynamixelLeader",
-    "JointStateLeader",
-    "LeaderArmMapping",
-    "Quest3Topics",
-    "Quest3WebXR",
-    "TeleopCommand",
-    "TeleopDevice",
-    "command_from_packet",
-]
