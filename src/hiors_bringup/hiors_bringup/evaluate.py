@@ -291,3 +291,26 @@ def run_retries(args, task: str, retries: int, time_limit: float, run_dir: Path,
         w.writerow(["retries", "success_rate"])
         w.writerows([k + 1, f"{s:.3f}"] for k, s in enumerate(curve))
     return curve
+
+
+def read_eval(eval_dir: Path) -> dict:
+    """A `hiors eval` run folder's numbers (the paper tables read it): success within the time limit (the time curve's
+    first budget, 1x), within the largest budget and within R tries over resets (nan without that view), the
+    progress at the time limit, and the curves."""
+    with open(eval_dir / "success_vs_time.csv") as f:
+        timed = [(float(r["budget_s"]), float(r["success_rate"])) for r in csv.DictReader(f)]
+    retry_curve = []
+    if (eval_dir / "success_vs_retries.csv").is_file():
+        with open(eval_dir / "success_vs_retries.csv") as f:
+            retry_curve = [float(r["success_rate"]) for r in csv.DictReader(f)]
+    with open(eval_dir / "long_attempts.csv") as f:
+        at_limit = [float(r["progress_at_limit"]) for r in csv.DictReader(f)]
+    return {
+        "eval_success_1": timed[0][1],
+        "eval_success_T": timed[-1][1],
+        "eval_success_R": retry_curve[-1] if retry_curve else float("nan"),
+        "eval_progress_1": sum(at_limit) / len(at_limit),
+        "time_budgets": [b for b, _ in timed],
+        "time_curve": [s for _, s in timed],
+        "retry_curve": retry_curve,
+    }

@@ -225,7 +225,7 @@ def test_eval_runs_the_policy_on_the_twin_and_writes_its_tables(tmp_path, capsys
     assert "time budget (s)" in table and "tries (resets)" in table and "within 1.2 s" in table
     assert "within 1.2 s" in capsys.readouterr().out
     # what the paper bench takes from this folder
-    from hiors_bench.paper_bench import read_eval
+    from hiors_bringup.evaluate import read_eval
 
     got = read_eval(tmp_path)
     assert got["time_budgets"] == [0.6, 1.2] and got["time_curve"] == [s for _, s in curve]
@@ -241,7 +241,7 @@ def test_eval_without_retries_writes_only_the_time_curve(tmp_path, made_envs):
     assert made_envs == [("unrecoverable", 0.2)]
     assert (tmp_path / "success_vs_time.csv").is_file() and not (tmp_path / "success_vs_retries.csv").exists()
     assert "tries" not in (tmp_path / "eval.txt").read_text()
-    from hiors_bench.paper_bench import read_eval
+    from hiors_bringup.evaluate import read_eval
 
     got = read_eval(tmp_path)
     assert got["retry_curve"] == [] and np.isnan(got["eval_success_R"]) and got["time_budgets"] == [0.2]
