@@ -1,4 +1,5 @@
-"""One deterministic test per defect the reliability fuzzers found (each failed before its fix)."""
+"""Deterministic tests of single cases from the reliability suite's fuzzers and fault runs: bad input is refused and
+counted, never fatal, and a restarted node or a clock that goes back is survived."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.node
 
 
 def test_arbiter_refuses_a_chunk_with_non_finite_dt():
-    """Was: int(round(nan * 1e9)) raised in the chunk callback, which ends the arbiter process."""
+    """A chunk with a NaN or infinite dt is refused and counted in the chunk callback (an exception there would end
+    the arbiter process)."""
     with ros_context() as ctx:
         arb = Arbiter(context=ctx, parameter_overrides=[Parameter("robot", value="tora_one")])
         try:
@@ -45,8 +47,8 @@ def test_arbiter_refuses_a_chunk_with_non_finite_dt():
 
 @pytest.mark.timeout(30)
 def test_weights_are_read_only_from_a_regular_file_of_the_announced_size(tmp_path):
-    """Was: a PolicyUpdate naming /dev/zero made the policy node read until it ran out of memory, and one naming a
-    FIFO blocked its weights callbacks for good."""
+    """A PolicyUpdate's file is read only when it is a regular file of the announced size: /dev/zero would be read
+    until memory runs out, a FIFO would block the weights callbacks."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     good = tmp_path / "w.safetensors"
@@ -58,7 +60,8 @@ def test_weights_are_read_only_from_a_regular_file_of_the_announced_size(tmp_pat
 
 
 def test_recorder_refuses_a_non_finite_reward_and_counts_it(tmp_path):
-    """Was: a NaN or inf reward labelled the episode and went on to the learner side as its return."""
+    """A NaN or inf reward neither labels nor ends the episode: refused and counted, it never reaches the learner side
+    as a return."""
     with ros_context() as ctx:
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         try:
@@ -100,8 +103,8 @@ def test_recorder_counts_frames_it_cannot_record(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_websocket_packets_that_break_the_json_parser_are_refused_not_fatal():
-    """Was: a packet nested too deep (RecursionError) or with an integer too big for a float (OverflowError) ended
-    the operator's authorised WebSocket connection instead of being counted as malformed."""
+    """A packet nested too deep (RecursionError) or with an integer too big for a float (OverflowError) is counted as
+    malformed, and the operator's authorised WebSocket connection stays open."""
     dev = Quest3WebXR(host="127.0.0.1", port=0, token="t")
     dev.connect()
     try:
@@ -123,7 +126,7 @@ def test_websocket_packets_that_break_the_json_parser_are_refused_not_fatal():
 
 
 def test_bridge_publishes_a_finite_trigger_in_0_1():
-    """Was: a controller value of 1e300 became an infinite Joy axis (float32)."""
+    """A trigger of 1e300, below 0 or NaN is published as a finite Joy axis in [0, 1] (never an infinite float32)."""
     with ros_context() as ctx:
         bridge = Quest3Bridge(context=ctx, parameter_overrides=[Parameter("source", value="topics")])
         sent = []
@@ -138,8 +141,8 @@ def test_bridge_publishes_a_finite_trigger_in_0_1():
 
 
 def test_episode_runner_goes_on_after_an_unanswered_call():
-    """Was: one service call left unanswered while the recorder restarted (test_rel_faults.py, a recorder kill)
-    ended the runner's loop, so the simulated session stopped for good."""
+    """A service call left unanswered (the recorder restarting, as in test_rel_faults.py) costs that episode only: the
+    runner's loop goes on with the next."""
     from hiors_sim.episode_runner import EpisodeRunner
 
     class Runner(EpisodeRunner):
@@ -164,12 +167,12 @@ def test_episode_runner_goes_on_after_an_unanswered_call():
             runner.destroy_node()
 
 
-# --- a restarted sim: its /clock starts again from zero (test_rel_faults.py, a sim kill stalled the loop) -----------
+# --- a restarted sim: its /clock starts again from zero (a sim kill in test_rel_faults.py) --------------------------
 
 
 def test_capture_takes_the_new_time_base_after_the_clock_went_back():
-    """Was: after the twin restarted, capture published no Observation until the new sim time passed the last
-    joint-state stamp from before the restart (as long as the session had run: the policy got nothing)."""
+    """After the twin restarts (its clock back near zero) capture takes the new time base at once, rather than
+    publishing nothing until the new sim time passes the last joint-state stamp from before the restart."""
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
 
@@ -203,8 +206,8 @@ def test_capture_takes_the_new_time_base_after_the_clock_went_back():
 
 
 def test_teleop_watchdog_does_not_trust_input_from_before_the_clock_went_back():
-    """Was: input stamped before a backward clock jump looked fresh (negative age) until the clock caught up, so a
-    human who had stopped sending kept authority with a stale delta."""
+    """Input stamped before a backward clock jump is not fresh (its age would be negative): a human who stopped
+    sending loses authority, and fresh input under the new clock drives again."""
     from hiors_core.robots import TORA_ONE
     from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN
     from hiors_teleop.authority import ArbiterConfig, ArbiterCore
@@ -245,8 +248,8 @@ def test_episode_runner_waits_no_longer_when_the_clock_went_back():
 
 
 def test_an_empty_image_is_bad_input_not_an_opencv_error(tmp_path):
-    """Was: a 0x0 bgr8 image raised cv2.error from the colour conversion: the policy node counted it as an internal
-    error, and the recorder's writer thread, which catches only bad-input errors, died on it (no more bags)."""
+    """A 0x0 bgr8 image is bad input (BadInputError), not an OpenCV error: the recorder's writer thread, which
+    catches only bad-input errors, refuses and counts it and goes on."""
     from hiors_core.convert import frame_from_observation
     from hiors_core.convert_ros import image_msg
     from hiors_msgs.msg import Observation
@@ -270,8 +273,8 @@ def test_an_empty_image_is_bad_input_not_an_opencv_error(tmp_path):
 
 
 def test_recorder_counts_commands_lost_in_transport(tmp_path):
-    """Was: under overload (test_rel_load.py) the keep-last command stream lost commands and nothing said so; now a
-    gap in the arbiter's step counter within an episode is counted."""
+    """Commands the keep-last stream loses under overload (test_rel_load.py) are counted: a gap in the arbiter's step
+    counter within an episode; a smaller step (the arbiter restarted) is not a loss."""
     from hiors_msgs.msg import ExecutedCommand
 
     with ros_context() as ctx:
@@ -287,10 +290,8 @@ def test_recorder_counts_commands_lost_in_transport(tmp_path):
 
 
 def test_recorder_process_spins_single_threaded(monkeypatch):
-    """Was: run_node(Recorder, threads=2) on rclpy's MultiThreadedExecutor, whose spin thread went round without
-    waiting while callbacks sat in its pool's queue (ros2/rclpy#1452, now avoided by hiors_core.executors); at 5x the
-    control rate (test_rel_load.py) ~70% of the executed commands were lost. One thread is all its one mutually
-    exclusive callback group can use."""
+    """The recorder process spins on one executor thread: every callback is in one mutually exclusive group (bag I/O
+    has its own writer thread), so more executor threads could only wait."""
     from hiors_teleop import recorder
 
     seen = {}
