@@ -24,6 +24,7 @@ setup(
             "recorder = hiors_teleop.recorder:main",
             "quest3_bridge = hiors_teleop.quest3.bridge:main",
             "leader_arm = hiors_teleop.leader_arm.bridge:main",
+            "driver_bridge = hiors_teleop.robot_driver.bridge:main",
         ]
     },
 )

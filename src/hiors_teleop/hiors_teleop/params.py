@@ -118,3 +118,40 @@ LEADER_ARM = {
     "engage_topic": Param("leader/engage", "pedal / button (Joy buttons[0] = engaged)", read_only=True),
     "rate_hz": _RATE,
 }
+
+# The robot driver bridge (robot_driver/bridge.py): an existing driver's topics as the graph's robot topics. Its topic
+# names are the driver's (absolute by default, outside the graph's namespace).
+COMMAND_INTERFACES = ("float64_array", "joint_trajectory")
+DRIVER_BRIDGE = {
+    "robot": Param("tora_one", "robot name (hiors_core.robots)", choices=tuple(ROBOTS), read_only=True),
+    "joint_map": Param(
+        [""],
+        "driver joints named differently from the robot's, as 'driver_name=robot_joint_name' ([''] = the same)",
+        read_only=True,
+    ),
+    "driver_joint_states": Param(
+        "/joint_states", "the driver's sensor_msgs/JointState topic ('' = relay none)", read_only=True
+    ),
+    "command_interface": Param(
+        "float64_array",
+        "float64_array: std_msgs/Float64MultiArray (ros2_control forward_command_controller); joint_trajectory: "
+        "trajectory_msgs/JointTrajectory with one point (joint_trajectory_controller)",
+        choices=COMMAND_INTERFACES,
+        read_only=True,
+    ),
+    "driver_command": Param(
+        "/forward_position_controller/commands", "the driver's command topic ('' = send none)", read_only=True
+    ),
+    "command_joints": Param(
+        [""],
+        "the command controller's joints by their driver names, in its order ([''] = every robot joint, robot order)",
+        read_only=True,
+    ),
+    "gripper_closed": Param(
+        0.0, "the driver's position of a closed gripper (the graph's 0)", -1e3, 1e3, read_only=True
+    ),
+    "gripper_open": Param(1.0, "the driver's position of an open gripper (the graph's 1)", -1e3, 1e3, read_only=True),
+    "trajectory_time_s": Param(
+        0.0, "joint_trajectory: time_from_start of the point (s; 0 = one control period)", 0.0, 10.0, read_only=True
+    ),
+}
