@@ -14,23 +14,44 @@ from launch import LaunchDescription
 ARGUMENTS = [
     ("robot", "tora_one", "Robot kind: tora_one or xtrainer."),
     ("sim", "true", "true: MuJoCo twin, simulated operator and reward oracle; false: the real robot driver."),
-    ("policy", "", "pi0 checkpoint folder (lerobot or hiors layout); empty: a tiny policy built offline."),
+    (
+        "policy",
+        "",
+        "pi0 checkpoint folder (lerobot or hiors layout, with its normalisation statistics); empty: the base's policy, "
+        "or without a base an untrained tiny pi0 with identity normalisation (a smoke test, it learns nothing useful).",
+    ),
+    (
+        "base",
+        "",
+        "A `hiors pretrain --out` folder, as `hiors up --base`: its policy/ is copied to run_dir/policy and started "
+        "from, its demos/ are the learner's demonstrations. Give base or policy (and demos), not both.",
+    ),
+    ("demos", "", "The learner's demonstrations (an episode log folder); empty: base's demos/, else run_dir/demos."),
     ("task", "", "Task name, one of the robot's in hiors_core.tasks; empty: the robot's first task."),
     ("learner", "local", "local: start episode_filter and learner here; remote: they run elsewhere; none."),
     ("use_sim_time", "", "Follow /clock from the simulator (true only with sim:=true); empty: the value of sim."),
     ("namespace", "", "Namespace for every node and relative topic."),
     ("rviz", "false", "Start rviz2 with config/<robot>.rviz (needs a full ROS 2 install; not in the pip wheels)."),
     ("run_dir", "runs/latest", "Folder for episode bags, checkpoints and metrics."),
+    ("config_file", "", "Node parameters (node: ros__parameters:); empty: config/<robot>.yaml."),
+    (
+        "driver_bridge",
+        "false",
+        "With sim:=false: start driver_bridge, which relays an existing driver's /joint_states and commands "
+        "(docs/ROBOT_DRIVER.md; its parameters in config_file's driver_bridge section; use a namespace).",
+    ),
 ]
 
 
 def _graph_nodes(context):
-    from hiors_bringup.graph import robot_graph
+    from hiors_bringup.graph import prepare_run, robot_graph
     from hiors_bringup.launch_args import graph_args, parse_bool
     from hiors_bringup.processes import node_env_defaults
 
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    args = graph_args(values)  # the strings as GraphArgs; use_sim_time follows sim unless given
+    # The strings as GraphArgs (use_sim_time follows sim unless given), and the run folder prepared as `hiors up`
+    # prepares it (a base's policy copied in): the same inputs give the same nodes the same parameters.
+    args = prepare_run(graph_args(values))
     # The node processes' environment, as `hiors up` gives it (what the caller's environment sets wins).
     actions = [SetEnvironmentVariable(k, os.environ.get(k, v)) for k, v in node_env_defaults().items()]
     if parse_bool("rviz", values["rviz"]):

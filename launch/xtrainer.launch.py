@@ -10,7 +10,7 @@ from launch import LaunchDescription
 
 def generate_launch_description():
     common = PathJoinSubstitution([FindPackageShare("hiors_bringup"), "launch", "hiors_common.launch.py"])
-    # Every other argument (sim, policy, task, learner, use_sim_time, namespace, rviz, run_dir) is declared,
+    # Every other argument (sim, policy, base, demos, task, learner, ...; `ros2 launch -s` lists them) is declared,
     # with its description, by the common file and passes through unchanged.
     return LaunchDescription(
         [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ PARAM_TABLES = {
     "recorder": "hiors_teleop.params:RECORDER",
     "quest3": "hiors_teleop.params:QUEST3",
     "leader_arm": "hiors_teleop.params:LEADER_ARM",
+    "driver_bridge": "hiors_teleop.params:DRIVER_BRIDGE",
     "episode_filter": "hiors_learner.params:EPISODE_FILTER",
     "learner": "hiors_learner.params:LEARNER",
 }
@@ -62,16 +64,33 @@ class GraphArgs:
     namespace: str = ""
     run_dir: str = "runs/latest"
     config_file: str = ""  # "" = config/<robot>.yaml
+    # A `hiors pretrain --out` folder: its policy/ (weights and normalisation statistics) is copied to
+    # <run_dir>/policy by `prepare_run`, and the policy node and the learner start from that copy; its demos/ are
+    # the learner's demonstrations and its task the default task.
+    base: str = ""
+    demos: str = ""  # the learner's demonstrations (an episode log); "" = the base's demos/, else <run_dir>/demos
+    driver_bridge: bool = False  # a real robot: bridge an existing driver's joint_states and commands (its config)
 
     def validated(self) -> GraphArgs:
         if self.robot not in ROBOTS:
             raise ConfigError(f"unknown robot {self.robot!r}; known: {sorted(ROBOTS)}")
-        task = self.task or default_task(self.robot)
+        task = self.task
+        if self.base:
+            if self.policy or self.demos:
+                given = "policy" if self.policy else "demos"
+                raise ConfigError(f"base {self.base} brings its policy and demonstrations: give either base or {given}")
+            base_task = read_base(self.base, self.robot, task).task  # a ConfigError naming what the folder lacks
+            task = task or base_task
+        elif self.demos and not Path(self.demos).is_dir():
+            raise ConfigError(f"demos {self.demos}: no such folder (an episode log of demonstrations)")
+        task = task or default_task(self.robot)
         get_task(task, self.robot)  # a ConfigError naming the robot's tasks
         if self.learner not in LEARNER_MODES:
             raise ConfigError(f"learner must be one of {LEARNER_MODES}, got {self.learner!r}")
         if self.use_sim_time and not self.sim:
             raise ConfigError("use_sim_time needs sim:=true (a real robot has no /clock)")
+        if self.driver_bridge and self.sim:
+            raise ConfigError("driver_bridge needs sim:=false (the twin publishes and takes the robot topics itself)")
         return GraphArgs(**{**self.__dict__, "task": task})
 
 
@@ -115,7 +134,8 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
     cfg = load_yaml(cfg_path)
     run = Path(args.run_dir)
     robot_task = {"robot": args.robot, "task": args.task}
-    policy = args.policy or f"tiny:{args.robot}:{args.task}"
+    start = start_policy(args)
+    checkpoint = start or f"tiny:{args.robot}:{args.task}"
 
     for section in cfg:
         if section != "/**" and section.rsplit("/", 1)[-1] not in PARAM_TABLES:
@@ -127,10 +147,11 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
         return {**common, **given, **extra}
 
     # A goal-state policy (the twin's privileged variant) needs the goal in its state: the capture node adds it.
-    goal_state = is_goal_state_policy(args.policy, args.robot, args.task)
+    source = str(Path(args.base) / "policy") if args.base else args.policy  # start's contents, before prepare_run
+    goal_state = is_goal_state_policy(source, args.robot, args.task)
     if goal_state and not args.sim:
         raise ConfigError(
-            f"policy {args.policy}: a goal-state policy reads the task's goal from the twin; a real robot needs a "
+            f"policy {source}: a goal-state policy reads the task's goal from the twin; a real robot needs a "
             "camera-only policy"
         )
 
@@ -144,7 +165,7 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
         ]
     nodes += [
         _node("capture", "hiors_policy", "capture", params("capture", **({"goal_state": True} if goal_state else {}))),
-        _node("policy", "hiors_policy", "policy", params("policy", checkpoint=policy)),
+        _node("policy", "hiors_policy", "policy", params("policy", checkpoint=checkpoint)),
         _node("arbiter", "hiors_teleop", "arbiter", params("arbiter")),
         _node(
             "recorder",
@@ -156,6 +177,8 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
     if not args.sim:
         name, executable = HUMAN_BRIDGES[get_robot(args.robot).human_source]
         nodes.append(_node(name, "hiors_teleop", executable, params(name)))
+        if args.driver_bridge:
+            nodes.append(_node("driver_bridge", "hiors_teleop", "driver_bridge", params("driver_bridge")))
     if args.learner == "local":
         # R's parameters live in the filter's section; the learner computes the same R for what it re-reads
         returns = {k: v for k, v in params("episode_filter").items() if k.startswith("return_")}
@@ -168,13 +191,70 @@ def robot_graph(args: GraphArgs) -> list[NodeSpec]:
                 params(
                     "learner",
                     **returns,
-                    policy_path=args.policy,
+                    policy_path=start,
                     run_dir=str(run / "learner"),
                     log_dir=str(run / "episodes"),
+                    demo_log_dir=demos_dir(args),
                 ),
             ),
         ]
     return nodes
+
+
+@dataclass(frozen=True)
+class Base:
+    policy: Path
+    demos: Path
+    task: str
+
+
+def read_base(folder: str, robot: str, task: str = "", label: str = "") -> Base:
+    """The pretrained base in `folder` (`hiors pretrain --out`), checked: policy/ for this robot (and task, if
+    given) and demos/. Raises ConfigError naming the folder (as `label`, default `base:=<folder>`) and what it
+    lacks."""
+    from hiors_policy.checkpoint import CONFIG_FILE
+    from hiors_policy.policy import PolicyConfig
+
+    root = Path(folder)
+    label = label or f"base:={root}"
+    config = root / "policy" / CONFIG_FILE
+    if not root.is_dir():
+        raise ConfigError(f"{label}: no such folder (make one with `hiors pretrain {robot} --out {root}`)")
+    if not config.is_file() or not (root / "demos").is_dir():
+        raise ConfigError(
+            f"{label}: not a pretrained base: it needs policy/{CONFIG_FILE} and demos/ "
+            f"(as `hiors pretrain {robot} --out {root}` writes them)"
+        )
+    pc = PolicyConfig.from_json(config.read_text(), str(config))
+    if pc.robot != robot or (task and pc.task != task):
+        raise ConfigError(f"{label}: its policy is for {pc.robot}/{pc.task}, not {robot}/{task or pc.task}")
+    return Base(policy=root / "policy", demos=root / "demos", task=pc.task)
+
+
+def start_policy(args: GraphArgs) -> str:
+    """The checkpoint the policy node and the learner start from: the run's copy of the base's policy, the given
+    policy, or "" (a tiny policy built offline)."""
+    return str(Path(args.run_dir) / "policy") if args.base else args.policy
+
+
+def demos_dir(args: GraphArgs) -> str:
+    """The learner's demonstrations: the given folder, the base's demos/, or <run_dir>/demos."""
+    if args.demos:
+        return args.demos
+    if args.base:
+        return str((Path(args.base) / "demos").resolve())
+    return str(Path(args.run_dir) / "demos")
+
+
+def prepare_run(args: GraphArgs) -> GraphArgs:
+    """Make the run folder hold what `robot_graph(args)` names: with a base, its policy/ copied to
+    <run_dir>/policy (the run's own starting policy, where `hiors eval --run` and the final evaluation look).
+    `hiors up` and the launch files call it before they start the nodes. Returns the validated args."""
+    args = args.validated()
+    robot_graph(args)  # every refusal (the config, a goal-state policy on a real robot) before anything is copied
+    if args.base:
+        shutil.copytree(Path(args.base) / "policy", start_policy(args), dirs_exist_ok=True)
+    return args
 
 
 def is_goal_state_policy(policy: str, robot: str, task: str) -> bool:

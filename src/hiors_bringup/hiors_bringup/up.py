@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -26,7 +25,7 @@ from hiors_core import topics
 from hiors_core.errors import HiorsError
 from hiors_core.params import closest
 
-from .graph import GraphArgs, check_parameters, robot_graph
+from .graph import Base, GraphArgs, check_parameters, prepare_run, read_base, robot_graph
 from .graph_check import check_running_graph
 from .processes import GraphProcesses
 from .report import EPISODES_CSV, plot, read_csv, summary_lines
@@ -206,7 +205,9 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             "--eval-states evaluates the run's starting policy from its folder's policy/: use --base, or the tiny "
             "policy, rather than --policy"
         )
-    args = GraphArgs(robot=opts.robot, task=task, sim=True, policy=opts.policy, run_dir=str(run_dir)).validated()
+    args = GraphArgs(
+        robot=opts.robot, task=task, sim=True, policy=opts.policy, base=opts.base, run_dir=str(run_dir)
+    ).validated()
     _apply_overrides(robot_graph(args), opts, run_dir)  # config and --set checked before anything runs
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -214,12 +215,12 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
     demos_dir = run_dir / "demos"
     if base:
-        # The run's own copy of the starting policy: `hiors eval --run` and the final evaluation start from it.
-        shutil.copytree(base.policy, run_dir / "policy", dirs_exist_ok=True)
-        args = replace(args, policy=str(run_dir / "policy"))
-        demos_dir = base.demos.resolve()
+        # The run's own copy of the starting policy (the launch files do the same): the nodes load it, and
+        # `hiors eval --run` and the final evaluation start from it.
+        args = prepare_run(args)
         say(
-            f"hiors up: starting from the base policy {base.policy} (copied to {args.policy}), demonstrations {demos_dir}"
+            f"hiors up: starting from the base policy {base.policy} (copied to {run_dir / 'policy'}), "
+            f"demonstrations {base.demos.resolve()}"
         )
     elif demos > 0:
         from .demos import record_demos
@@ -229,7 +230,7 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
         if not args.policy:
             args = replace(args, policy=str(initial_tiny_policy(args.robot, args.task, run_dir)))
             say(f"hiors up: tiny pi0 with the demonstrations' normalisation statistics in {args.policy}")
-    specs = _apply_overrides(robot_graph(args), opts, run_dir, demos_dir)
+    specs = _apply_overrides(robot_graph(args), opts, run_dir)
 
     procs = GraphProcesses(specs, run_dir, env={"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
     monitor = Monitor(run_dir, quiet=quiet)
@@ -284,36 +285,13 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     return rc
 
 
-@dataclass(frozen=True)
-class Base:
-    policy: Path
-    demos: Path
-    task: str
-
-
 def check_base(opts: UpOptions) -> Base:
-    """The base folder of `--base`, checked: a `hiors pretrain` output with policy/ (for this robot and task) and
-    demos/. Raises HiorsError naming the folder and what it lacks."""
-    from hiors_policy.checkpoint import CONFIG_FILE
-    from hiors_policy.policy import PolicyConfig
-
+    """The base folder of `--base`, checked (`graph.read_base`, as the launch files' `base:=`): a `hiors pretrain`
+    output with policy/ (for this robot and task) and demos/. Raises HiorsError naming the folder and what it
+    lacks."""
     if opts.policy:
         raise HiorsError("give --base or --policy, not both (--base brings its policy)")
-    root = Path(opts.base)
-    config = root / "policy" / CONFIG_FILE
-    if not root.is_dir():
-        raise HiorsError(f"--base {root}: no such folder (make one with `hiors pretrain {opts.robot} --out {root}`)")
-    if not config.is_file() or not (root / "demos").is_dir():
-        raise HiorsError(
-            f"--base {root}: not a pretrained base: it needs policy/{CONFIG_FILE} and demos/ "
-            f"(as `hiors pretrain {opts.robot} --out {root}` writes them)"
-        )
-    pc = PolicyConfig.from_json(config.read_text(), str(config))
-    if pc.robot != opts.robot or (opts.task and pc.task != opts.task):
-        raise HiorsError(
-            f"--base {root}: its policy is for {pc.robot}/{pc.task}, not {opts.robot}/{opts.task or pc.task}"
-        )
-    return Base(policy=root / "policy", demos=root / "demos", task=pc.task)
+    return read_base(opts.base, opts.robot, opts.task, label=f"--base {opts.base}")
 
 
 def operator_share_lines(episodes: list[dict]) -> list[str]:
@@ -401,11 +379,11 @@ def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
     return out
 
 
-def _apply_overrides(specs, opts: UpOptions, run_dir: Path, demos_dir: Path | None = None):
+def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
+    # The run's own controls; every other parameter is the graph's (robot_graph), as the launch files give it.
     extra = {
         "episode_runner": {"episodes": opts.episodes + 2, "seed": opts.seed},
         "sim_operator": {"mode": opts.operator},
-        "learner": {"demo_log_dir": str(demos_dir or run_dir / "demos")},
     }
     given = {s.name: s.parameters for s in specs}
     sets: dict[str, dict] = {}

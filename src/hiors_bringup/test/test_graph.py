@@ -16,6 +16,7 @@ CASES = [
     GraphArgs(robot="xtrainer", sim=True),
     GraphArgs(robot="tora_one", sim=False, use_sim_time=False),
     GraphArgs(robot="xtrainer", sim=False, use_sim_time=False, learner="remote"),
+    GraphArgs(robot="xtrainer", sim=False, use_sim_time=False, driver_bridge=True),
 ]
 
 
@@ -27,6 +28,7 @@ def test_every_node_exists_and_gets_robot_task_and_clock(args):
     assert {"capture", "policy", "arbiter", "recorder"} <= set(names)
     assert ("learner" in names) == (args.learner == "local")
     assert ("sim" in names) == args.sim
+    assert ("driver_bridge" in names) == args.driver_bridge
     for spec in specs:
         module, func = entry_point(spec).split(":")  # raises ConfigError naming the node if it is missing
         assert module.startswith(spec.package) and func
@@ -62,6 +64,7 @@ def test_recorder_horizon_matches_the_policy_chunk_length():
         (GraphArgs(robot="xtrainer", task="raise_hand"), "has no task"),
         (GraphArgs(robot="tora_one", learner="cloud"), "learner must be"),
         (GraphArgs(robot="tora_one", sim=False, use_sim_time=True), "use_sim_time"),
+        (GraphArgs(robot="tora_one", driver_bridge=True), "driver_bridge needs sim:=false"),
         (GraphArgs(robot="tora_one", config_file="/nonexistent.yaml"), "config file not found"),
     ],
 )

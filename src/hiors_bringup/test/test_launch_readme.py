@@ -1,5 +1,6 @@
 """The launch files with the exact argument sets the README shows, through the launch files' own logic (the
-launch packages are stubbed: they are not in the pip wheels), and the launch arguments' string handling."""
+launch packages are stubbed: they are not in the pip wheels), the launch arguments' string handling, and the launch
+path against `hiors up`: the same inputs give the same nodes the same parameters."""
 
 import re
 import runpy
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hiors_bringup import up
 from hiors_bringup.graph import robot_graph
 from hiors_bringup.launch_args import graph_args
 from hiors_core.errors import ConfigError
@@ -91,8 +93,37 @@ def test_the_readme_shows_a_real_robot_and_a_twin_launch_line():
     assert sims == {"true", "false"}, readme_launch_lines()
 
 
+def base_folder(root: Path, robot="tora_one", task="raise_hand", goal_state=True) -> Path:
+    """A stand-in for a `hiors pretrain --out` folder: the policy's config and statistics, an empty demos/."""
+    from hiors_policy.checkpoint import CONFIG_FILE, NORM_FILE
+    from hiors_policy.policy import PolicyConfig
+    from hiors_policy.presets import get_preset
+
+    (root / "policy").mkdir(parents=True)
+    config = PolicyConfig.for_task(robot, task, get_preset("tiny"), goal_state=goal_state)
+    (root / "policy" / CONFIG_FILE).write_text(config.to_json())
+    (root / "policy" / NORM_FILE).write_text("{}")
+    (root / "demos").mkdir()
+    return root
+
+
+def with_folders(given: dict[str, str], tmp: Path) -> dict[str, str]:
+    """The README's arguments with its placeholder folders made real under `tmp` (a camera-only base on a real
+    robot); every line runs into a run folder under `tmp`."""
+    out = {**given, "run_dir": str(tmp / "run")}
+    if "base" in given:
+        robot = "xtrainer" if "xtrainer" in given["base"] else "tora_one"
+        task = "insert_moisturizer" if robot == "xtrainer" else "raise_hand"
+        out["base"] = str(base_folder(tmp / "base", robot, task, goal_state=given.get("sim", "true") == "true"))
+    if "demos" in given:
+        (tmp / "demos").mkdir()
+        out["demos"] = str(tmp / "demos")
+    return out
+
+
 @pytest.mark.parametrize("file, given", readme_launch_lines(), ids=lambda x: x if isinstance(x, str) else str(x))
-def test_every_readme_launch_line_starts_its_graph(launch_stubs, file, given):
+def test_every_readme_launch_line_starts_its_graph(launch_stubs, file, given, tmp_path):
+    given = with_folders(given, tmp_path)
     values, actions = launch(file, given)
     nodes = [a for a in actions if type(a).__name__ == "Node"]
     sim = values["sim"] == "true"
@@ -117,3 +148,61 @@ def test_use_sim_time_follows_sim_unless_given():
         robot_graph(graph_args({**base, "sim": "false", "use_sim_time": "true"}))
     with pytest.raises(ConfigError, match="launch argument sim:='ture': expected true or false"):
         graph_args({**base, "sim": "ture"})
+
+
+def test_the_launch_files_and_hiors_up_give_the_same_nodes_the_same_parameters(launch_stubs, tmp_path, monkeypatch):
+    base, run = base_folder(tmp_path / "base"), tmp_path / "run"
+    started = {}
+
+    class Started(Exception):
+        pass
+
+    def processes(specs, run_dir, env=None):  # what `hiors up` would start; it stops there
+        started["specs"] = specs
+        raise Started
+
+    monkeypatch.setattr(up, "GraphProcesses", processes)
+    with pytest.raises(Started):
+        up.run_up(up.UpOptions(robot="tora_one", base=str(base), run_dir=str(run)), quiet=True)
+    by_up = {s.name: s.parameters for s in started["specs"]}
+    (run / "policy").rename(tmp_path / "up_policy")  # the launch makes its own copy
+
+    _, actions = launch("tora_one.launch.py", {"sim": "true", "base": str(base), "run_dir": str(run)})
+    by_launch = {a.kwargs["name"]: a.kwargs["parameters"][0] for a in actions if type(a).__name__ == "Node"}
+
+    # `hiors up`'s own run controls: how many episodes it runs, their seeds, the simulated operator's mode.
+    run_controls = {"episode_runner": {"episodes", "seed"}, "sim_operator": {"mode"}}
+    assert set(by_up) == set(by_launch)
+    for name, params in by_up.items():
+        assert set(params) - set(by_launch[name]) == run_controls.get(name, set()), name
+        assert {k: v for k, v in params.items() if k not in run_controls.get(name, ())} == by_launch[name], name
+    assert by_launch["policy"]["checkpoint"] == by_launch["learner"]["policy_path"] == str(run / "policy")
+    assert by_launch["learner"]["demo_log_dir"] == str((base / "demos").resolve())
+    assert by_launch["capture"]["goal_state"] is True  # read from the base's policy
+    for copy in (run / "policy", tmp_path / "up_policy"):  # the base's weights and normalisation statistics
+        assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in (base / "policy").iterdir())
+
+
+def test_a_real_robot_launch_takes_a_checkpoint_and_demonstrations_and_refuses_a_goal_state_base(
+    launch_stubs, tmp_path
+):
+    demos, ckpt = tmp_path / "demos", tmp_path / "ckpt"
+    demos.mkdir()
+    _, actions = launch(
+        "xtrainer.launch.py", {"sim": "false", "policy": str(ckpt), "demos": str(demos), "run_dir": str(tmp_path)}
+    )
+    nodes = {a.kwargs["name"]: a.kwargs["parameters"][0] for a in actions if type(a).__name__ == "Node"}
+    assert nodes["policy"]["checkpoint"] == nodes["learner"]["policy_path"] == str(ckpt)
+    assert nodes["learner"]["demo_log_dir"] == str(demos)
+    assert "sim" not in nodes and "leader_arm" in nodes
+
+    goal_base = base_folder(tmp_path / "goal", goal_state=True)
+    with pytest.raises(ConfigError, match="goal-state policy"):
+        launch("tora_one.launch.py", {"sim": "false", "base": str(goal_base), "run_dir": str(tmp_path / "r")})
+    with pytest.raises(ConfigError, match="give either base or policy"):
+        launch("tora_one.launch.py", {"base": str(goal_base), "policy": str(ckpt)})
+    with pytest.raises(ConfigError, match="base:=.*missing: no such folder"):
+        launch("tora_one.launch.py", {"base": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match="demos .*missing: no such folder"):
+        launch("tora_one.launch.py", {"demos": str(tmp_path / "missing")})
+    assert not (tmp_path / "r" / "policy").exists()  # refused before anything is copied
