@@ -68,7 +68,8 @@ def save_policy(policy: Pi0Policy, path: str | Path) -> Path:
 
 def load_policy(path: str | Path, device: str = "cpu", dtype: str | None = None, seed: int = 0) -> Pi0Policy:
     """Load a project-layout checkpoint folder, or a lerobot one (config.json + model.safetensors, with
-    a hiors_policy.json beside it) through `load_lerobot`. Fails on any key mismatch."""
+    a hiors_policy.json beside it) through `load_lerobot`. Fails on any key mismatch. The model's dtype is `dtype`,
+    else the checkpoint's; loading peaks at about one model's size (`model_from_state_dict`)."""
     p = Path(path)
     if not (p / CONFIG_FILE).is_file():
         raise CheckpointError(f"{p}: no {CONFIG_FILE}; for a lerobot checkpoint use Pi0Policy.from_lerobot")
@@ -76,23 +77,78 @@ def load_policy(path: str | Path, device: str = "cpu", dtype: str | None = None,
     if not (p / PI0_CONFIG_FILE).is_file():
         preset = config.preset if config.preset in PRESETS else None
         return load_lerobot(p, config.robot, config.task, preset=preset, device=device, dtype=dtype, seed=seed)
-    from safetensors.torch import load_file
-    from transformers import PI0Config, PI0ForConditionalGeneration
+    from safetensors import safe_open
+    from transformers import PI0Config
 
     mc = PI0Config.from_json_file(str(p / PI0_CONFIG_FILE))
-    if not (p / WEIGHTS_FILE).is_file():
+    weights = p / WEIGHTS_FILE
+    if not weights.is_file():
         raise CheckpointError(f"{p}: no {WEIGHTS_FILE}")
-    with torch.random.fork_rng(devices=[]):
-        model = PI0ForConditionalGeneration(mc)
-    try:
-        sd = load_file(str(p / WEIGHTS_FILE))
+    want = _model_dtype(dtype) if dtype else None
+    try:  # memory-mapped, read a tensor at a time
+        with safe_open(str(weights), framework="pt") as f:
+            sd = {k: _as_dtype(f.get_tensor(k), want) for k in f.keys()}
     except Exception as e:  # safetensors' own error types (a pickle or a truncated file under that name)
-        raise CheckpointError(f"{p / WEIGHTS_FILE} is not a readable safetensors file: {e}") from None
-    check_state_dict(model, sd, str(p / WEIGHTS_FILE))
-    model.load_state_dict(sd, strict=True)
-    if dtype:
-        model.to(_model_dtype(dtype))
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
+    model = model_from_state_dict(mc, sd, str(weights), want)
+    del sd
     return Pi0Policy(model, config, _read_tokenizer(p / TOKENIZER_DIR), NormStats.load(p / NORM_FILE), device, seed)
+
+
+def _as_dtype(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """A tensor read from a file, floats cast to `dtype` (one tensor at a time, so that two precisions never
+    coexist in full), in memory aligned as torch allocates it: safetensors hands out tensors at 8-byte offsets,
+    and the CPU kernels then take other code paths, so that chunks differ in the last bit from the saved model's."""
+    if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+        return t.to(dtype)
+    return t if t.data_ptr() % 64 == 0 else t.clone()
+
+
+# ---------------------------------------------------------------- low-memory model building
+def _buffer_twin_config(mc):
+    """The same pi0 at one layer per tower, tiny vocabularies and MLPs: its non-persistent buffers (rotary
+    frequencies, embedding scales, position ids, sinusoid frequencies) depend on widths only, and it costs a few
+    MB to build where the real pi0 costs gigabytes."""
+    from transformers import PI0Config
+
+    d = mc.to_dict()
+    text, vision, dit = d["vlm_config"]["text_config"], d["vlm_config"]["vision_config"], d["dit_config"]
+    for c in (text, vision, dit):
+        c["num_hidden_layers"], c["intermediate_size"] = 1, 8
+    for c in (text, dit, d["vlm_config"]):
+        if "vocab_size" in c:
+            c["vocab_size"] = 16
+    return PI0Config.from_dict(d)
+
+
+def model_from_state_dict(mc, sd: dict[str, torch.Tensor], source: str, dtype: torch.dtype | None = None):
+    """transformers' pi0 for config `mc` holding the tensors of `sd`, taken rather than copied, so that loading
+    peaks at one model's size (a randomly initialised model filled by copying peaks at two, at float32 13 GB for
+    the real pi0): built on the meta device, filled by assignment; the non-persistent buffers, which no checkpoint
+    holds, are computed by a one-layer twin (`_buffer_twin_config`). The model takes `sd`'s dtypes; with `dtype`
+    everything (buffers too) is cast to it, as `model.to(dtype)` does. `sd` is checked against the model (keys,
+    shapes, finite values) first; CheckpointError names what does not match."""
+    from transformers import PI0ForConditionalGeneration
+    from transformers.initialization import no_init_weights
+
+    with torch.device("meta"):
+        model = PI0ForConditionalGeneration(mc)
+    check_state_dict(model, sd, source)
+    model.load_state_dict(sd, strict=True, assign=True)
+    with torch.random.fork_rng(devices=[]), no_init_weights():
+        twin = dict(PI0ForConditionalGeneration(_buffer_twin_config(mc)).named_buffers())
+    for name, buf in list(model.named_buffers()):
+        if not buf.is_meta:
+            continue
+        if name not in twin or twin[name].shape != buf.shape:
+            raise CheckpointError(f"{source}: cannot compute the model's buffer {name} {tuple(buf.shape)}")
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner)._buffers[leaf] = twin[name].to(buf.dtype)
+    floats = {t.dtype for t in sd.values() if t.is_floating_point()}
+    cast = dtype or (floats.pop() if len(floats) == 1 else None)
+    if cast is not None:
+        model.to(cast)  # the buffers; the parameters are of this dtype already
+    return model
 
 
 # ---------------------------------------------------------------- lerobot / openpi layout
@@ -229,19 +285,12 @@ def load_lerobot(
         {t: shapes[s] for t, s in keys.sources.items()},
         f"{weights}: the {keys.layout} weights, read as pi0 preset {pr.name!r} ({size_from}),",
     )
-    with torch.random.fork_rng(devices=[]):
-        model = PI0ForConditionalGeneration(mc)
-    # dtype=, else the checkpoint's own float type (as transformers' dtype="auto" reads it); cast before filling
-    # so the model is never held twice at two precisions
+    # dtype=, else the checkpoint's own float type (as transformers' dtype="auto" reads it), cast tensor by tensor
     floats = [_SAFETENSORS_DTYPES[d] for d in file_dtypes if d in _SAFETENSORS_DTYPES]
     model_dtype = _model_dtype(dtype) if dtype else (floats[0] if floats else None)
-    if model_dtype is not None:
-        model.to(model_dtype)
     with safe_open(str(weights), framework="pt") as f:
-        sd = {t: f.get_tensor(s) for t, s in keys.sources.items()}
-    check_state_dict(model, sd, str(weights))
-    with torch.no_grad():
-        model.load_state_dict(sd, strict=True)
+        sd = {t: _as_dtype(f.get_tensor(s), model_dtype) for t, s in keys.sources.items()}
+    model = model_from_state_dict(mc, sd, str(weights), model_dtype)
     del sd
     config = PolicyConfig.for_task(robot, task, pr, chunk_size=chunk, num_steps=steps)
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else p / TOKENIZER_DIR

@@ -45,6 +45,29 @@ def test_save_load_round_trip(tiny, tmp_path):
     assert not np.allclose(other.infer(obs, noise=noise), pol.infer(obs, noise=noise))
 
 
+@pytest.mark.parametrize("dtype", [None, "bfloat16"])
+def test_low_memory_load_gives_the_weights_and_buffers_of_a_filled_random_model(tiny, tmp_path, dtype):
+    """Loading builds the model on the meta device and takes the file's tensors (no random init, no second copy):
+    every parameter and buffer equals what filling a randomly initialised model gives, and so do its chunks."""
+    from transformers import PI0ForConditionalGeneration
+
+    d = tiny.save(tmp_path / "ckpt")
+    loaded = Pi0Policy.load(d, dtype=dtype)
+    reference = PI0ForConditionalGeneration(tiny.model.config)
+    reference.load_state_dict(load_file(str(d / "model.safetensors")))
+    if dtype:
+        reference.to(torch.bfloat16)
+    ours, theirs = dict(loaded.model.named_buffers()), dict(reference.named_buffers())
+    assert ours.keys() == theirs.keys() and ours  # the non-persistent buffers (rotary, scales, position ids)
+    assert all(v.dtype == theirs[k].dtype and torch.equal(v, theirs[k]) for k, v in ours.items())
+    a, b = loaded.model.state_dict(), reference.state_dict()
+    assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+    assert not any(t.is_meta for t in a.values())
+    obs, noise = make_obs(tiny), tiny.sample_noise(1)
+    ref = Pi0Policy(reference, tiny.config, tiny.tokenizer_files, tiny.norm)
+    np.testing.assert_array_equal(loaded.infer(obs, noise=noise), ref.infer(obs, noise=noise))
+
+
 @pytest.mark.parametrize("change", ["missing", "unexpected", "shape"])
 def test_load_fails_loudly_on_key_mismatch(tiny, tmp_path, change):
     d = tiny.save(tmp_path / "ckpt")
