@@ -18,8 +18,10 @@ from __future__ import annotations
 import array
 import ctypes
 import hashlib
+import json
 import os
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -101,12 +103,12 @@ def write_atomic(path: str | Path, blob: bytes) -> Path:
     return path
 
 
-def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None, max_bytes: int | None = None) -> bytes:
-    """Read a weight file and check its digest (and size); raises WeightSyncError naming the file otherwise.
-    Only a regular file of the announced size, at most `max_bytes`, is read, and its size is checked before a byte
-    is read: a path to a device (/dev/zero), a FIFO or a directory, or a huge (sparse) file, as a forged announcement
-    could name, would otherwise block the reader or exhaust its memory. The checks are made on the opened file
-    (non-blocking open, then fstat), so a path swapped for a FIFO after the check cannot block the reader either."""
+def _open_regular(path: str | Path, total_bytes: int | None, max_bytes: int | None) -> tuple[int, int]:
+    """(fd, size) of a weight file, refused unless it is a regular file of the announced size, at most `max_bytes`,
+    checked before a byte is read: a path to a device (/dev/zero), a FIFO or a directory, or a huge (sparse) file, as
+    a forged announcement could name, would otherwise block the reader or exhaust its memory. The checks are made on
+    the opened file (non-blocking open, then fstat), so a path swapped for a FIFO after the check cannot block the
+    reader either."""
     if max_bytes is not None and total_bytes is not None and total_bytes > max_bytes:
         raise WeightSyncError(f"{path}: announced {total_bytes} bytes, over the limit of {max_bytes}", "too_large")
     try:
@@ -121,19 +123,230 @@ def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None,
             raise WeightSyncError(f"{path}: {st.st_size} bytes, over the limit of {max_bytes}; not read", "too_large")
         if total_bytes is not None and st.st_size != total_bytes:
             raise WeightSyncError(f"{path}: {st.st_size} bytes, announced {total_bytes}", "bad_path")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def read_verified(path: str | Path, sha256: str, total_bytes: int | None = None, max_bytes: int | None = None) -> bytes:
+    """Read a weight file and check its digest (and size); raises WeightSyncError naming the file otherwise.
+    Only a regular file of the announced size, at most `max_bytes`, is read (`_open_regular`)."""
+    fd, size = _open_regular(path, total_bytes, max_bytes)
+    try:
         with os.fdopen(fd, "rb") as f:
-            fd = -1  # closed with f
-            blob = f.read(st.st_size + 1)
+            blob = f.read(size + 1)
     except OSError as e:
         raise WeightSyncError(f"{path}: cannot read weights: {e}", "bad_path") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    if (total_bytes is not None and len(blob) != total_bytes) or len(blob) != st.st_size:
+    if (total_bytes is not None and len(blob) != total_bytes) or len(blob) != size:
         raise WeightSyncError(f"{path}: {len(blob)} bytes read, announced {total_bytes} (file changed)", "bad_path")
     if sha256_hex(blob) != sha256:
         raise WeightSyncError(f"{path}: sha256 mismatch (file changed or was truncated)", "bad_path")
     return blob
+
+
+# --- safetensors files, streamed: one pass over the bytes, hashed as they go ----------------------------------
+# A real pi0 is 7 GB in bfloat16: building the file in memory (safetensors.torch.save) holds it twice more, reading it
+# whole and then parsing it twice more again. These write and read it tensor by tensor, hashing each piece in a
+# second thread while the next one is written or read (sha256 and file I/O both release the GIL).
+
+ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+PIECE_BYTES = 16 << 20
+
+
+class _PipelinedHash:
+    """sha256 of the pieces given in order, each hashed in a worker thread while the caller moves the next one. A
+    piece's buffer must stay unchanged until the next add() or digest() returns."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.h = hashlib.sha256()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+        self.pending = None
+
+    def add(self, piece) -> None:
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.pool.submit(self.h.update, piece)
+
+    def hexdigest(self) -> str:
+        if self.pending is not None:
+            self.pending.result()
+        self.pool.shutdown()
+        return self.h.hexdigest()
+
+
+def _byte_view(data) -> memoryview:
+    """A flat byte view of a C-contiguous buffer (memoryview.cast refuses empty multi-dimensional ones)."""
+    mv = memoryview(data)
+    if not mv.c_contiguous:
+        raise ValueError("tensor data must be C-contiguous")
+    return mv.cast("B") if mv.nbytes else memoryview(b"")
+
+
+def _pieces(buf: memoryview):
+    for i in range(0, buf.nbytes, PIECE_BYTES):
+        yield buf[i : i + PIECE_BYTES]
+
+
+def write_safetensors(path: str | Path, tensors, metadata: dict | None = None, durable: bool = True) -> tuple[str, int]:
+    """Write `tensors`, (name, safetensors dtype such as "BF16", shape, buffer of its bytes in C order) in order, as a
+    safetensors file at `path`, atomically (a temp file renamed over it; with `durable`, fsync'd, its directory too):
+    one pass over the bytes, never a second copy of them in memory. Returns (sha256 of the file, its size)."""
+    items = [
+        (name, dtype, tuple(int(d) for d in shape), _byte_view(data)) for name, dtype, shape, data in tensors
+    ]
+    entries: dict = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name, dtype, shape, buf in items:
+        entries[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + buf.nbytes]}
+        offset += buf.nbytes
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # tensors 8-byte aligned, as safetensors writes them
+    head = struct.pack("<Q", len(header)) + header
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    digest = _PipelinedHash()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(head)
+            digest.add(head)
+            for _, _, _, buf in items:
+                for piece in _pieces(buf):
+                    f.write(piece)
+                    digest.add(piece)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        sha = digest.hexdigest()
+        os.replace(tmp, path)
+    except BaseException:
+        digest.hexdigest()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if durable:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return sha, len(head) + offset
+
+
+def _safetensors_entries(header: bytes, data_bytes: int, where: str) -> list[tuple[str, str, tuple, int]]:
+    """(name, dtype, shape, nbytes) in file order from a safetensors header, checked: known dtypes, sizes that
+    match the shapes, data offsets that tile the data exactly."""
+    try:
+        entries = json.loads(header)
+        entries.pop("__metadata__", None)
+        rows = sorted(
+            (
+                int(e["data_offsets"][0]),
+                int(e["data_offsets"][1]),
+                str(k),
+                str(e["dtype"]),
+                tuple(int(d) for d in e["shape"]),
+            )
+            for k, e in entries.items()
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise WeightSyncError(f"{where}: not a safetensors header: {e}", "bad_path") from None
+    out, end = [], 0
+    for start, stop, name, dtype, shape in rows:
+        n = ST_DTYPE_BYTES.get(dtype)
+        if n is None or any(d < 0 for d in shape):
+            raise WeightSyncError(f"{where}: tensor {name!r}: dtype {dtype!r}, shape {shape}", "bad_path")
+        for d in shape:
+            n *= d
+        if start != end or stop - start != n:
+            raise WeightSyncError(
+                f"{where}: tensor {name!r} at bytes {start}..{stop}, expected {end}..{end + n}", "bad_path"
+            )
+        out.append((name, dtype, shape, n))
+        end = stop
+    if end != data_bytes:
+        raise WeightSyncError(f"{where}: tensors hold {end} bytes, the file {data_bytes}", "bad_path")
+    return out
+
+
+def read_safetensors_verified(path: str | Path, sha256: str, total_bytes: int | None, max_bytes: int | None, alloc):
+    """Read a safetensors weight file tensor by tensor into buffers from `alloc(name, dtype, shape, nbytes)` ->
+    (handle, writable buffer of nbytes), hashing what was read as it goes; returns {name: handle} once the whole
+    file's sha256 is `sha256`, else raises WeightSyncError ("bad_path", as read_verified: the file is checked the
+    same way before a byte is read). What is handed back is the bytes that were hashed, in this process's memory:
+    a file changed after the check cannot change them."""
+    fd, size = _open_regular(path, total_bytes, max_bytes)
+    digest = _PipelinedHash()
+    out = {}
+    try:
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            fd = -1
+            try:
+                head, entries = _read_header(f, size, path)
+            except WeightSyncError as e:  # the announced file, or another one?
+                if _file_sha256(f, size) == sha256:
+                    raise WeightSyncError(f"{e} (its sha256 is the announced one)", "bad_weights") from None
+                raise
+            digest.add(head)
+            for name, dtype, shape, nbytes in entries:
+                handle, buf = alloc(name, dtype, shape, nbytes)
+                buf = _byte_view(buf)
+                if buf.nbytes != nbytes:
+                    raise ValueError(f"alloc gave {buf.nbytes} bytes for {name!r}, expected {nbytes}")
+                for piece in _pieces(buf):
+                    got = f.readinto(piece)
+                    while got < piece.nbytes:  # a short read; 0: the file shrank under us
+                        more = f.readinto(piece[got:])
+                        if not more:
+                            raise WeightSyncError(f"{path}: shorter than its size (file changed)", "bad_path")
+                        got += more
+                    digest.add(piece)
+                out[name] = handle
+            if f.read(1):
+                raise WeightSyncError(f"{path}: longer than its size (file changed)", "bad_path")
+    except OSError as e:
+        raise WeightSyncError(f"{path}: cannot read weights: {e}", "bad_path") from None
+    finally:
+        sha = digest.hexdigest()
+        if fd >= 0:
+            os.close(fd)
+    if sha != sha256:
+        raise WeightSyncError(f"{path}: sha256 mismatch (file changed or was truncated)", "bad_path")
+    return out
+
+
+def _read_header(f, size: int, path) -> tuple[bytes, list]:
+    """(the bytes up to the tensors, their entries) of an open safetensors file of `size` bytes."""
+    if size < 8:
+        raise WeightSyncError(f"{path}: {size} bytes, too short for safetensors", "bad_path")
+    head = _read_exact(f, 8, path)
+    (n,) = struct.unpack("<Q", head)
+    if n > min(HEADER_ALLOWANCE, size - 8):
+        raise WeightSyncError(f"{path}: not safetensors (a header of {n} bytes in a file of {size})", "bad_path")
+    header = _read_exact(f, n, path)
+    return head + header, _safetensors_entries(header, size - 8 - n, str(path))
+
+
+def _file_sha256(f, size: int) -> str:
+    f.seek(0)
+    h, buf = hashlib.sha256(), bytearray(min(size, PIECE_BYTES))
+    view = memoryview(buf)
+    while got := f.readinto(view):
+        h.update(view[:got])
+    return h.hexdigest()
+
+
+def _read_exact(f, n: int, path) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = f.read(n - len(data))
+        if not more:
+            raise WeightSyncError(f"{path}: shorter than its header says (file changed)", "bad_path")
+        data += more
+    return data
 
 
 def _is_digest(s: str) -> bool:
@@ -356,7 +569,8 @@ def _msg_bytes(data) -> bytes:
 
 class WeightReceiver:
     """Actor side: feed PolicyUpdate and PolicyWeights messages; returns (version, blob) when a new verified
-    version is available. Uses the local file when the announce names a path on this disk with the right digest.
+    version is available. Uses the local file when the announce names a path on this disk with the right digest
+    (delivering what `read_file` makes of it).
 
     Only the caller's commit(version), once that version is swapped in, raises the floor below which versions are
     stale: a delivered blob that is then refused (not the model's weights) must not use up its version number, or one
@@ -370,8 +584,12 @@ class WeightReceiver:
         timeout_s: float = 60.0,
         floor: int = -1,
         report=None,
+        read_file=None,
     ):
         self.tally = Tally(report)
+        # (path, sha256, total_bytes, max_bytes) -> what is delivered for an announced file (read_verified: its
+        # bytes; the policy node reads tensors straight from it with read_safetensors_verified)
+        self.read_file = read_file or read_verified
         self.assembler = BlobAssembler(max_blob_bytes, timeout_s, on_drop=self._dropped)
         self.use_local_path = use_local_path
         self.floor = int(floor)  # the version running; only commit() raises it
@@ -407,7 +625,7 @@ class WeightReceiver:
         if not (self.use_local_path and msg.path) or not os.path.lexists(msg.path):
             return None  # not on this disk: its chunks bring it
         try:
-            blob = read_verified(msg.path, msg.sha256, int(msg.total_bytes), self.assembler.max_blob_bytes)
+            blob = self.read_file(msg.path, msg.sha256, int(msg.total_bytes), self.assembler.max_blob_bytes)
         except WeightSyncError as e:  # forged, or overwritten by a newer version: the chunks may still bring it
             self.note(e.reason, version, str(e))
             return None

@@ -15,11 +15,13 @@ from hiors_core.weight_sync import (
     Tally,
     WeightReceiver,
     WeightSyncError,
+    read_safetensors_verified,
     read_verified,
     sha256_hex,
     split_chunks,
     weight_bytes_limit,
     write_atomic,
+    write_safetensors,
 )
 
 BLOB = np.random.default_rng(0).bytes(10_000)
@@ -133,6 +135,92 @@ def test_weight_file_refused_by_stat_before_reading(tmp_path):
         read_verified(good, "0" * 64, len(BLOB), max_bytes=1 << 20)
     assert e.value.reason == "bad_path"
     assert read_verified(good, DIGEST, len(BLOB), max_bytes=len(BLOB)) == BLOB
+
+
+def _tensors(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "a": rng.normal(size=(3, 5)).astype(np.float32),
+        "b": rng.integers(0, 9, size=(7,)).astype(np.int64),
+        "c": np.zeros((0, 4), np.float32),
+        "d": rng.integers(0, 255, size=(33,)).astype(np.uint8),
+    }
+
+
+ST = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.uint8): "U8"}
+NP = {v: k for k, v in ST.items()}
+
+
+def _write(path, tensors, **kw):
+    return write_safetensors(path, ((k, ST[v.dtype], v.shape, v) for k, v in tensors.items()), **kw)
+
+
+def _read(path, sha, total, max_bytes=None):
+    def alloc(name, dtype, shape, nbytes):
+        a = np.empty(shape, NP[dtype])
+        return a, a.reshape(-1).view(np.uint8)
+
+    return read_safetensors_verified(path, sha, total, max_bytes, alloc)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_streamed_safetensors_files_round_trip_with_their_digest(tmp_path, durable, monkeypatch):
+    """write_safetensors makes a file safetensors itself reads, returns its sha256 and size; the streamed reader gives
+    the same tensors back, hashing pieces as it reads (pieces smaller than the tensors here)."""
+    from safetensors.numpy import load_file
+
+    import hiors_core.weight_sync as ws
+
+    monkeypatch.setattr(ws, "PIECE_BYTES", 16)
+    tensors = _tensors()
+    sha, size = _write(tmp_path / "w.safetensors", tensors, metadata={"format": "pt"}, durable=durable)
+    data = (tmp_path / "w.safetensors").read_bytes()
+    assert (sha, size) == (sha256_hex(data), len(data)) and not list(tmp_path.glob("*.tmp"))
+    theirs = load_file(str(tmp_path / "w.safetensors"))
+    ours = _read(tmp_path / "w.safetensors", sha, size, max_bytes=size)
+    for got in (theirs, ours):
+        assert got.keys() == tensors.keys()
+        assert all(got[k].dtype == v.dtype and np.array_equal(got[k], v) for k, v in tensors.items())
+
+
+def test_streamed_read_refuses_what_is_not_the_announced_file(tmp_path):
+    """The streamed reader checks the file as read_verified does (kind, size, limit) and its sha256 over every byte
+    it hands back; a file with the announced digest that is not safetensors is refused as not weights."""
+    p = tmp_path / "w.safetensors"
+    sha, size = _write(p, _tensors())
+    cases = [
+        (p, "0" * 64, size, None, "bad_path", "sha256"),  # another version's digest
+        (p, sha, size + 1, None, "bad_path", "announced"),
+        (p, sha, size, size - 1, "too_large", "limit"),
+        ("/dev/zero", sha, 100, None, "bad_path", "regular"),
+    ]
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 1  # one bit of the last tensor
+    flipped = write_atomic(tmp_path / "flipped", bytes(data))
+    cases.append((flipped, sha, size, None, "bad_path", "sha256"))
+    passwd = write_atomic(tmp_path / "passwd", b"root:x:0:0:root:/root:/bin/bash\n" * 4)
+    blob = passwd.read_bytes()
+    cases.append((passwd, sha256_hex(blob), len(blob), None, "bad_weights", "not safetensors"))
+    lying = bytearray(data)
+    lying[8:10] = b"[]"  # a header that is not a table of tensors, same size
+    lying = write_atomic(tmp_path / "lying", bytes(lying))
+    cases.append((lying, sha256_hex(lying.read_bytes()), size, None, "bad_weights", "header"))
+    for path, digest, total, limit, reason, words in cases:
+        with pytest.raises(WeightSyncError, match=words) as e:
+            _read(path, digest, total, limit)
+        assert e.value.reason == reason, (path, e.value)
+
+
+def test_receiver_delivers_what_read_file_makes_of_an_announced_file(tmp_path):
+    p = tmp_path / "w.safetensors"
+    sha, size = _write(p, _tensors())
+    rx, log = receiver()
+    rx.read_file = _read
+    version, got = rx.on_update(SimpleNamespace(version=2, sha256=sha, total_bytes=size, path=str(p)))
+    assert version == 2 and np.array_equal(got["a"], _tensors()["a"])
+    rx.refuse(2, "bad_weights", "pretend")
+    assert rx.on_update(SimpleNamespace(version=3, sha256="1" * 64, total_bytes=size, path=str(p))) is None
+    assert log.events == [("bad_weights", 2), ("bad_path", 3)]
 
 
 def test_a_refused_version_does_not_use_up_its_number(tmp_path):

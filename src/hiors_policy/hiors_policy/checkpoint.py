@@ -53,8 +53,6 @@ def _model_dtype(name: str) -> torch.dtype:
 # ---------------------------------------------------------------- project layout
 def save_policy(policy: Pi0Policy, path: str | Path) -> Path:
     """Project layout: hiors_policy.json, pi0_config.json, model.safetensors, norm_stats.json, tokenizer/."""
-    from hiors_core.weight_sync import write_atomic
-
     out = Path(path)
     (out / TOKENIZER_DIR).mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(policy.config.to_json())
@@ -62,7 +60,7 @@ def save_policy(policy: Pi0Policy, path: str | Path) -> Path:
     policy.norm.save(out / NORM_FILE)
     for name, data in policy.tokenizer_files.items():
         (out / TOKENIZER_DIR / name).write_bytes(data)
-    write_atomic(out / WEIGHTS_FILE, policy.to_safetensors_bytes())
+    policy.write_weights_file(out / WEIGHTS_FILE)  # streamed: no second copy of the weights in memory
     return out
 
 

@@ -36,6 +36,20 @@ from .preprocess import NormStats, images_to_tensor, pad_last
 from .presets import ModelPreset
 from .tokenizer import PromptEncoder, load_tokenizer
 
+_ST_TORCH = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_ST_DTYPES = {t: name for name, t in _ST_TORCH.items()}
+
 
 class CheckpointError(HiorsError):
     """A checkpoint or weight blob does not match the model (missing/unexpected keys, wrong shapes, corrupt)."""
@@ -362,10 +376,45 @@ class Pi0Policy:
         check_state_dict(self.model, sd, source)
         return sd
 
+    def write_weights_file(self, path: str | Path, durable: bool = True) -> tuple[str, int]:
+        """The weights as a safetensors file at `path`, streamed tensor by tensor (no copy of the model in memory),
+        atomically; returns (sha256, size) for the announcement (`weight_sync.write_safetensors`)."""
+        from hiors_core.weight_sync import write_safetensors
+
+        def tensors():
+            for name, t in self.model.state_dict().items():
+                t = t.detach().to("cpu").contiguous()
+                yield name, _ST_DTYPES[t.dtype], tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy()
+
+        return write_safetensors(path, tensors(), metadata={"format": "pt"}, durable=durable)
+
+    def read_weights_file(self, path: str | Path, sha256: str, total_bytes: int | None, max_bytes: int | None):
+        """The tensors of a safetensors weight file, read into fresh memory and verified against its sha256 and
+        size on the way (`weight_sync.read_safetensors_verified`); not yet checked against the model
+        (`check_weights`). Peak: one copy of the weights beside the model."""
+        from hiors_core.weight_sync import read_safetensors_verified
+
+        def alloc(name, dtype, shape, nbytes):  # dtype: one of weight_sync.ST_DTYPE_BYTES, checked there
+            t = torch.empty(shape, dtype=_ST_TORCH[dtype])
+            return t, t.reshape(-1).view(torch.uint8).numpy()
+
+        return read_safetensors_verified(path, sha256, total_bytes, max_bytes, alloc)
+
+    def check_weights(self, sd: dict[str, torch.Tensor], source: str = "weights") -> dict[str, torch.Tensor]:
+        """`sd` once checked against the model (keys, shapes, finiteness; CheckpointError otherwise)."""
+        check_state_dict(self.model, sd, source)
+        return sd
+
     def apply_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
-        """Copy verified tensors into the model in place (use parse_blob first)."""
+        """Put verified tensors into the model (use parse_blob or check_weights first). Tensors of the model's own
+        dtype and device, aligned as torch allocates, are taken as they are (`sd` then belongs to the model: the
+        swap costs no copy and no second model's memory); others are copied in place, converted."""
+        own = self.model.state_dict()
+        take = all(
+            sd[k].dtype == v.dtype and sd[k].device == v.device and sd[k].data_ptr() % 64 == 0 for k, v in own.items()
+        )
         with torch.no_grad():
-            self.model.load_state_dict(sd, strict=True)
+            self.model.load_state_dict(sd, strict=True, assign=take)
 
     def load_safetensors_bytes(self, blob: bytes) -> None:
         """Replace the weights from a safetensors blob; on any mismatch raises CheckpointError and leaves the

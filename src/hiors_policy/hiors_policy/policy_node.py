@@ -86,6 +86,7 @@ class PolicyNode(Node):
             timeout_s=float(p["weight_transfer_timeout_s"]),
             floor=0,
             report=self._weight_event,
+            read_file=policy.read_weights_file,  # tensors straight from the file, hashed as they are read
         )
 
         self._cv = threading.Condition()
@@ -189,9 +190,12 @@ class PolicyNode(Node):
         got = self.receiver.on_update(msg) if isinstance(msg, PolicyUpdate) else self.receiver.on_chunk(msg)
         if got is None:
             return
-        version, blob = got
+        version, payload = got  # a blob from chunks, or the tensors read from an announced file
         try:
-            sd = self.policy.parse_blob(blob, f"weights v{version}")
+            if isinstance(payload, dict):
+                sd = self.policy.check_weights(payload, f"weights v{version}")
+            else:
+                sd = self.policy.parse_blob(payload, f"weights v{version}")
         except CheckpointError as e:
             self.receiver.refuse(version, "bad_weights", str(e))
             return

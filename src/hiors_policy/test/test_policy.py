@@ -194,6 +194,29 @@ def test_weight_blob_swap_refuses_bad_blobs(tmp_path):
     assert not np.allclose(pol.infer(obs, noise=noise), before)
 
 
+def test_weights_file_swap_takes_the_read_tensors(tmp_path):
+    """A weights file written streamed and read back verified gives the writer's weights; the swap takes the read
+    tensors as the model's (no copy), and a file whose digest is not the announced one is refused."""
+    from hiors_core.weight_sync import WeightSyncError
+
+    pol = build_tiny_policy("tora_one", "raise_hand", seed=0)
+    other = build_tiny_policy("tora_one", "raise_hand", seed=1)
+    sha, size = other.write_weights_file(tmp_path / "w.safetensors", durable=False)
+    with pytest.raises(WeightSyncError, match="sha256"):
+        pol.read_weights_file(tmp_path / "w.safetensors", "0" * 64, size, None)
+    sd = pol.check_weights(pol.read_weights_file(tmp_path / "w.safetensors", sha, size, 2 * size), "w")
+    pol.apply_state_dict(sd)
+    own = pol.model.state_dict()
+    assert all(own[k].data_ptr() == v.data_ptr() for k, v in sd.items())
+    assert pol.to_safetensors_bytes() == other.to_safetensors_bytes()
+    obs, noise = make_obs(pol), pol.sample_noise(1)
+    np.testing.assert_array_equal(pol.infer(obs, noise=noise), other.infer(obs, noise=noise))
+    sd = pol.read_weights_file(tmp_path / "w.safetensors", sha, size, None)
+    sd["action_out_proj.bias"][0] = float("nan")
+    with pytest.raises(CheckpointError, match="non-finite"):
+        pol.check_weights(sd)
+
+
 def load_file_bytes(blob):
     from safetensors.torch import load
 
