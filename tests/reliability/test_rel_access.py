@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
+import logging
 import os
 import pickle
 import shutil
@@ -114,6 +116,90 @@ def test_web_endpoint_token_corner_cases():
     finally:
         dev.disconnect()
     record("access", "quest3 requests without the right token refused (403, counted)", refused, expected=refused)
+
+
+class Lines:
+    """Stands in for a node's logger: keeps what it is asked to log."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level):
+        return lambda msg, **_: self.lines.append((level, msg))
+
+
+def test_web_endpoint_counts_and_logs_oversized_requests_and_messages(caplog):
+    """A 100 kB token (request line over the websockets library's 8 kB: HTTP 414, before any token check), a 100 kB
+    header (431), a request that is not HTTP and a message over 1 MiB on an authorised socket (closed with 1009) are
+    refusals like a wrong token: each counted, the bridge logs them in one line with their reasons, and nothing
+    logs a traceback (not even at debug level)."""
+    from rclpy.parameter import Parameter
+    from websockets.exceptions import ConnectionClosedError
+
+    from hiors_teleop.quest3.bridge import Quest3Bridge
+    from hiors_teleop.quest3.device import MAX_MESSAGE_BYTES
+    from hiors_testing.ros import ros_context, wait_for
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.WARNING, logger="websockets.client")  # (the test's own side: headers it sent)
+    with ros_context() as ctx:
+        params = [Parameter("port", value=0), Parameter("token", value="t"), Parameter("max_age_s", value=0.0)]
+        bridge = Quest3Bridge(context=ctx, parameter_overrides=params)
+        log = Lines()
+        bridge.get_logger = lambda: log
+        dev = bridge.device
+        base = f"127.0.0.1:{dev.port}"
+        try:
+            codes = []
+            with pytest.raises(InvalidStatus) as e:
+                connect(f"ws://{base}/ws?token={'x' * 100_000}", open_timeout=5).close()
+            codes.append(e.value.response.status_code)
+            with pytest.raises(urllib.error.HTTPError) as e2:
+                urllib.request.urlopen(f"http://{base}/?token={'x' * 100_000}", timeout=5)
+            codes.append(e2.value.code)
+            with pytest.raises(InvalidStatus) as e:
+                connect(f"ws://{base}/ws?token=t", open_timeout=5, additional_headers={"X-Big": "y" * 100_000}).close()
+            codes.append(e.value.response.status_code)
+            with socket.create_connection(("127.0.0.1", dev.port), timeout=5) as s:
+                s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                s.recv(100)  # the server closes it
+            assert codes == [414, 414, 431]
+            wait_for(lambda: dev.stats()["rejected"] == 4, 10, "every refused request counted")
+            with connect(f"ws://{base}/ws?token=t", open_timeout=5, max_size=None) as ws:
+                ws.send("x" * (MAX_MESSAGE_BYTES + 1))
+                with pytest.raises(ConnectionClosedError) as closed:
+                    ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+            wait_for(lambda: dev.stats()["malformed"] == 1, 10, "the oversized message counted")
+            with connect(f"ws://{base}/ws?token=t", open_timeout=5) as ws:  # the endpoint still serves
+                ws.send(json.dumps({"p": [0, 1, 0], "q": [0, 0, 0, 1], "buttons": [0, 1]}))
+                wait_for(lambda: dev.stats()["packets"] == 1, 10, "a good packet after the refusals")
+            bridge.publish_diagnostics()
+            bridge.publish_diagnostics()  # nothing new: nothing logged
+        finally:
+            bridge.destroy_node()
+    warnings = [m for level, m in log.lines if level in ("warning", "warn", "error")]
+    tracebacks = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    stats = dev.stats()
+    record(
+        "access",
+        "quest3 oversized requests refused (414/431, counted)",
+        stats["rejected"] - 1,
+        3,
+        codes == [414, 414, 431],
+    )
+    record("access", "quest3 non-HTTP requests refused (counted)", stats["rejected"] - 3, 1, stats["rejected"] == 4)
+    record(
+        "access", "quest3 messages over 1 MiB refused (1009, counted)", stats["malformed"], 1, stats["malformed"] == 1
+    )
+    record("access", "quest3 refusal log lines (one report)", len(warnings), 1, ok=len(warnings) == 1)
+    record("access", "quest3 tracebacks logged for refusals", len(tracebacks), 0, ok=not tracebacks)
+    assert not tracebacks, tracebacks[0].getMessage()
+    assert len(warnings) == 1, warnings
+    line = warnings[0]
+    for why in ("2 x request line too long: HTTP 414", "1 x request headers too large: HTTP 431",
+                "1 x not an HTTP request", f"1 x message over {MAX_MESSAGE_BYTES} bytes: closed with 1009"):  # fmt: skip
+        assert why in line, line
 
 
 # --- weights only from safetensors ----------------------------------------------------------------------------------

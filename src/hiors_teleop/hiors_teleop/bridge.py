@@ -18,7 +18,7 @@ from sensor_msgs.msg import JointState, Joy
 
 from hiors_core import topics
 
-from .teleoperator import TeleopCommand, TeleopDevice
+from .teleoperator import TeleopCommand, TeleopDevice, refusal_line
 
 
 class TeleopBridge(Node):
@@ -62,10 +62,10 @@ class TeleopBridge(Node):
 
     def publish_diagnostics(self) -> None:
         stats = self.device.stats()
+        reasons = self.device.drain_refusals()
         refused = {k: v for k, v in stats.items() if k in ("rejected", "malformed", "refused") and v}
-        if any(v > self._last_stats.get(k, 0) for k, v in refused.items()):
-            why = getattr(self.device, "last_refusal", "")
-            self.get_logger().warning(f"refused teleop input: {refused}{'; last: ' + why if why else ''}")
+        if reasons or any(v > self._last_stats.get(k, 0) for k, v in refused.items()):
+            self.get_logger().warning(refusal_line(refused, reasons, getattr(self.device, "last_refusal", "")))
         self._last_stats = stats
         st = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: teleop device", hardware_id=self.get_name())
         st.level = DiagnosticStatus.WARN if refused else DiagnosticStatus.OK

@@ -45,6 +45,16 @@ class TeleopDevice(abc.ABC):
         """Counters for diagnostics (inputs taken, inputs refused, ...)."""
         return {}
 
+    def drain_refusals(self) -> dict[str, int]:
+        """Why input was refused since the last call, and how often (the bridge logs them in one line)."""
+        return {}
+
+
+def refusal_line(refused: dict[str, int], reasons: dict[str, int], last: str = "") -> str:
+    """The one log line for refusals since the last report: the counters, then each reason with how often."""
+    why = "; ".join(f"{n} x {r}" for r, n in reasons.items()) or (f"last: {last}" if last else "")
+    return f"refused teleop input: {refused}" + (f"; {why}" if why else "")
+
 
 class Freshness:
     """When the newest input arrived; `fresh()` is False once it is older than max_age_s (0 = never stale)."""

@@ -231,3 +231,16 @@ def test_devices_go_quiet_when_their_input_is_stale():
         assert web.read() is None and web.latest_packet() is not None
     finally:
         web.disconnect()
+
+
+def test_refusal_line_names_each_reason_once():
+    from hiors_teleop.teleoperator import refusal_line
+
+    reasons = {"missing or wrong token: HTTP 403": 2, "request line too long: HTTP 414": 1}
+    assert refusal_line({"rejected": 3}, reasons, "ignored") == (
+        "refused teleop input: {'rejected': 3}; 2 x missing or wrong token: HTTP 403; 1 x request line too long: HTTP 414"
+    )
+    assert refusal_line({"refused": 1}, {}, "leader arm: non-finite reading") == (
+        "refused teleop input: {'refused': 1}; last: leader arm: non-finite reading"
+    )
+    assert refusal_line({"refused": 1}, {}) == "refused teleop input: {'refused': 1}"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 import secrets
 import threading
 import time
+from collections import Counter
 from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +30,14 @@ XR_TO_BASE = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 # A controller position further than this from the origin (m) is not a pose (and its clutch delta could overflow).
 MAX_POSITION_M = 1000.0
+
+# A controller packet is a few hundred bytes; a message over this is refused (websockets closes the socket, 1009).
+MAX_MESSAGE_BYTES = 2**20
+
+# The websockets library's own log: warnings only (its debug log prints a traceback per refused request); the
+# refusals themselves are counted here and logged once by the bridge.
+SERVER_LOG = logging.getLogger("hiors_teleop.quest3.server")
+SERVER_LOG.setLevel(logging.WARNING)
 
 # xr-standard gamepad indices on the Quest 3 Touch Plus controllers.
 BTN_TRIGGER, BTN_SQUEEZE, BTN_STICK, BTN_A, BTN_B = 0, 1, 3, 4, 5
@@ -162,6 +172,11 @@ class Quest3WebXR(TeleopDevice):
 
     GET /?token=T -> the page; /ws?token=T -> the WebSocket. A wrong or missing token gets HTTP 403 on both.
     For a headset on the LAN use TLS (certfile/keyfile; WebXR needs a secure context) or `adb reverse`.
+
+    Every refusal is counted once, with its reason (`drain_refusals`, logged by the bridge), never a traceback:
+    `rejected` requests (no or a wrong token: 403; a request line or headers too long: 414 / 431, answered by the
+    websockets library before the token is read; not an HTTP request at all) and `malformed` messages on an
+    authorised socket (not a controller packet; over MAX_MESSAGE_BYTES: the socket is closed with 1009).
     """
 
     def __init__(
@@ -182,8 +197,9 @@ class Quest3WebXR(TeleopDevice):
         self.clutch = Clutch(XR_TO_BASE, scale)
         self.certfile, self.keyfile = certfile, keyfile
         self.packets = 0
-        self.rejected = 0  # requests (page or WebSocket) without the right token: HTTP 403
-        self.malformed = 0  # packets on an authorised socket that cannot be a command
+        self.rejected = 0  # requests (page or WebSocket) refused: no or a wrong token, too long, not HTTP
+        self.malformed = 0  # messages on an authorised socket that cannot be a command (too big included)
+        self._reasons: Counter = Counter()  # why, since the last drain_refusals()
         self.clients = 0
         self._fresh = Freshness(max_age_s, clock)
         self._latest: dict | None = None
@@ -204,13 +220,35 @@ class Quest3WebXR(TeleopDevice):
         given = parse_qs(urlsplit(path).query).get("token", [""])[0]
         return hmac.compare_digest(given.encode(), self.token.encode())
 
+    def _refuse(self, counter: str, reason: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+            self._reasons[reason] += 1
+
+    def drain_refusals(self) -> dict[str, int]:
+        with self._lock:
+            reasons, self._reasons = dict(self._reasons), Counter()
+        return reasons
+
+    def _refused_handshake(self, exc: BaseException | None) -> None:
+        """A request the websockets library refused before `_process_request` saw it (no response to count
+        there): count it, by why. A client that closed before sending anything is no request."""
+        from websockets.exceptions import HeaderLineTooLong, InvalidMessage, RequestLineTooLong, TooManyHeaders
+
+        if isinstance(exc, RequestLineTooLong):
+            self._refuse("rejected", "request line too long: HTTP 414")
+        elif isinstance(exc, (HeaderLineTooLong, TooManyHeaders)):
+            self._refuse("rejected", "request headers too large: HTTP 431")
+        elif isinstance(exc, InvalidMessage) and not isinstance(exc.__cause__, EOFError):
+            self._refuse("rejected", "not an HTTP request")
+
     def _process_request(self, connection, request):
         from websockets.datastructures import Headers
         from websockets.http11 import Response
 
         path = urlsplit(request.path).path
         if not self._authorized(request.path):
-            self.rejected += 1
+            self._refuse("rejected", "missing or wrong token: HTTP 403")
             return connection.respond(HTTPStatus.FORBIDDEN, "missing or wrong token\n")
         if path == "/ws":
             return None  # go on with the WebSocket handshake
@@ -227,6 +265,9 @@ class Quest3WebXR(TeleopDevice):
         return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
 
     async def _handler(self, ws) -> None:
+        from websockets.exceptions import ConnectionClosedError
+        from websockets.frames import CloseCode
+
         self.clients += 1
         try:
             async for raw in ws:
@@ -235,8 +276,7 @@ class Quest3WebXR(TeleopDevice):
                 except (ValueError, TypeError, RecursionError):  # not JSON, too many digits, nested too deep
                     packet = None
                 if not valid_packet(packet):
-                    with self._lock:
-                        self.malformed += 1
+                    self._refuse("malformed", "not a controller packet")
                     continue
                 if packet.get("hand", self.hand) != self.hand:
                     continue  # the other controller
@@ -244,20 +284,49 @@ class Quest3WebXR(TeleopDevice):
                     self._latest = packet
                     self.packets += 1
                     self._fresh.touch()
+        except ConnectionClosedError as e:
+            # Closed by us for a message over the limit (1009), or the client went away without a closing
+            # handshake (a headset losing its Wi-Fi): only the first is a refusal.
+            if e.sent is not None and e.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self._refuse("malformed", f"message over {MAX_MESSAGE_BYTES} bytes: closed with 1009")
         finally:
             self.clients -= 1
 
     async def _serve(self) -> None:
         import ssl
 
-        from websockets.asyncio.server import serve
+        from websockets.asyncio.server import ServerConnection, serve
+
+        device = self
+
+        class Connection(ServerConnection):
+            """Counts a request the library refuses while parsing it, as the refusal is sent (the handshake
+            itself only ends when the client closes or open_timeout passes)."""
+
+            refusal_counted = False
+
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                exc = self.protocol.handshake_exc
+                if exc is not None and self.request is None and not self.refusal_counted:
+                    self.refusal_counted = True
+                    device._refused_handshake(exc)
 
         ctx = None
         if self.certfile:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.certfile, self.keyfile or None)
         self._stop = asyncio.Event()
-        async with serve(self._handler, self.host, self.port, process_request=self._process_request, ssl=ctx) as srv:
+        async with serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            ssl=ctx,
+            max_size=MAX_MESSAGE_BYTES,
+            create_connection=Connection,
+            logger=SERVER_LOG,
+        ) as srv:
             self.port = srv.sockets[0].getsockname()[1]  # port 0 = any free port
             self._ready.set()
             await self._stop.wait()
