@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 LAUNCH_LINE = re.compile(r"ros2 launch hiors_bringup (\w+\.launch\.py)((?:[ \t]+[\w.]+:=\S*)*)")
 
 
-def readme_launch_lines() -> list[tuple[str, dict[str, str]]]:
-    text = (ROOT / "README.md").read_text()
+def readme_launch_lines(page: str = "README.md") -> list[tuple[str, dict[str, str]]]:
+    text = (ROOT / page).read_text()
     lines = []
     for m in LAUNCH_LINE.finditer(text):
         args = dict(a.strip("`").split(":=", 1) for a in m.group(2).split())
@@ -206,3 +206,20 @@ def test_a_real_robot_launch_takes_a_checkpoint_and_demonstrations_and_refuses_a
     with pytest.raises(ConfigError, match="demos .*missing: no such folder"):
         launch("tora_one.launch.py", {"demos": str(tmp_path / "missing")})
     assert not (tmp_path / "r" / "policy").exists()  # refused before anything is copied
+
+
+def test_the_robot_driver_pages_launch_line_starts_the_bridge_with_its_configuration(launch_stubs, tmp_path):
+    import yaml
+
+    page = "docs/ROBOT_DRIVER.md"
+    ((file, given),) = readme_launch_lines(page)
+    (block,) = re.findall(r"```yaml\n(.*?)```", (ROOT / page).read_text(), re.S)
+    config = tmp_path / given["config_file"]  # config/xtrainer.yaml plus the page's driver_bridge section
+    config.write_text((ROOT / "config" / "xtrainer.yaml").read_text() + "\n" + block)
+    values, actions = launch(file, {**with_folders(given, tmp_path), "config_file": str(config)})
+    assert values["sim"] == "false" and values["robot"] == "xtrainer"
+    assert [a.args[0] for a in actions if type(a).__name__ == "PushRosNamespace"] == ["hiors"]
+    nodes = {a.kwargs["name"]: a.kwargs["parameters"][0] for a in actions if type(a).__name__ == "Node"}
+    bridge = yaml.safe_load(block)["driver_bridge"]["ros__parameters"]
+    assert {k: nodes["driver_bridge"][k] for k in bridge} == bridge
+    assert nodes["learner"]["demo_log_dir"] == str(tmp_path / "demos")
