@@ -13,7 +13,12 @@ from launch import LaunchDescription
 
 ARGUMENTS = [
     ("robot", "tora_one", "Robot kind: tora_one or xtrainer."),
-    ("sim", "true", "true: MuJoCo twin, simulated operator and reward oracle; false: the real robot driver."),
+    (
+        "sim",
+        "true",
+        "true: MuJoCo twin, simulated operator and reward oracle; false: a real robot, whose driver publishes and "
+        "takes the robot topics (docs/ROBOT_DRIVER.md; driver_bridge:=true bridges a ros2_control driver).",
+    ),
     (
         "policy",
         "",
