@@ -29,6 +29,8 @@ CLOCK = "/clock"  # simulated time
 # Policy side.
 OBSERVATION = "observation"
 ACTION_CHUNK = "action_chunk"
+# The arbiter asks for the next chunk; header.stamp: the oldest observation it would take a chunk from.
+CHUNK_REQUEST = "chunk_request"
 
 # Teleop / arbiter / recorder.
 TELEOP_EE_DELTA = "teleop/ee_delta/{arm}"  # relative EE motion since the clutch engaged
@@ -100,6 +102,7 @@ TOPICS: dict[str, Topic] = dict(
         # (best effort, the latest few): a frame it misses is replaced by the one before it in the sample.
         _topic(OBSERVATION, "hiors_msgs/msg/Observation", QoS(depth=2), recorder=QOS_SENSOR),
         _topic(ACTION_CHUNK, "hiors_msgs/msg/ActionChunk"),
+        _topic(CHUNK_REQUEST, "std_msgs/msg/Header"),
         _topic(TELEOP_EE_DELTA, "geometry_msgs/msg/PoseStamped"),
         _topic(TELEOP_JOINT, "sensor_msgs/msg/JointState"),
         _topic(TELEOP_JOY, "sensor_msgs/msg/Joy"),

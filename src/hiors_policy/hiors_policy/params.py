@@ -25,6 +25,13 @@ POLICY = {
         "", "model dtype override: '', float32, bfloat16", choices=("", "float32", "bfloat16"), read_only=True
     ),
     "seed": Param(0, "noise seed (and tiny-policy init seed)", 0, 2**32 - 1),
+    "infer_on": Param(
+        "observation",
+        "observation: a chunk for every observation the worker gets to (the newest; the rest are skipped); "
+        "request: a chunk when the arbiter asks (chunk_request), from the newest observation not used yet",
+        choices=("observation", "request"),
+        read_only=True,
+    ),
     "image_width": Param(0, "required camera image width (0 = any)", 0, 16384),
     "image_height": Param(0, "required camera image height (0 = any)", 0, 16384),
     "use_local_weights": Param(True, "read PolicyUpdate.path directly when it is readable and its sha256 matches"),

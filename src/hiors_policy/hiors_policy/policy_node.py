@@ -1,7 +1,8 @@
 """The actor: Observation -> ActionChunk with a pi0 policy, and hot-swapping of new weights between chunks.
 
 Callbacks only move data. A worker thread runs inference on the newest Observation (older unprocessed ones are
-skipped and counted) and applies verified new weights between two chunks. A second thread decodes and checks
+skipped and counted), for every observation or, with infer_on=request, when the arbiter asks for the next chunk
+(chunk_request), and applies verified new weights between two chunks. A second thread decodes and checks
 incoming weight blobs (sha256 by the receiver, then keys/shapes/finiteness), so a large blob never stalls inference.
 
 Weight messages may be forged (anyone on the graph can publish): only a version swapped in raises the version floor,
@@ -19,9 +20,10 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from std_msgs.msg import Header
 
 from hiors_core import topics
-from hiors_core.convert import frame_from_observation
+from hiors_core.convert import frame_from_observation, stamp_to_ns
 from hiors_core.errors import BadInputError, HiorsError
 from hiors_core.node_main import run_node
 from hiors_core.params import declare
@@ -66,8 +68,10 @@ class PolicyNode(Node):
         if self.robot != policy.config.robot:
             raise HiorsError(f"policy is for robot {policy.config.robot!r}, node configured for {self.robot!r}")
         self.version = 0
+        self.on_request = p["infer_on"] == "request"
         self.stats = {
             "chunks": 0,
+            "requests": 0,
             "refused_inputs": 0,
             "skipped_observations": 0,
             "weight_updates": 0,
@@ -91,6 +95,8 @@ class PolicyNode(Node):
 
         self._cv = threading.Condition()
         self._pending_obs: Observation | None = None
+        self._requested = False  # infer_on=request: the arbiter asked and no chunk has answered yet
+        self._floor_ns = 0  # the oldest observation the request takes
         self._weight_msgs: deque = deque()  # PolicyUpdate / PolicyWeights for the loader thread
         self._queued_bytes = 0  # what _weight_msgs holds (data, and OVERHEAD a message), at most 2 * max_weight_bytes
         self._trim_due = False
@@ -100,6 +106,8 @@ class PolicyNode(Node):
         self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.qos(topics.DIAGNOSTICS))
         self.create_subscription(Observation, topics.OBSERVATION, self._on_observation, topics.qos(topics.OBSERVATION))
+        if self.on_request:
+            self.create_subscription(Header, topics.CHUNK_REQUEST, self._on_request, topics.qos(topics.CHUNK_REQUEST))
         self.create_subscription(PolicyUpdate, topics.POLICY_UPDATE, self._on_update, topics.qos(topics.POLICY_UPDATE))
         # Transient-local: a policy node started after the learner published gets the current version's chunks.
         self.create_subscription(
@@ -118,9 +126,18 @@ class PolicyNode(Node):
     # ---------------------------------------------------------------- callbacks (move data only)
     def _on_observation(self, msg: Observation) -> None:
         with self._cv:
-            if self._pending_obs is not None:
+            if self._pending_obs is not None and not self.on_request:  # asked-for inference skips most by design
                 self.stats["skipped_observations"] += 1
             self._pending_obs = msg
+            self._cv.notify_all()
+
+    def _on_request(self, msg: Header) -> None:
+        """The next chunk from the newest observation not used yet (the next one to come if it was), and not older
+        than the request's stamp (the arbiter would refuse a chunk from before it: the scene was reset)."""
+        with self._cv:
+            self.stats["requests"] += 1
+            self._requested = True
+            self._floor_ns = stamp_to_ns(msg.stamp)
             self._cv.notify_all()
 
     def _on_update(self, msg: PolicyUpdate) -> None:
@@ -229,10 +246,12 @@ class PolicyNode(Node):
     def _inference_loop(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait_for(lambda: self._stop or self._pending_obs is not None or self._staged is not None)
+                self._cv.wait_for(lambda: self._stop or self._ready() or self._staged is not None)
                 if self._stop:
                     return
-                msg, self._pending_obs = self._pending_obs, None
+                msg = None
+                if self._ready():
+                    msg, self._pending_obs, self._requested = self._pending_obs, None, False
             self._apply_staged()  # between chunks only
             if msg is None:
                 continue
@@ -246,6 +265,13 @@ class PolicyNode(Node):
                 self.stats["refused_inputs"] += 1
                 self.last_refusal = f"seq {msg.sequence}: internal error"
                 self.get_logger().error(f"inference failed: {traceback.format_exc()}")
+
+    def _ready(self) -> bool:
+        """An observation to infer from now (under self._cv)."""
+        obs = self._pending_obs
+        if obs is None or not self.on_request:
+            return obs is not None
+        return self._requested and stamp_to_ns(obs.header.stamp) >= self._floor_ns
 
     def to_input(self, msg: Observation) -> PolicyInput:
         """Observation -> PolicyInput, refusing anything the policy cannot use (raises BadInputError)."""

@@ -7,6 +7,7 @@ import pytest
 from geometry_msgs.msg import PoseStamped
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
 
 from conftest import make_obs
 from hiors_core import topics
@@ -86,6 +87,50 @@ def test_policy_node_chunks_and_refusals(ctx):
                 "diagnostics reporting 7 refusals",
             )
             assert diags[-1].status[0].level == DiagnosticStatus.WARN
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
+
+
+def test_policy_node_on_request_infers_once_per_request_from_the_newest_observation(ctx):
+    policy = build_tiny_policy("tora_one", "raise_hand", seed=0)
+    node = PolicyNode(policy=policy, context=ctx, parameter_overrides=[Parameter("infer_on", value="request")])
+    probe = node.__class__.__mro__[1]("probe", context=ctx)
+    chunks = []
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK))
+    pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, depth=10))
+    ask = probe.create_publisher(Header, topics.CHUNK_REQUEST, topics.qos(topics.CHUNK_REQUEST))
+
+    def newest_is(seq):
+        with node._cv:
+            return node._pending_obs is not None and node._pending_obs.sequence == seq
+
+    try:
+        with spinning([node, probe], context=ctx):
+            wait_for_subscribers(pub)
+            wait_for_subscribers(ask)
+            for seq in (1, 2, 3):
+                pub.publish(observation(policy, seq))
+                wait_for(lambda seq=seq: newest_is(seq), 10, f"observation {seq} received")
+            assert node.stats["chunks"] == 0  # observations alone: no inference
+            ask.publish(Header())
+            wait_for(lambda: len(chunks) == 1, 20, "the chunk asked for")
+            assert chunks[0].observation_sequence == 3  # the newest
+            ask.publish(Header())  # the newest was used: this one waits for the next observation
+            wait_for(lambda: node.stats["requests"] == 2, 10, "second request received")
+            assert node.stats["chunks"] == 1
+            pub.publish(observation(policy, 4))
+            wait_for(lambda: len(chunks) == 2, 20, "the chunk from the next observation")
+            assert chunks[1].observation_sequence == 4 and node.stats["chunks"] == 2
+            # A request stamped 10 s: the arbiter takes no chunk from an older observation (the scene was reset).
+            ask.publish(Header(stamp=time_msg(10 * NS)))
+            wait_for(lambda: node.stats["requests"] == 3, 10, "third request received")
+            pub.publish(observation(policy, 5))
+            wait_for(lambda: newest_is(5), 10, "observation 5 received")
+            assert node.stats["chunks"] == 2
+            pub.publish(observation(policy, 11))
+            wait_for(lambda: len(chunks) == 3, 20, "the chunk from the first observation after the stamp")
+            assert chunks[2].observation_sequence == 11
     finally:
         node.destroy_node()
         probe.destroy_node()

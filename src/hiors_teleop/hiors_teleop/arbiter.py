@@ -17,6 +17,7 @@ from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
 from hiors_core.convert import stamp_to_ns
+from hiors_core.convert_ros import time_msg
 from hiors_core.node_main import run_node
 from hiors_core.params import declare
 from hiors_core.robots import MODE_EE_POSE, get_robot
@@ -56,6 +57,8 @@ class Arbiter(Node):
             teleop_timeout_s=p["teleop_timeout_s"],
             human_source=p["human_source"] or task.human_source,
             sampler=sampler,
+            chunk_schedule=p["chunk_schedule"],
+            request_margin_steps=p["request_margin_steps"],
         )
         self.trigger_closes = p["trigger_closes"]
         self.marker_rate = p["marker_rate_hz"]
@@ -82,6 +85,7 @@ class Arbiter(Node):
         self.pub_exec = self.create_publisher(ExecutedCommand, topics.EXECUTED, topics.qos(topics.EXECUTED))
         self.pub_state = self.create_publisher(ControlState, topics.CONTROL_STATE, topics.qos(topics.CONTROL_STATE))
         self.pub_markers = self.create_publisher(MarkerArray, topics.MARKERS, topics.qos(topics.MARKERS))
+        self.pub_request = self.create_publisher(Header, topics.CHUNK_REQUEST, topics.qos(topics.CHUNK_REQUEST))
         # Inputs.
         sub = self.create_subscription
         sub(ActionChunk, topics.ACTION_CHUNK, self.on_chunk, topics.qos(topics.ACTION_CHUNK), callback_group=inputs)
@@ -140,6 +144,7 @@ class Arbiter(Node):
         now = self.now_ns()
         h, d = int(msg.horizon), int(msg.action_dim)
         with self.lock:
+            self.core.chunk_arrived(now)  # taken or refused, it answers the request
             if msg.control_mode != self.layout.mode:
                 why = f"refused chunk: control mode {msg.control_mode}, expected {self.layout.mode}"
                 self.core.refuse(why)
@@ -249,6 +254,10 @@ class Arbiter(Node):
             return
         self._authority_now = r.authority
         self._send(r.action, now)
+        if r.request_chunk:
+            with self.lock:
+                floor = self.core.request_floor_ns()
+            self.pub_request.publish(Header(stamp=time_msg(floor), frame_id=self.robot.base_frame))
         msg = ExecutedCommand(
             step=r.step,
             authority=r.authority,

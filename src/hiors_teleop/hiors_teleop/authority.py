@@ -14,14 +14,21 @@ every command, including the first after a hand-back, is step-limited from the l
 
 Chunk timing: a chunk's action 0 belongs to its observation's stamp. When a chunk starts executing, the actions
 whose time is already past (elapsed = round((now - stamp) / dt)) are skipped; the arbiter executes actions
-[elapsed, k_auto) of it. A newer chunk that arrives meanwhile waits (only the newest is kept) and starts when
-the current one has run out; a chunk whose whole [0, k_auto) window is already past, or that is older than
-`policy_timeout_steps` control periods on arrival, is refused as stale. When nothing is left to execute the
-arbiter holds at once (in the same period).
+[elapsed, k_auto) of it. A newer chunk that arrives meanwhile waits (only the newest is kept) and takes over at
+k_auto. A chunk older than `policy_timeout_steps` control periods on arrival, or whose actions up to where it would
+stop are all past, is refused as stale. When nothing is left to execute the arbiter holds at once (in the same
+period).
+
+Chunk requests (schedule "early", the default): the arbiter asks the policy for the next chunk when the actions the
+held chunks still cover (up to k_auto) fall to the request-to-chunk latency it measures, plus a margin, so that the
+next chunk is there when the current one reaches k_auto; until it comes the current chunk runs on past k_auto, up to
+its horizon, instead of stopping the robot. Schedule "sequential" is the paper's loop: ask when the chunk has run out
+at k_auto and hold until the next one arrives.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +42,7 @@ from .safety import Limits, RefusedCommand, make_safe, validate
 AUTHORITY_NAMES = {AUTHORITY_HOLD: "hold", AUTHORITY_POLICY: "policy", AUTHORITY_HUMAN: "human"}
 
 SAMPLING_MODES = ("dual", "fixed_high", "fixed_low")
+CHUNK_SCHEDULES = ("early", "sequential")
 
 
 @dataclass
@@ -45,31 +53,109 @@ class Chunk:
     version: int = 0
 
 
+@dataclass
+class LatencyEstimate:
+    """Request-to-chunk latency in control periods: a smoothed mean and mean deviation, updated per answered request
+    (as TCP estimates its round-trip time, RFC 6298), so that the lead covers the usual spread, not only the mean."""
+
+    mean: float | None = None
+    dev: float = 0.0
+    samples: int = 0
+
+    def add(self, steps: float) -> None:
+        steps = max(0.0, float(steps))
+        if self.mean is None:
+            self.mean, self.dev = steps, steps / 2
+        else:
+            self.dev += 0.25 * (abs(steps - self.mean) - self.dev)
+            self.mean += 0.125 * (steps - self.mean)
+        self.samples += 1
+
+    def lead(self, margin_steps: int) -> int | None:
+        """Control periods ahead of need to ask for a chunk; None before the first answer."""
+        if self.mean is None:
+            return None
+        return math.ceil(round(self.mean + 2 * self.dev, 1)) + int(margin_steps)
+
+
 class ChunkExecutor:
-    def __init__(self, k_auto: int, period_ns: int, timeout_steps: int):
+    def __init__(
+        self,
+        k_auto: int,
+        period_ns: int,
+        timeout_steps: int,
+        schedule: str = "early",
+        margin_steps: int = 2,
+    ):
         if k_auto < 1:
             raise ValueError(f"k_auto must be >= 1, got {k_auto}")
+        if schedule not in CHUNK_SCHEDULES:
+            raise ValueError(f"chunk_schedule must be one of {CHUNK_SCHEDULES}, got {schedule!r}")
         self.k_auto = int(k_auto)
         self.period_ns = int(period_ns)
         self.timeout_steps = int(timeout_steps)
+        self.schedule = schedule
+        self.margin_steps = int(margin_steps)
         self.current: Chunk | None = None
         self.pending: Chunk | None = None
         self.index = 0  # next action index of the current chunk
+        self.latency = LatencyEstimate()
+        self.request_ns: int | None = None  # when the unanswered request was made
 
     def _end(self, c: Chunk) -> int:
+        """Where a chunk hands over to a newer one."""
         return min(self.k_auto, len(c.actions))
+
+    def _last(self, c: Chunk) -> int:
+        """Where a chunk stops when no newer one has come: its horizon, or k_auto in the sequential loop."""
+        return len(c.actions) if self.schedule == "early" else self._end(c)
 
     def _elapsed(self, c: Chunk, now_ns: int) -> int:
         dt = c.dt_ns if c.dt_ns > 0 else self.period_ns
         return max(0, int(np.floor((now_ns - c.stamp_ns) / dt + 0.5)))
 
+    # chunk requests ------------------------------------------------------------------------------------------------
+    def ahead(self, now_ns: int) -> int:
+        """Control periods, from the next one, that the held chunks still cover up to their hand-over at k_auto."""
+        left = 0
+        if self.current is not None:
+            left = self._end(self.current) - self.index
+        if self.pending is not None:
+            left = max(left, self._end(self.pending) - self._elapsed(self.pending, now_ns))
+        return max(0, left)
+
+    def lead_steps(self) -> int:
+        """How many control periods before the held chunks run out to ask for the next one."""
+        if self.schedule == "sequential":
+            return 0
+        lead = self.latency.lead(self.margin_steps)
+        return self.k_auto if lead is None else lead  # latency not known yet: ask as early as possible
+
+    def wants_chunk(self, now_ns: int) -> bool:
+        """Ask the policy for a chunk now? Not while a request is unanswered, unless it is older than the timeout
+        (lost, or the policy restarted) or from the future (the clock went back)."""
+        r = self.request_ns
+        if r is not None and 0 <= now_ns - r < self.timeout_steps * self.period_ns:
+            return False
+        return self.ahead(now_ns) <= self.lead_steps()
+
+    def requested(self, now_ns: int) -> None:
+        self.request_ns = int(now_ns)
+
+    def answered(self, now_ns: int) -> None:
+        """A chunk arrived (taken or refused): it answers the request outstanding, whose latency it measures."""
+        if self.request_ns is not None and now_ns >= self.request_ns:
+            self.latency.add((now_ns - self.request_ns) / self.period_ns)
+        self.request_ns = None
+
+    # execution -----------------------------------------------------------------------------------------------------
     def offer(self, chunk: Chunk, now_ns: int) -> str:
         """Queue a chunk; returns '' if accepted, else why it was refused."""
         age_steps = (now_ns - chunk.stamp_ns) / self.period_ns
         if age_steps > self.timeout_steps:
             return f"stale chunk: observation {age_steps:.1f} control periods old (limit {self.timeout_steps})"
-        if self._elapsed(chunk, now_ns) >= self._end(chunk):
-            return "stale chunk: all of its first k_auto actions are in the past"
+        if self._elapsed(chunk, now_ns) >= self._last(chunk):
+            return "stale chunk: all of its actions up to where it would stop are in the past"
         for other in (self.pending, self.current):
             if other is not None and chunk.stamp_ns < other.stamp_ns:
                 return "chunk older than the one already held"
@@ -85,17 +171,18 @@ class ChunkExecutor:
     def next(self, now_ns: int) -> tuple[np.ndarray | None, int, bool, str]:
         """(action, policy_version, first_of_chunk, reason if none)."""
         first = False
-        if self.current is None or self.index >= self._end(self.current):
-            self.current = None
+        done = self.current is None or self.index >= self._last(self.current)
+        if done or (self.pending is not None and self.index >= self._end(self.current)):
             reason = "policy: chunk finished, next one not here" if self.pending is None else ""
             while self.pending is not None:
                 c, self.pending = self.pending, None
                 i = self._elapsed(c, now_ns)
-                if i < self._end(c):
+                if i < self._last(c):
                     self.current, self.index, first = c, i, True
                     break
                 reason = "policy: next chunk arrived too late"
-            if self.current is None:
+            if not first and done:
+                self.current = None
                 return None, 0, False, reason or "policy: no chunk"
         a = self.current.actions[self.index]
         self.index += 1
@@ -149,6 +236,8 @@ class ArbiterConfig:
     teleop_timeout_s: float = 0.25
     human_source: str = "quest3"
     sampler: Sampler = field(default_factory=Sampler)
+    chunk_schedule: str = "early"
+    request_margin_steps: int = 2
 
     @property
     def period_ns(self) -> int:
@@ -167,13 +256,20 @@ class TickResult:
     step: int
     changed: bool  # authority, source, reason or e-stop changed this period
     first_of_chunk: bool = False
+    request_chunk: bool = False  # ask the policy for a chunk now
 
 
 class ArbiterCore:
     def __init__(self, limits: Limits, config: ArbiterConfig):
         self.limits = limits
         self.cfg = config
-        self.executor = ChunkExecutor(config.k_auto, config.period_ns, config.policy_timeout_steps)
+        self.executor = ChunkExecutor(
+            config.k_auto,
+            config.period_ns,
+            config.policy_timeout_steps,
+            config.chunk_schedule,
+            config.request_margin_steps,
+        )
         self.last_cmd: np.ndarray | None = None
         self.measured: np.ndarray | None = None
         self.estop = False
@@ -226,7 +322,18 @@ class ArbiterCore:
         self.reason = reason
         self._sticky = True  # a refusal stays the reported reason until the authority changes
 
+    def request_floor_ns(self) -> int:
+        """The oldest observation a requested chunk may come from: chunks from before the robot was moved, or older
+        than one already held, would be refused."""
+        held = [c.stamp_ns for c in (self.executor.current, self.executor.pending) if c is not None]
+        return max([self.moved_ns, *held])
+
+    def chunk_arrived(self, now_ns: int) -> None:
+        """A chunk came, whether it is taken or refused: it answers the outstanding request (once)."""
+        self.executor.answered(now_ns)
+
     def offer_chunk(self, chunk: Chunk, now_ns: int) -> str:
+        self.chunk_arrived(now_ns)
         try:
             actions = np.stack([validate(a, self.limits) for a in np.asarray(chunk.actions, dtype=np.float64)])
         except RefusedCommand as e:
@@ -348,6 +455,10 @@ class ArbiterCore:
         if authority == AUTHORITY_POLICY:
             self.policy_version = version
         is_sample = self.cfg.sampler.is_sample(authority, first, self.seg_step)
+        # Asked while the human drives too, so that a fresh chunk waits when the human lets go.
+        request = not self.estop and self.executor.wants_chunk(now_ns)
+        if request:
+            self.executor.requested(now_ns)
         self.authority, self.source = authority, source
         if authority != prev[0] or not self._sticky:
             self.reason = reason
@@ -364,6 +475,7 @@ class ArbiterCore:
             step=self.step,
             changed=(self.authority, self.source, self.reason, self.estop) != prev,
             first_of_chunk=first,
+            request_chunk=request,
         )
         self.step += 1
         self.seg_step += 1

@@ -8,7 +8,7 @@ import math
 from hiors_core.params import Param
 from hiors_core.robots import CONTROL_MODES, ROBOTS
 
-from .authority import SAMPLING_MODES
+from .authority import CHUNK_SCHEDULES, SAMPLING_MODES
 
 HUMAN_SOURCES = ("quest3", "leader_arm")  # RobotSpec.human_source / TaskSpec.human_source values
 
@@ -25,7 +25,20 @@ ARBITER = {
         0, "f_low: control steps between samples while the policy drives (0 = once per chunk)", 0, 10_000
     ),
     "policy_timeout_steps": Param(
-        25, "hold when no fresh chunk came for this many control periods; older chunks are stale", 1, 100_000
+        25,
+        "chunks older than this many control periods are stale; a chunk request unanswered this long is repeated",
+        1,
+        100_000,
+    ),
+    "chunk_schedule": Param(
+        "early",
+        "early: ask for the next chunk the measured request-to-chunk latency (plus a margin) before the held ones "
+        "reach k_auto, and run the current one on past k_auto until it comes; sequential: ask when the chunk has "
+        "run out and hold until the next (the paper's loop)",
+        choices=CHUNK_SCHEDULES,
+    ),
+    "request_margin_steps": Param(
+        2, "early schedule: control periods asked ahead beyond the measured latency (mean + 2 deviations)", 0, 1000
     ),
     "teleop_timeout_s": Param(0.25, "the human's input is lost (hold) when older than this (s)", 0.001, 10.0),
     "human_source": Param("", "the human input device ('' = the task's)", choices=("", *HUMAN_SOURCES), read_only=True),
@@ -45,6 +58,13 @@ RECORDER = {
     "control_mode": Param("", "'joint' or 'ee' ('' = the task's)", choices=("", *CONTROL_MODES), read_only=True),
     "arm": Param("", "the arm an 'ee' task commands ('' = the task's)", read_only=True),
     "keyboard": Param(False, "start, end and label episodes from the terminal's keys", read_only=True),
+    "min_free_bytes": Param(
+        64 * 2**20,
+        "start no episode, and stop the one being recorded, while the log's filesystem has less free (bytes; 0 = off)",
+        0,
+        2**50,
+        read_only=True,
+    ),
 }
 
 _RATE = Param(50.0, "teleop publishing rate (Hz)", 0.1, 1000.0, read_only=True)

@@ -6,7 +6,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState, Joy
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from visualization_msgs.msg import MarkerArray
 
 from hiors_core import topics
@@ -33,6 +33,8 @@ class Rig(Node):
             PoseStamped, topics.CMD_EE_POSE.format(arm="left"), self.cmds.append, topics.qos(topics.CMD_EE_POSE)
         )
         self.create_subscription(MarkerArray, topics.MARKERS, self.markers.append, topics.qos(topics.MARKERS))
+        self.requests: list[Header] = []
+        self.create_subscription(Header, topics.CHUNK_REQUEST, self.requests.append, topics.qos(topics.CHUNK_REQUEST))
         self.ee = self.create_publisher(PoseStamped, topics.EE_POSE.format(arm="left"), topics.qos(topics.EE_POSE))
         self.js = self.create_publisher(JointState, topics.JOINT_STATES, topics.qos(topics.JOINT_STATES))
         self.chunk = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
@@ -92,6 +94,8 @@ def rig():
 
 def test_chunk_in_commands_out_within_limits_then_nan_refused_then_estop(rig):
     arbiter, r = rig
+    # Holding with no chunk, the arbiter asks the policy for one.
+    wait_for(lambda: r.requests, what="a chunk request while holding")
     r.send_chunk(arbiter, x=5.0)  # far outside the workspace: clamped, step-limited
     wait_for(lambda: any(e.authority == ControlState.AUTHORITY_POLICY for e in r.executed), what="policy commands")
     wait_for(lambda: sum(e.authority == ControlState.AUTHORITY_POLICY for e in r.executed) >= 5, what="5 steps")
@@ -100,10 +104,10 @@ def test_chunk_in_commands_out_within_limits_then_nan_refused_then_estop(rig):
     assert all(e.clamped and e.policy_version == 7 for e in pol[:5])
     assert pol[0].is_sample and not any(e.is_sample for e in pol[1:5])
     assert all(p.pose.position.x <= TORA_ONE.workspace_max[0] + 1e-6 for p in r.cmds)
-    # Watchdog: k_auto steps later with no new chunk -> hold.
+    # Watchdog: with no new chunk the chunk runs on past k_auto to its horizon (50), then the arbiter holds.
     wait_for(lambda: r.executed[-1].authority == ControlState.AUTHORITY_HOLD, what="hold after the chunk ran out")
     n_pol = sum(e.authority == ControlState.AUTHORITY_POLICY for e in r.executed)
-    assert n_pol == 20
+    assert n_pol == 50
     # A NaN chunk is refused and nothing of it forwarded.
     refused0 = r.states[-1].refused_commands
     r.send_chunk(arbiter, nan=True, version=8)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hiors_core.robots import TORA_ONE, XTRAINER
 from hiors_core.rotations import quat_angle, quat_mul, quat_normalize, quat_unit
 from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
-from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Chunk, Sampler
+from hiors_teleop.authority import ArbiterConfig, ArbiterCore, Chunk, LatencyEstimate, Sampler
 from hiors_teleop.safety import Limits, RefusedCommand, layout_for, make_safe, step_ok, within_limits
 
 EE = Limits.for_robot(TORA_ONE, layout_for(TORA_ONE, "ee", "left"))
@@ -111,21 +111,24 @@ def test_commanded_quaternions_keep_the_sign_of_the_stream(wx, wy, flip):
     assert np.allclose(make_safe(measured, None, EE).action, measured)
 
 
-def test_policy_executes_k_auto_and_watchdog_holds_within_two_periods():
-    core = ee_core(k_auto=5)
+@pytest.mark.parametrize("schedule, runs", [("sequential", 5), ("early", 10)])
+def test_policy_executes_k_auto_and_watchdog_holds_within_two_periods(schedule, runs):
+    """With no next chunk the paper's loop stops at k_auto and the early schedule runs the chunk on to its horizon
+    (10 actions); then nothing is left and the arbiter holds in the very next period."""
+    core = ee_core(k_auto=5, chunk_schedule=schedule)
     now = 100 * PERIOD
     assert core.offer_chunk(chunk_at([0.31, 0.2, 1.1], now), now) == ""
     auth = []
-    for _ in range(8):
+    for _ in range(runs + 3):
         auth.append(core.tick(now).authority)
         now += PERIOD
-    assert auth[:5] == [AUTHORITY_POLICY] * 5
-    assert auth[5] == AUTHORITY_HOLD  # nothing left: hold in the very next period
+    assert auth[:runs] == [AUTHORITY_POLICY] * runs
+    assert auth[runs:] == [AUTHORITY_HOLD] * 3  # nothing left: hold in the very next period
     assert "chunk finished" in core.reason
 
 
 def test_late_chunk_skips_past_actions_and_stale_chunk_refused():
-    core = ee_core(k_auto=5)
+    core = ee_core(k_auto=5, chunk_schedule="sequential")
     now = 100 * PERIOD
     c = chunk_at([0.3, 0.2, 1.1], now - 2 * PERIOD)
     c.actions[:, 0] = 0.3 + 0.001 * np.arange(10)  # action i at x = 0.3 + i mm
@@ -135,10 +138,14 @@ def test_late_chunk_skips_past_actions_and_stale_chunk_refused():
     assert sum(core.tick(now + k * PERIOD).authority == AUTHORITY_POLICY for k in range(1, 6)) == 2
     assert "stale" in core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 6 * PERIOD), now)
     assert "stale" in core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 40 * PERIOD), now)
+    # The early schedule would run a chunk on to its horizon (10): stale only once all 10 actions are past.
+    early = ee_core(k_auto=5)
+    assert early.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 6 * PERIOD), now) == ""
+    assert "stale" in early.offer_chunk(chunk_at([0.3, 0.2, 1.1], now - 10 * PERIOD), now)
 
 
 def test_next_chunk_waits_for_k_auto_and_samples_once_per_chunk():
-    core = ee_core(k_auto=4)
+    core = ee_core(k_auto=4, chunk_schedule="sequential")
     now = 100 * PERIOD
     core.offer_chunk(chunk_at([0.3, 0.2, 1.1], now, version=1), now)
     results = []
@@ -282,3 +289,127 @@ def test_a_resync_after_the_clock_went_back_takes_the_new_time_base():
     core.resync(2 * PERIOD)  # the twin restarted: its clock began again from zero
     core.set_measured(HOME_EE)
     assert core.offer_chunk(chunk_at([0.35, 0.2, 1.1], 3 * PERIOD), 3 * PERIOD) == ""
+
+
+# chunk requests ------------------------------------------------------------------------------------------------------
+T0 = 100  # steps before the first tick (observations from before it are not older than the start)
+
+
+def ramp_chunk(stamp_step: int, h: int, version: int) -> Chunk:
+    """A chunk whose action i is planned for step stamp_step + i, and says so in its x (0.1 mm per step)."""
+    c = chunk_at([0.3, 0.2, 1.1], (T0 + stamp_step) * PERIOD, h=h, version=version)
+    c.actions[:, 0] = 0.3 + 1e-4 * (stamp_step + np.arange(h))
+    return c
+
+
+def drive(core, ticks, latency, obs_age=2, h=16, engaged=range(0)):
+    """Tick `core` with a policy that answers each request latency(n) periods later with an h-action chunk from the
+    newest observation, `obs_age` periods older than the request; the human holds the clutch during `engaged`."""
+    due, log, n = [], [], 0
+    for k in range(ticks):
+        now = (T0 + k) * PERIOD
+        for item in [d for d in due if d[0] <= k]:
+            due.remove(item)
+            core.offer_chunk(item[1], now)
+        if k in engaged:
+            core.human_joy(now, True)
+            core.human_ee_delta(now, [0, 0, 0], [0, 0, 0, 1])
+        elif k - 1 in engaged:
+            core.human_joy(now, False)
+        r = core.tick(now)
+        if r.request_chunk:
+            n += 1
+            due.append((k + latency(n), ramp_chunk(k - obs_age, h, n)))
+        log.append(r)
+    return log
+
+
+def test_early_requests_keep_the_robot_moving_and_each_chunk_on_its_stamp():
+    rng = np.random.default_rng(0)
+    jitter = {}
+
+    def latency(n):  # 2..7 periods, drawn once per request
+        return jitter.setdefault(n, int(rng.integers(2, 8)))
+
+    core = ee_core(k_auto=12)
+    log = drive(core, 400, latency)
+    start = next(k for k, r in enumerate(log) if r.authority == AUTHORITY_POLICY)
+    assert start <= 8  # the first chunk: one request's latency
+    assert all(r.authority == AUTHORITY_POLICY for r in log[start:])  # never waits after that
+    # Every action runs at the time it was planned for (chunk start aligned to its observation's stamp).
+    assert all(np.isclose(r.action[0], 0.3 + 1e-4 * k) for k, r in enumerate(log) if k >= start)
+    # Few inferences wasted: nearly every chunk asked for drives (a newer one may replace a waiting one when the
+    # latency jumps).
+    requests = sum(r.request_chunk for r in log)
+    assert len({r.policy_version for r in log[start:]}) >= 0.85 * requests
+    assert 2 <= core.executor.latency.mean <= 7
+
+
+def test_the_sequential_loop_waits_one_latency_per_chunk():
+    core = ee_core(k_auto=12, chunk_schedule="sequential")
+    log = drive(core, 300, lambda n: 4)
+    auth = [r.authority for r in log[20:]]
+    # Ask when the chunk has run out at k_auto, hold 3 periods (the chunk drives in the 4th), then run its actions
+    # 6..11 (the observation was 2 periods older than the request): 3 of every 9 periods held.
+    assert auth.count(AUTHORITY_HOLD) / len(auth) == pytest.approx(3 / 9, abs=0.02)
+    assert sum(r.request_chunk for r in log[20:]) == pytest.approx(len(auth) / 9, abs=2)
+
+
+def test_latency_estimate_sets_the_lead():
+    est = LatencyEstimate()
+    assert est.lead(2) is None
+    for _ in range(30):
+        est.add(4)
+    assert est.lead(2) == 6  # steady latency: its own value plus the margin
+    for v in (2, 9, 3, 8) * 10:
+        est.add(v)
+    assert est.lead(2) > 9  # a spread one: the mean plus twice the deviation
+    core = ee_core(k_auto=12)
+    assert core.executor.lead_steps() == 12  # nothing measured yet: ask as early as possible
+
+
+def test_unanswered_request_is_repeated_after_the_timeout_only():
+    core = ee_core(policy_timeout_steps=5)
+    asked = [k for k in range(16) if core.tick(k * PERIOD).request_chunk]
+    assert asked == [0, 5, 10, 15]
+    core.chunk_arrived(16 * PERIOD)  # any chunk answers, even one refused
+    assert core.tick(17 * PERIOD).request_chunk
+
+
+def test_a_chunk_late_past_k_auto_takes_over_when_it_comes():
+    core = ee_core(k_auto=4)
+    core.offer_chunk(ramp_chunk(0, 10, 1), T0 * PERIOD)
+    versions = []
+    for k in range(9):
+        if k == 6:  # the next chunk, from an observation at step 3, comes two periods after k_auto
+            assert core.offer_chunk(ramp_chunk(3, 10, 2), (T0 + k) * PERIOD) == ""
+        r = core.tick((T0 + k) * PERIOD)
+        versions.append(r.policy_version)
+        assert np.isclose(r.action[0], 0.3 + 1e-4 * k)  # on time throughout
+    assert versions == [1, 1, 1, 1, 1, 1, 2, 2, 2]  # the first ran on past k_auto instead of holding
+
+
+def test_requests_while_the_human_drives_leave_a_fresh_chunk_for_the_hand_back():
+    core = ee_core(k_auto=12, teleop_timeout_s=1.0)
+    log = drive(core, 120, lambda n: 4, engaged=range(30, 80))
+    assert [r.authority for r in log[30:80]] == [AUTHORITY_HUMAN] * 50
+    assert sum(r.request_chunk for r in log[30:80]) >= 3
+    assert log[80].authority == AUTHORITY_POLICY and log[80].first_of_chunk  # no wait at the hand-back
+    assert all(r.authority == AUTHORITY_POLICY for r in log[80:])
+
+
+def test_a_request_names_the_oldest_observation_a_chunk_may_come_from():
+    core = ee_core()
+    core.resync(5 * PERIOD)
+    core.set_measured(HOME_EE)
+    assert core.request_floor_ns() == 5 * PERIOD  # the scene was reset at step 5
+    core.offer_chunk(chunk_at([0.3, 0.2, 1.1], 9 * PERIOD), 9 * PERIOD)
+    assert core.request_floor_ns() == 9 * PERIOD  # a chunk from before the one held would be refused
+
+
+def test_no_requests_during_estop():
+    core = ee_core()
+    core.set_estop(True)
+    assert not any(core.tick(k * PERIOD).request_chunk for k in range(50))
+    core.set_estop(False)
+    assert core.tick(50 * PERIOD).request_chunk
