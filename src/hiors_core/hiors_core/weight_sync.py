@@ -194,9 +194,7 @@ def write_safetensors(path: str | Path, tensors, metadata: dict | None = None, d
     """Write `tensors`, (name, safetensors dtype such as "BF16", shape, buffer of its bytes in C order) in order, as a
     safetensors file at `path`, atomically (a temp file renamed over it; with `durable`, fsync'd, its directory too):
     one pass over the bytes, never a second copy of them in memory. Returns (sha256 of the file, its size)."""
-    items = [
-        (name, dtype, tuple(int(d) for d in shape), _byte_view(data)) for name, dtype, shape, data in tensors
-    ]
+    items = [(name, dtype, tuple(int(d) for d in shape), _byte_view(data)) for name, dtype, shape, data in tensors]
     entries: dict = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
     for name, dtype, shape, buf in items:
@@ -540,12 +538,26 @@ _LIBC = None
 # --- hiors_msgs / rclpy helpers (lazy import) ---------------------------------------------------------------------
 
 
-def weight_messages(blob: bytes, version: int, learner_step: int, path: str = "", chunk_size: int = CHUNK_SIZE):
-    """(PolicyUpdate, [PolicyWeights]) for one blob."""
+# Above this, a version with a shared-disk path goes by that path alone (PolicyUpdate.num_chunks = 0): a real pi0
+# (7 GB) over the topic would hold three more copies of it in the learner (the blob, its messages and DDS's
+# transient-local history), and `hiors bench pi0` measures the disk path within a small factor of serialisation.
+MAX_TOPIC_BYTES = 1 << 30
+
+
+def weight_messages(
+    blob: bytes,
+    version: int,
+    learner_step: int,
+    path: str = "",
+    chunk_size: int = CHUNK_SIZE,
+    max_topic_bytes: int = MAX_TOPIC_BYTES,
+):
+    """(PolicyUpdate, [PolicyWeights]) for one blob; no chunks when `path` is given and the blob is over
+    `max_topic_bytes` (the receivers then need that file: a shared disk)."""
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
 
     digest = sha256_hex(blob)
-    parts = split_chunks(blob, chunk_size)
+    parts = [] if path and len(blob) > max_topic_bytes else split_chunks(blob, chunk_size)
     update = PolicyUpdate(
         version=int(version),
         learner_step=int(learner_step),
@@ -623,6 +635,11 @@ class WeightReceiver:
         if not self._admit(version, "update"):
             return None
         if not (self.use_local_path and msg.path) or not os.path.lexists(msg.path):
+            if int(getattr(msg, "num_chunks", 1)) == 0:  # file only: nothing else will bring it
+                why = "use_local_weights is off" if msg.path and not self.use_local_path else "no such file here"
+                self.note(
+                    "bad_path", version, f"announced as the file {msg.path!r} alone ({why}); share the learner's disk"
+                )
             return None  # not on this disk: its chunks bring it
         try:
             blob = self.read_file(msg.path, msg.sha256, int(msg.total_bytes), self.assembler.max_blob_bytes)

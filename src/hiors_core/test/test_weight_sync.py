@@ -109,6 +109,26 @@ def test_weight_messages_roundtrip(tmp_path):
     assert log.events == [("duplicate", 4)] * 2 and not rx.assembler.pending
 
 
+def test_over_the_topic_limit_a_version_with_a_path_goes_by_the_file_alone(tmp_path):
+    """Above max_topic_bytes a version with a shared-disk path is announced with no chunks (a real pi0 over the
+    topic would hold three more copies in the learner); a receiver that cannot read that file says so."""
+    from hiors_core.weight_sync import weight_messages
+
+    blob = np.random.default_rng(2).bytes(5_000)
+    path = write_atomic(tmp_path / "v2.safetensors", blob)
+    upd, msgs = weight_messages(blob, 2, 20, path=str(path), chunk_size=1000, max_topic_bytes=4_999)
+    assert upd.num_chunks == 0 and msgs == []
+    assert len(weight_messages(blob, 2, 20, chunk_size=1000, max_topic_bytes=4_999)[1]) == 5  # no path: chunks
+    assert len(weight_messages(blob, 2, 20, path=str(path), chunk_size=1000, max_topic_bytes=5_000)[1]) == 5
+    rx, _ = receiver()
+    assert rx.on_update(upd) == (2, blob)
+    for kw, why in (({}, "no such file"), ({"use_local_path": False}, "use_local_weights is off")):
+        rx, log = receiver(**kw)
+        upd.path = str(tmp_path / "elsewhere") if why == "no such file" else str(path)
+        assert rx.on_update(upd) is None
+        assert rx.tally.counts == {"bad_path": 1} and why in log.lines[0]
+
+
 def test_weight_file_refused_by_stat_before_reading(tmp_path):
     """A file an update names is refused by its size and kind before a byte is read: a 1 GiB sparse file, /dev/zero,
     a FIFO, a directory."""
