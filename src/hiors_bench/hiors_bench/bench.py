@@ -11,6 +11,8 @@
                plain safetensors serialisation of the same weights
   sim          twin physics and control-loop real-time factors, render rate vs the camera rate
   paper        the paper's comparisons on the twins (see `paper_bench.py`)
+  pi0          the real-size pi0 on the CPU: build/save/load, a chunk through the graph, weight sync at 7 GB
+               (see `pi0_bench.py`; needs 16 GB of free memory, not part of `all`)
 
 Sizes: `small` (default, CPU minutes), `full` (`--full`, longer runs for a quiet or GPU machine), `tiny` (tests).
 """
@@ -551,6 +553,10 @@ def run_bench(
         from .paper_bench import run_paper
 
         return run_paper(out, full=full, variants=variants, seeds=seeds, command=command)
+    if which == "pi0":
+        from .pi0_bench import run_pi0
+
+        return run_pi0(out, command)
     if which == "learning":
         from .learning_bench import run_learning
 
@@ -566,7 +572,7 @@ def run_bench(
     names = MICRO if which == "all" else (which,)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        raise ConfigError(f"unknown benchmark {unknown[0]!r}; known: all, {', '.join(FIGURES)}, paper")
+        raise ConfigError(f"unknown benchmark {unknown[0]!r}; known: all, {', '.join(FIGURES)}, paper, learning, pi0")
     tables = []
     for name in names:
         t0, load = time.perf_counter(), os.getloadavg()[0]

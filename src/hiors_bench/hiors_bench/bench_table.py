@@ -53,7 +53,7 @@ def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str],
     fig, ax = plt.subplots(figsize=(min(14, max(4, (0.6 + 0.15 * len(values)) * len(rows) + 2)), 3.2))
     for i, v in enumerate(values):
         xs = [k + (i - (len(values) - 1) / 2) * width for k in range(len(rows))]
-        ax.bar(xs, [float(r[v]) for r in rows], width, label=v)
+        ax.bar(xs, [float(r[v] if r[v] != "" else 0.0) for r in rows], width, label=v)  # "": not measured
     ax.set_xticks(range(len(rows)), [str(r[label]) for r in rows], rotation=30 if len(rows) > 4 else 0, ha="right")
     if len(values) > 1:
         ax.legend(fontsize="small")

@@ -31,6 +31,9 @@ SECTIONS = [
     ("async", "Asynchronous vs synchronous learning, update-to-data ratio", "hiors bench async"),
     ("weight_sync", "Weight sync vs serialisation", "hiors bench weight_sync"),
     ("sim", "Simulation speed", "hiors bench sim"),
+    ("pi0_load", "Real-size pi0 on the CPU: build, save, load", "hiors bench pi0"),
+    ("pi0_chunk", "Real-size pi0: a chunk through the ROS graph vs direct `infer`", "hiors bench pi0"),
+    ("pi0_weight_sync", "Real-size pi0: weight sync vs serialisation", "hiors bench pi0"),
     ("paper", "The paper's comparisons", "hiors bench paper"),
     ("paper_tts", "Test-time scaling: success vs time budget within one attempt", "hiors bench paper"),
     ("paper_retries", "Success vs tries over resets (pass@k, a second view)", "hiors bench paper"),
@@ -47,6 +50,9 @@ PROVENANCE = {
     "learning_runs": "learning",
     "learning_camera_summary": "learning_camera",
     "learning_camera_runs": "learning_camera",
+    "pi0_load": "pi0",
+    "pi0_chunk": "pi0",
+    "pi0_weight_sync": "pi0",
 }
 # Figures named otherwise than their table.
 IMAGES = {"learning_summary": "learning", "learning_camera_summary": "learning_camera"}

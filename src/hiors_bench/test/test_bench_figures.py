@@ -254,6 +254,32 @@ def test_micro_async_figure(tmp_path):
         assert _positive(rows[mode], "utd_achieved") and 0 < float(rows[mode]["utd_over_target"]) <= 1.0
 
 
+def test_chunk_gaps_overlapping_a_transfer():
+    from hiors_bench.pi0_bench import chunk_gaps
+
+    assert chunk_gaps([0.0, 1.0, 4.0, 5.0], 2.0, 3.0) == 3.0  # the gap that spans the transfer
+    assert chunk_gaps([0.0, 1.0, 1.5, 5.0], 1.2, 1.4) == 0.5  # not the one after it ended
+    assert chunk_gaps([0.0, 1.0], 2.0, 3.0) == 2.0  # no chunk since: the wait until the end
+    assert chunk_gaps([], 2.0, 3.0) == 1.0
+
+
+def test_pi0_bench_runs_its_paths_at_the_tiny_size(tmp_path):
+    """`hiors bench pi0` end to end at the tiny preset: build, save, load, a chunk through the node, and weight
+    sync over the shared-disk path (swapped in while the node infers) beside serialisation."""
+    from hiors_bench.pi0_bench import run_pi0
+
+    assert run_pi0(tmp_path, "test", versions=1, chunks=1, preset="tiny") == 0
+    load = _read(tmp_path / "pi0_load.csv")
+    assert [r["step"].split(" ")[0] for r in load] == ["build", "save", "load"]
+    assert all(_positive(r, "seconds") and _positive(r, "model_GB") for r in load)
+    (chunk,) = _read(tmp_path / "pi0_chunk.csv")
+    assert chunk["cameras"] == "2" and _positive(chunk, "graph_s")
+    sync = {r["path"].split(" ")[0]: r for r in _read(tmp_path / "pi0_weight_sync.csv")}
+    assert sync["serialise"]["over_serialise"] == "1.0" and _positive(sync["shared"], "over_serialise")
+    assert _positive(sync["shared"], "longest_chunk_gap_s") and sync["topic"]["median_s"] == ""
+    assert "command: test" in (tmp_path / "pi0.run.txt").read_text()
+
+
 def test_unknown_names_are_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown benchmark 'plumbin'"):
         run_bench("plumbin", tmp_path)

@@ -8,6 +8,7 @@ the offline tiny policy.
                                             # (the same keys without the leading `model.`)
     make_policy("tiny:<robot>:<task>")      # or a checkpoint folder
     build_tiny_policy(robot, task, seed)    # tiny preset, seeded, tokenizer trained on the task instructions
+    build_policy(robot, task, "pi0", dtype="bfloat16")  # any preset, random weights (for measuring)
 
 `Pi0Policy.load`, `Pi0Policy.from_lerobot` and `Pi0Policy.save` call these.
 """
@@ -344,17 +345,41 @@ def build_tiny_policy(
     SentencePiece tokenizer trained on the task instructions, identity norm stats unless given. Saved to
     `out_dir` in the project layout when given. `goal_state`: the twin's goal-state variant (the state also
     carries the task's goal, see `layout.state_layout`)."""
-    preset = get_preset("tiny")
-    config = PolicyConfig.for_task(robot, task, preset, chunk_size, num_steps, goal_state=goal_state)
+    return build_policy(robot, task, "tiny", seed, out_dir, norm_stats, chunk_size, num_steps, device, goal_state)
+
+
+def build_policy(
+    robot: str,
+    task: str,
+    preset: str = "tiny",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    norm_stats: NormStats | None = None,
+    chunk_size: int | None = None,
+    num_steps: int | None = None,
+    device: str = "cpu",
+    goal_state: bool = False,
+    dtype: str | None = None,
+) -> Pi0Policy:
+    """`build_tiny_policy` at any preset, randomly initialised (seeded): the real-size `pi0` preset is for
+    measuring (`hiors bench pi0`), its weights are noise. `dtype` (default: the preset's) is the dtype the model is
+    built in, so that the real pi0 never exists in float32 (13 GB) on its way to bfloat16 (6.6 GB)."""
+    pr = get_preset(preset)
+    config = PolicyConfig.for_task(robot, task, pr, chunk_size, num_steps, goal_state=goal_state)
     from transformers import PI0ForConditionalGeneration
 
     with tempfile.TemporaryDirectory() as d:
         build_tokenizer(d, task_corpus())
         tok_files = _read_tokenizer(Path(d))
+    default = torch.get_default_dtype()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         random.seed(int(seed))
-        model = PI0ForConditionalGeneration(pi0_config(preset, config.chunk_size, config.num_steps))
+        torch.set_default_dtype(_model_dtype(dtype or pr.dtype))
+        try:
+            model = PI0ForConditionalGeneration(pi0_config(pr, config.chunk_size, config.num_steps))
+        finally:
+            torch.set_default_dtype(default)
     norm = norm_stats or NormStats.identity(config.state_dim, config.action_dim)
     policy = Pi0Policy(model, config, tok_files, norm, device=device, seed=seed)
     if out_dir is not None:

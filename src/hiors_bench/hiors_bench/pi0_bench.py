@@ -1,0 +1,292 @@
+"""`hiors bench pi0`: the real-size pi0 (random weights, bfloat16, 3.5 B parameters, 7 GB) on this machine's CPU,
+through the paths a real checkpoint takes. Not in `all` and not in CI: it needs about 16 GB of free memory and
+tens of minutes on 2 cores. Three tables, side by side in one run:
+
+  pi0_load          build (random init, built in bfloat16), save (streamed), load (project layout, meta device +
+                    assignment): seconds and peak memory against the model's size
+  pi0_chunk         one chunk through a live policy node vs a direct `infer`, two 224x224 cameras; the graph's cost
+                    per chunk (round trip minus the node's own inference time for that chunk)
+  pi0_weight_sync   publish-to-swap at a live, inferring policy node over the shared-disk path vs plain safetensors
+                    serialisation (`save_file`) of the same weights, interleaved; the node's peak memory during a
+                    swap and the longest gap in its chunks while a transfer runs; the topic path at this size
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from hiors_core.errors import ConfigError
+
+from .bench_table import format_table, ratio, write_figure, write_provenance
+
+GB = 1e9
+NEEDS_FREE_GIB = 16  # model (7 GB) + a verified copy during a swap (7 GB) + ROS, torch and the probe
+PAPER_GPU_CHUNK_S = 0.160  # the paper's pi0 inference per chunk on a GPU, for the graph overhead's share
+
+
+class PeakRSS:
+    """The process's peak resident memory while the block runs, sampled every `period_s` by a thread: `rss` (all
+    resident pages, including file pages mapped in, such as a memory-mapped checkpoint) and `anon` (rss minus
+    shared pages: the process's own memory)."""
+
+    def __init__(self, period_s: float = 0.02):
+        import psutil
+
+        self.proc, self.period_s = psutil.Process(), period_s
+        self.rss = self.anon = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        m = self.proc.memory_info()
+        self.rss, self.anon = max(self.rss, m.rss), max(self.anon, m.rss - m.shared)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample()
+
+    def __enter__(self) -> PeakRSS:
+        self._sample()
+        self.t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def check_memory(need_gib: float = NEEDS_FREE_GIB, wait_s: float = 0.0) -> float:
+    """Available memory in GiB, waiting up to `wait_s` for `need_gib`; ConfigError if it never comes (the run would
+    push other processes on this machine out of memory)."""
+    import psutil
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        free = psutil.virtual_memory().available / 2**30
+        if free >= need_gib:
+            return free
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"hiors bench pi0 needs {need_gib} GiB of available memory, {free:.1f} GiB are")
+        time.sleep(60)
+
+
+def _release() -> None:
+    from hiors_core.weight_sync import trim_heap
+
+    gc.collect()
+    trim_heap()
+
+
+def load_row(step: str, m: PeakRSS, model_bytes: int, base_anon: int) -> dict:
+    """One row of pi0_load (pure): the step's peak above the process's memory before the model existed."""
+    own = m.anon - base_anon
+    return {
+        "step": step,
+        "seconds": m.seconds,
+        "model_GB": model_bytes / GB,
+        "peak_rss_GB": m.rss / GB,
+        "peak_own_GB": own / GB,
+        "peak_own_over_model": ratio(own, model_bytes),
+    }
+
+
+def chunk_gaps(arrivals: list[float], start: float, end: float) -> float:
+    """The longest interval between consecutive chunks that overlaps [start, end], counting the wait from the last
+    chunk before `end` to `end` if none came after it (pure)."""
+    times = sorted(arrivals)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > start and a < end]
+    before = [t for t in times if t < end]
+    if before and not any(t >= end for t in times):
+        gaps.append(end - before[-1])
+    return max(gaps, default=end - start)
+
+
+def sync_rows(model_bytes, base_anon, serialise, disk, gaps, inference_s, topic_note) -> list[dict]:
+    """The pi0_weight_sync rows (pure): `serialise` and `disk` lists of (seconds, PeakRSS); gaps in seconds."""
+    ser_s = statistics.median(s for s, _ in serialise)
+    disk_s = statistics.median(s for s, _ in disk)
+
+    def row(path, runs, s, gap="", note=""):
+        peak = max(m.anon for _, m in runs) - base_anon if runs else 0
+        return {
+            "path": path,
+            "GB": model_bytes / GB,
+            "versions": len(runs),
+            "median_s": s if runs else "",
+            "over_serialise": ratio(s, ser_s) if runs else "",
+            "peak_own_over_model": ratio(peak, model_bytes) if runs else "",
+            "longest_chunk_gap_s": gap,
+            "gap_over_inference": ratio(gap, inference_s) if gap != "" else "",
+            "note": note,
+        }
+
+    return [
+        row("serialise only (save_file)", serialise, ser_s, note="safetensors save_file of the same weights"),
+        row(
+            "shared disk",
+            disk,
+            disk_s,
+            max(gaps),
+            "streamed write + announce + streamed verified read + swap",
+        ),
+        row("topic chunks", [], 0.0, note=topic_note),
+    ]
+
+
+TOPIC_NOTE = (
+    "not carried at this size: the learner would hold the blob, its chunk messages and DDS's transient-local "
+    "history (3 more copies of the weights); the shared-disk path is the default above max_topic_weight_bytes"
+)
+
+
+def run_pi0(
+    out: Path,
+    command: str,
+    robot: str = "tora_one",
+    task: str = "raise_hand",
+    versions: int = 2,
+    chunks: int = 2,
+    preset: str = "pi0",
+) -> int:
+    """The three tables at `preset` (`tiny` runs the same code in seconds, for tests)."""
+    import numpy as np
+    from rclpy.node import Node
+    from safetensors.torch import save_file
+
+    from hiors_core import topics
+    from hiors_core.convert_ros import image_msg
+    from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate
+    from hiors_policy.checkpoint import build_policy
+    from hiors_policy.policy import Pi0Policy
+    from hiors_policy.policy_node import PolicyNode
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
+
+    from .plumbing_bench import run as plumbing
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start, load_before = time.perf_counter(), os.getloadavg()[0]
+    if preset == "pi0":
+        free = check_memory(wait_s=600)
+        print(f"pi0 bench: {free:.1f} GiB available", flush=True)
+    _release()
+    base = PeakRSS()
+    base._sample()
+    base_anon = base.anon
+    rows = []
+    with tempfile.TemporaryDirectory(dir=out, prefix=".pi0-") as d:
+        d = Path(d)
+        with PeakRSS() as m:
+            policy = build_policy(robot, task, preset, dtype="bfloat16" if preset == "pi0" else None)
+        dtype = str(policy.dtype).removeprefix("torch.")
+        model_bytes = sum(t.numel() * t.element_size() for t in policy.model.state_dict().values())
+        rows.append(load_row(f"build (random init, {dtype})", m, model_bytes, base_anon))
+        print(format_table(rows[-1:], list(rows[0])), flush=True)
+        with PeakRSS() as m:
+            policy.save(d / "ckpt")
+        rows.append(load_row("save (project layout, streamed)", m, model_bytes, base_anon))
+        print(format_table(rows[-1:], list(rows[0])), flush=True)
+        del policy
+        _release()
+        with PeakRSS() as m:
+            policy = Pi0Policy.load(d / "ckpt")
+        rows.append(load_row("load (meta device + assignment)", m, model_bytes, base_anon))
+        print(format_table(rows[-1:], list(rows[0])), flush=True)
+        (d / "ckpt" / "model.safetensors").unlink()
+
+        pl = plumbing(robot, task, n=chunks, warmup=0, policy=policy)
+        over_s = pl["graph_minus_node_inference_s"]
+        chunk_rows = [
+            {
+                "model": f"{preset} ({dtype}, CPU)",
+                "cameras": pl["cameras"],
+                "chunks": pl["n"],
+                "direct_s": pl["direct_infer_median_s"],
+                "graph_s": pl["graph_median_s"],
+                "graph_over_direct": pl["graph_over_direct"],
+                "overhead_ms": 1e3 * over_s,
+                "overhead_over_gpu_chunk": ratio(over_s, PAPER_GPU_CHUNK_S),
+            }
+        ]
+        print(format_table(chunk_rows, list(chunk_rows[0])), flush=True)
+
+        rng = np.random.default_rng(0)
+        images = {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in policy.config.camera_names}
+        obs = Observation(robot=robot, task=task, instruction=policy.config.instruction)
+        obs.camera_names = list(images)
+        obs.images = [image_msg(im, 0, c) for c, im in images.items()]
+        obs.state_names = list(policy.config.state_names)
+        obs.state = rng.normal(size=policy.state_dim).astype(np.float32).tolist()
+        serialise, disk, gaps, arrivals = [], [], [], []
+        with ros_context() as ctx:
+            node = PolicyNode(policy=policy, context=ctx)
+            probe = Node("pi0_bench_probe", context=ctx)
+            obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
+            up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
+
+            def next_observation(_msg=None):  # keep the actor inferring all along: a new observation per chunk
+                if _msg is not None:
+                    arrivals.append(time.perf_counter())
+                obs.sequence += 1
+                obs_pub.publish(obs)
+
+            probe.create_subscription(
+                ActionChunk, topics.ACTION_CHUNK, next_observation, topics.qos(topics.ACTION_CHUNK)
+            )
+            try:
+                with spinning([node], context=ctx, threads=1), spinning([probe], context=ctx, threads=1):
+                    wait_for_subscribers(obs_pub, timeout=60)
+                    wait_for_subscribers(up, timeout=60)
+                    next_observation()
+                    wait_for(lambda: len(arrivals) >= 1, 1800, "the first chunk")
+                    for v in range(1, versions + 1):
+                        with PeakRSS() as m:  # the baseline, under the same inference load
+                            save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
+                        serialise.append((m.seconds, m))
+                        (d / "plain.safetensors").unlink()
+                        _release()
+                        path = d / f"policy-v{v:08d}.safetensors"
+                        with PeakRSS() as m:  # what the learner does at this size, then the node's part
+                            t0 = time.perf_counter()
+                            sha, size = policy.write_weights_file(path, durable=False)
+                            up.publish(
+                                PolicyUpdate(version=v, learner_step=v, sha256=sha, total_bytes=size, path=str(path))
+                            )
+                            wait_for(lambda v=v: node.version == v, 1800, f"version {v} swapped in")
+                            t1 = time.perf_counter()
+                        disk.append((t1 - t0, m))
+                        n_before = len(arrivals)
+                        wait_for(lambda n=n_before: len(arrivals) > n, 1800, "a chunk after the swap")
+                        gaps.append(chunk_gaps(arrivals, t0, t1))
+                        print(
+                            f"version {v}: save_file {serialise[-1][0]:.1f} s, disk {t1 - t0:.1f} s, gap {gaps[-1]:.1f} s",
+                            flush=True,
+                        )
+                        path.unlink()
+                        _release()
+                    inference_s = statistics.median(node.latencies)
+                    refusals = node.stats["weight_refusals"]
+            finally:
+                node.destroy_node()
+                probe.destroy_node()
+        if refusals:
+            raise RuntimeError(f"the policy node refused {refusals} weight updates; see its log")
+    sync = sync_rows(model_bytes, base_anon, serialise, disk, gaps, inference_s, TOPIC_NOTE)
+    files = []
+    files += write_figure(out, "pi0_load", rows, list(rows[0]), ("step", "peak_own_over_model"))
+    files += write_figure(out, "pi0_chunk", chunk_rows, list(chunk_rows[0]), ("model", "overhead_ms"))
+    files += write_figure(out, "pi0_weight_sync", sync, list(sync[0]), ("path", "over_serialise"))
+    files.append(write_provenance(out, "pi0", command, time.perf_counter() - t_start, load_before))
+    for name, table in (("pi0_load", rows), ("pi0_chunk", chunk_rows), ("pi0_weight_sync", sync)):
+        print(f"\n== {name}\n{format_table(table, list(table[0]))}")
+    print("written: " + ", ".join(str(f) for f in files), flush=True)
+    return 0
