@@ -9,6 +9,12 @@ label and end; an EpisodeLabel for the current episode ends it too when end_on_l
 closed, Episode published, kept on disk -> acked in the index when its EpisodeVerdict arrives. Unacknowledged
 labelled episodes are re-sent every resend_period_s and at start-up. Labels made here (buttons, services, keys) are
 stamped with the node's clock, sim time in the twin.
+
+The episode log's disk: no episode starts while its filesystem has less than min_free_bytes free or its folder is not
+writable (the start is refused with the reason); one being recorded is stopped, closed as incomplete with the reason
+and logged in one line when free space falls below that or a write fails. The state of the log is on /diagnostics
+(1 Hz and at every change): status "<node>: episode log", level ERROR with `log_state` "refusing" (starts refused)
+or "failed" (an episode was stopped), OK with "ok" once an episode opens again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import queue
 import sys
 import threading
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Joy
@@ -36,7 +43,21 @@ from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedComman
 from hiors_msgs.srv import EndEpisode, LabelEpisode, StartEpisode
 
 from .params import RECORDER
-from .recording import Ack, EpisodeMachine, EpisodeSink, Event, Outcome, Recover, Resend, Stop, rising_buttons
+from .recording import (
+    LOG_FAILED,
+    LOG_OK,
+    LOG_REFUSING,
+    Ack,
+    EpisodeMachine,
+    EpisodeSink,
+    Event,
+    Outcome,
+    Recover,
+    Resend,
+    Stop,
+    log_space,
+    rising_buttons,
+)
 from .safety import layout_for
 
 
@@ -57,7 +78,10 @@ class Recorder(Node):
 
         self.lock = threading.Lock()
         self.core = EpisodeMachine(end_on_label=p["end_on_label"])  # under self.lock
-        self.sink = EpisodeSink(self.log, self.resend_period)  # on the writer thread only
+        self.min_free_bytes = p["min_free_bytes"]
+        self.sink = EpisodeSink(self.log, self.resend_period, min_free_bytes=self.min_free_bytes)  # writer thread
+        self.refused_starts = 0  # starts refused because the log could not take an episode
+        self.log_state, self.log_problem = LOG_OK, ""  # for diagnostics
         self.last_exec: ExecutedCommand | None = None
         self._joy_prev: list[int] = []
         self.published: list[str] = []  # ids published (for tests and diagnostics)
@@ -69,6 +93,7 @@ class Recorder(Node):
         # Latched: who labels episodes (the reward oracle, a UI) learns when one starts and stops recording.
         self.pub_status = self.create_publisher(String, topics.EPISODE_STATUS, topics.qos(topics.EPISODE_STATUS))
         self.pub_status.publish(String(data=""))
+        self.pub_diag = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.qos(topics.DIAGNOSTICS))
         group = MutuallyExclusiveCallbackGroup()
         sub = self.create_subscription
         sub(
@@ -105,6 +130,7 @@ class Recorder(Node):
         self.create_service(LabelEpisode, topics.LABEL_EPISODE, self.srv_label, callback_group=group)
         if self.resend_period > 0:
             self.create_timer(self.resend_period, lambda: self.jobs.put(Resend()), callback_group=group)
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=group)
         self.worker.start()
         self.jobs.put(Recover())
         if p["keyboard"]:
@@ -168,11 +194,18 @@ class Recorder(Node):
         )
 
     def start(self, task: str = "", instruction: str = "") -> tuple[bool, str, str]:
+        problem = self.sink.problem()  # the log's disk: free space, writable
         with self.lock:
-            out = self._apply(self.core.start(self.log.new_episode_id(), self._meta(task, instruction)))
+            out = self._apply(self.core.start(self.log.new_episode_id(), self._meta(task, instruction), problem))
         self._announce(out)
         if out.ok:
             self.get_logger().info(f"episode {out.episode_id} started")
+            if self.log_state == LOG_REFUSING:
+                self._log_state(LOG_OK, "")
+        elif problem and not out.episode_id:  # (refused for the log, not because one is being recorded)
+            self.refused_starts += 1
+            self._log_state(LOG_REFUSING, problem)
+            self.get_logger().error(out.message)
         return out.ok, out.episode_id, out.message
 
     def end(self, label: Label | None = None, episode_id: str = "") -> tuple[bool, str, str]:
@@ -287,12 +320,45 @@ class Recorder(Node):
             log.info(
                 f"episode {event.episode_id} handed over: {len(ep.frames)} samples, {int(ep.human_mask.sum())} human steps"
             )
+        elif event.kind == "stopped":
+            log.error(event.text)
+            with self.lock:
+                out = self.core.stopped(event.episode_id)
+            self._announce(out)
+            self._log_state(LOG_FAILED, event.text)
         elif event.kind == "error":
             log.error(event.text)
         elif event.kind == "warn":
             log.warn(event.text)
         else:
             log.info(event.text)
+
+    # diagnostics: the state of the episode log -----------------------------------------------------------------------
+    def _log_state(self, state: str, problem: str) -> None:
+        self.log_state, self.log_problem = state, problem
+        self.publish_diagnostics()
+
+    def publish_diagnostics(self) -> None:
+        if self.log_state == LOG_FAILED and not self.sink.failure:  # an episode opened since
+            self.log_state, self.log_problem = LOG_OK, ""
+        free, writable, _ = log_space(self.log.root)
+        st = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: episode log", hardware_id=self.get_name())
+        st.level = DiagnosticStatus.OK if self.log_state == LOG_OK else DiagnosticStatus.ERROR
+        st.message = self.log_problem or f"{self.log.root}: {(free or 0) / 2**20:.0f} MiB free"
+        values = {
+            "log_state": self.log_state,
+            "log_dir": str(self.log.root),
+            "free_bytes": free if free is not None else "unknown",
+            "writable": writable,
+            "min_free_bytes": self.min_free_bytes,
+            "episodes_stopped": self.sink.stopped,
+            "starts_refused": self.refused_starts,
+            "recording": self.core.episode_id,
+        }
+        st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(arr)
 
     def shutdown(self) -> None:
         """Close an episode the end of the run cut short as incomplete, then stop the writer."""

@@ -12,11 +12,19 @@ the last 16 received; else the latest). The frame keeps its own stamp when it li
 this one, otherwise it takes this command's stamp, so reading the bag back assigns it to exactly the sampled step.
 For that the recorded command stamps strictly increase: a command stamped at or before the previous one (two sent
 at one clock reading) is recorded 1 ns after it.
+
+A full or unwritable disk: no episode starts while the log's filesystem has less than `min_free_bytes` free or its
+folder is not writable (`space_problem`). While one is recorded the free space is checked every second; below the
+minimum, or at the first write that fails, the episode is stopped and closed as incomplete with that reason, in one
+log line (`Event("stopped")`), and nothing more is written for it. A bag that cannot even be closed then (the disk is
+full) is marked incomplete by `EpisodeLog.recover()` before the next episode opens.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -30,6 +38,33 @@ from hiors_core.schema import EpisodeData, EpisodeMeta, Executed, Label
 IDLE, RECORDING, AWAITING_LABEL = "idle", "recording", "awaiting_label"
 
 RECENT_OBSERVATIONS = 16  # observations kept to find the one a sampled command saw
+SPACE_CHECK_PERIOD_S = 1.0  # free space is checked this often while an episode is written
+MIB = 2**20
+
+# The state of the episode log, for diagnostics: episodes are written, starts are refused (too little free space,
+# the folder not writable), or the last episode was stopped by a failed write.
+LOG_OK, LOG_REFUSING, LOG_FAILED = "ok", "refusing", "failed"
+
+
+def log_space(root) -> tuple[int | None, bool, str]:
+    """(free bytes, writable, why the free space is unknown) of the episode log's folder."""
+    try:
+        free, why = shutil.disk_usage(root).free, ""
+    except OSError as e:
+        free, why = None, str(e)
+    return free, os.access(root, os.W_OK), why
+
+
+def space_problem(root, min_free_bytes: int, space: tuple[int | None, bool, str]) -> str:
+    """Why the episode log cannot take an episode now ("" when it can), from `log_space(root)`."""
+    free, writable, why = space
+    if free is None:
+        return f"cannot read the free space under {root} ({why})"
+    if not writable:
+        return f"{root} is not writable"
+    if free < min_free_bytes:
+        return f"only {free / MIB:.1f} MiB free under {root} (min_free_bytes {min_free_bytes / MIB:.1f} MiB)"
+    return ""
 
 
 def cut_short_reason(state: str, steps: int, why: str = "the run ended") -> str:
@@ -201,6 +236,14 @@ class EpisodeMachine:
             return Outcome(True, self.episode_id, "label kept until the episode ends")
         return self.end(label)
 
+    def stopped(self, episode_id: str) -> Outcome:
+        """The writer stopped this episode (the log could not take it): if it is still the open one, nothing more is
+        recorded for it and no label is taken for it."""
+        if self.state == IDLE or episode_id != self.episode_id:
+            return Outcome(False, episode_id, "not the open episode")
+        self.state, self.episode_id, self.pending_label = IDLE, "", None
+        return Outcome(True, episode_id, "stopped", status="")
+
     def observe(self, stamp_ns: int, observation) -> None:
         self.recent_obs.append((int(stamp_ns), observation))
 
@@ -263,26 +306,79 @@ class Event:
 class EpisodeSink:
     """Runs the jobs on the episode log, in order, on one thread. An episode started before any observation came in
     has no state names or instruction yet: its bag is opened at its first frame, with the meta completed from that
-    frame (commands before it are held until then)."""
+    frame (commands before it are held until then). `space`: measures the log's folder (`log_space`; tests pass
+    their own)."""
 
-    def __init__(self, log: EpisodeLog, resend_period_s: float = 5.0, clock=time.monotonic):
+    def __init__(
+        self,
+        log: EpisodeLog,
+        resend_period_s: float = 5.0,
+        clock=time.monotonic,
+        min_free_bytes: int = 0,
+        space=log_space,
+    ):
         self.log = log
         self.resend_period_s = float(resend_period_s)
         self.clock = clock
+        self.min_free_bytes = int(min_free_bytes)
+        self.space = space
         self.writer = None
         self.pending: EpisodeMeta | None = None
         self.held: list[Executed] = []
         self.refused_frames = 0  # frames that could not be recorded (malformed observations)
         self.last_sent: dict[str, float] = {}
+        self.stopped = 0  # episodes stopped (or not opened) because the log could not take them
+        self.failure = ""  # why the last one was, until an episode opens again
+        self._unmarked = False  # a stopped bag could not be closed: recover() marks it before the next opens
+        self._next_check = 0.0
+
+    def problem(self) -> str:
+        """Why the log cannot take an episode now ("" when it can)."""
+        return space_problem(self.log.root, self.min_free_bytes, self.space(self.log.root))
 
     def handle(self, job) -> list[Event]:
-        """Run one job; its failure is reported as an error event, never raised."""
+        """Run one job; its failure is reported as an event, never raised. A failed write to the disk stops the
+        episode it belongs to (one `stopped` event); other failures are `error` events."""
         try:
             return self._handle(job)
-        except (HiorsError, OSError, ValueError) as e:
+        except OSError as e:
+            if isinstance(job, (Open, RecordFrame, RecordExecuted, Close, Cut, Stop)):
+                return self._stop(f"writing it failed: {e}", job)
+            return [Event("error", f"recorder {_job_name(job)}: {e}")]
+        except (HiorsError, ValueError) as e:
             if isinstance(job, RecordFrame):
                 self.refused_frames += 1
             return [Event("error", f"recorder {_job_name(job)}: {e}")]
+
+    def _stop(self, why: str, job=None) -> list[Event]:
+        """Stop the episode being written (or about to open) because the log cannot take it: close it as
+        incomplete with the reason, once; every later job for it finds no writer and writes nothing."""
+        writer, pending = self.writer, self.pending
+        self.writer, self.pending, self.held = None, None, []
+        meta = writer.meta if writer is not None else pending if pending is not None else getattr(job, "meta", None)
+        eid = meta.episode_id if meta is not None else ""
+        self.stopped += 1
+        self.failure = why
+        outcome = "not recorded"
+        if writer is not None:
+            try:
+                writer.close_cut_short(f"stopped: {why}")
+                outcome = "marked incomplete"
+            except (OSError, HiorsError, ValueError) as e:
+                self._unmarked = True
+                outcome = f"its bag could not be closed ({e}); marked incomplete before the next episode opens"
+        elif eid in self.log.entries():  # opened in the index, its bag never made
+            self._unmarked = True
+        return [Event("stopped", f"episode {eid} stopped: {why}; {outcome}", episode_id=eid)]
+
+    def _check_space(self) -> list[Event]:
+        """While an episode is written: stop it once free space falls below the minimum (checked every second)."""
+        now = self.clock()
+        if self.writer is None or now < self._next_check:
+            return []
+        self._next_check = now + SPACE_CHECK_PERIOD_S
+        problem = self.problem()
+        return self._stop(problem) if problem else []
 
     def _open_pending(self, frame=None) -> None:
         meta = self.pending if frame is None else complete_meta(self.pending, frame)
@@ -295,20 +391,30 @@ class EpisodeSink:
         events: list[Event] = []
         if isinstance(job, (Open, Close, Cut, Stop)) and self.pending is not None:
             self._open_pending()  # (no frame ever came: the meta stays as it was)
+        if isinstance(job, (RecordFrame, RecordExecuted)):
+            events += self._check_space()
         match job:
             case Cut(reason) | Stop(reason) if self.writer is not None:
-                writer, self.writer = self.writer, None
                 reason = reason or "the run ended before it was closed"
-                writer.close_cut_short(reason)
+                self.writer.close_cut_short(reason)  # (a failure leaves it to _stop)
+                writer, self.writer = self.writer, None
                 events.append(Event("warn", f"episode {writer.meta.episode_id} marked incomplete: {reason}"))
             case Open(meta):
                 if self.writer is not None:  # (start() cuts an open one first; this is a safety net)
                     writer, self.writer = self.writer, None
                     writer.close_cut_short("the next episode started before it was closed")
+                problem = self.problem()
+                if problem:
+                    return events + self._stop(problem, job)
+                if self._unmarked:
+                    events += [Event("warn", f"episode {e.episode_id}: {e.reason}") for e in self.log.recover()]
+                    self._unmarked = False
                 if meta.state_names:
                     self.writer = self.log.open_writer(meta)
                 else:
                     self.pending = meta
+                self.failure = ""
+                self._next_check = self.clock() + SPACE_CHECK_PERIOD_S
             case RecordFrame(obs, step, stamp_ns) if self.writer is not None or self.pending is not None:
                 frame = frame_from_observation(obs, step=step)
                 frame.stamp_ns = stamp_ns
@@ -320,8 +426,8 @@ class EpisodeSink:
             case RecordExecuted(e) if self.writer is not None:
                 self.writer.write_executed(e)
             case Close(label) if self.writer is not None:
+                self.writer.close(label)
                 writer, self.writer = self.writer, None
-                writer.close(label)
                 if label is not None:
                     events.append(self._handover(writer.meta.episode_id))
             case Ack(eid):

@@ -2,6 +2,7 @@
 frames and stamps, the episode ids, and the disk side run job by job on a real episode log."""
 
 import math
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,6 +16,7 @@ from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, EpisodeMeta, Ex
 from hiors_teleop.recording import (
     AWAITING_LABEL,
     IDLE,
+    MIB,
     RECORDING,
     Ack,
     Close,
@@ -27,7 +29,9 @@ from hiors_teleop.recording import (
     Recover,
     Resend,
     Stop,
+    log_space,
     rising_buttons,
+    space_problem,
 )
 
 META = EpisodeMeta("", "tora_one", "raise_hand", "raise the left hand", 1, tuple(f"a{i}" for i in range(8)))
@@ -262,3 +266,90 @@ def test_sink_at_start_up_hands_over_what_was_never_acknowledged(tmp_path):
     run(EpisodeSink(log), Open(meta), Close(WIN))
     events = run(EpisodeSink(log), Recover())
     assert [(e.kind, e.episode_id) for e in events] == [("handover", "ep-000000")]
+
+
+# --- a full or unwritable disk ---------------------------------------------------------------------------------------
+
+
+def test_space_problem_names_what_is_wrong(tmp_path):
+    assert space_problem(tmp_path, 10 * MIB, (20 * MIB, True, "")) == ""
+    assert space_problem(tmp_path, 10 * MIB, (5 * MIB, True, "")) == (
+        f"only 5.0 MiB free under {tmp_path} (min_free_bytes 10.0 MiB)"
+    )
+    assert space_problem(tmp_path, 0, (0, False, "")) == f"{tmp_path} is not writable"
+    assert space_problem(tmp_path, 0, (None, True, "gone")) == f"cannot read the free space under {tmp_path} (gone)"
+    free, writable, why = log_space(tmp_path)
+    assert free > 0 and writable and why == ""
+
+
+class Disk:
+    """Free space as the sink sees it (the real folder stays writable)."""
+
+    def __init__(self, free):
+        self.free = free
+
+    def __call__(self, root):
+        return self.free, True, ""
+
+
+def test_no_episode_opens_on_a_disk_without_room(tmp_path):
+    log = EpisodeLog(tmp_path)
+    sink = EpisodeSink(log, min_free_bytes=10 * MIB, space=Disk(MIB))
+    events = run(sink, Open(replace(META, episode_id="ep-000000", state_names=("x",))), RecordExecuted(cmd(0, 1)))
+    assert [(e.kind, e.episode_id) for e in events] == [("stopped", "ep-000000")]
+    assert events[0].text == (
+        f"episode ep-000000 stopped: only 1.0 MiB free under {tmp_path} (min_free_bytes 10.0 MiB); not recorded"
+    )
+    assert log.entries() == {} and sink.stopped == 1 and sink.failure.startswith("only 1.0 MiB free")
+
+
+def test_an_episode_is_stopped_once_when_free_space_runs_low(tmp_path):
+    log, disk, clock = EpisodeLog(tmp_path), Disk(100 * MIB), Clock()
+    sink = EpisodeSink(log, min_free_bytes=10 * MIB, space=disk, clock=clock)
+    m = EpisodeMachine()
+    jobs = list(m.start("ep-000000", replace(META, state_names=("x", "y"))).jobs)
+    jobs += m.executed(cmd(0, 10)) + m.executed(cmd(1, 20))
+    assert run(sink, *jobs) == []
+    disk.free = 5 * MIB
+    assert run(sink, *m.executed(cmd(2, 30))) == []  # checked once a second
+    clock.t = 1.0
+    events = run(sink, *m.executed(cmd(3, 40)))
+    assert [e.kind for e in events] == ["stopped"] and "ep-000000 stopped: only 5.0 MiB free" in events[0].text
+    assert events[0].text.endswith("; marked incomplete")
+    assert m.stopped("ep-000000").status == "" and m.state == IDLE
+    clock.t = 2.0
+    assert run(sink, RecordExecuted(cmd(4, 50)), Close(WIN)) == []  # (queued before the machine knew): nothing
+    entry = log.entries()["ep-000000"]
+    assert entry.status == STATUS_INCOMPLETE and entry.steps == 3 and entry.reward is None
+    assert entry.reason == f"stopped: only 5.0 MiB free under {tmp_path} (min_free_bytes 10.0 MiB)"
+    assert len(log.read("ep-000000", allow_incomplete=True).executed) == 3
+
+
+def test_a_write_the_disk_refuses_stops_the_episode_at_the_first_failure(tmp_path):
+    """A real ENOSPC: the bag's file descriptor is pointed at /dev/full mid-episode."""
+    log = EpisodeLog(tmp_path)
+    sink = EpisodeSink(log)
+    m = EpisodeMachine()
+    jobs = list(m.start(log.new_episode_id(), replace(META, state_names=("x", "y"))).jobs)
+    jobs += m.executed(cmd(0, 10))
+    assert run(sink, *jobs) == []
+    storage = sink.writer._writer.storage  # rosbags' MCAP writer: its file
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, storage.bio.fileno())
+    finally:
+        os.close(full)
+    sink.writer.FLUSH_EVERY_S = 0.0  # push each chunk to the disk at once
+    events = [e for t in range(1, 40) for e in sink.handle(m.executed(cmd(t, 10 + t))[0])]
+    assert [e.kind for e in events] == ["stopped"], events  # one, however many writes come after
+    assert "ep-000000 stopped: writing it failed: [Errno 28] No space left on device" in events[0].text
+    assert "its bag could not be closed" in events[0].text
+    m.stopped("ep-000000")
+    # The next episode gets the next id, and the stopped one is marked incomplete before it opens.
+    out = m.start(log.new_episode_id(), replace(META, state_names=("x", "y")))
+    assert out.episode_id == "ep-000001"
+    events = run(sink, *out.jobs, *m.executed(cmd(0, 100)), *m.end(WIN).jobs)
+    assert [e.kind for e in events] == ["warn", "handover"] and events[0].text.startswith("episode ep-000000: ")
+    entries = log.entries()
+    assert entries["ep-000000"].status == STATUS_INCOMPLETE and entries["ep-000001"].status == STATUS_COMPLETE
+    assert sorted(entries) == ["ep-000000", "ep-000001"] and sink.failure == ""
