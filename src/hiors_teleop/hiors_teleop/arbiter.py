@@ -156,6 +156,9 @@ class Arbiter(Node):
                 self.core.refuse(why)
             else:
                 why = self._offer(msg, h, d, now)
+            ask = self.core.poll_request(now)
+        if ask:
+            self._request_chunk()
         if why:
             self.get_logger().warn(why, throttle_duration_sec=2.0)
             self.publish_state()
@@ -255,9 +258,7 @@ class Arbiter(Node):
         self._authority_now = r.authority
         self._send(r.action, now)
         if r.request_chunk:
-            with self.lock:
-                floor = self.core.request_floor_ns()
-            self.pub_request.publish(Header(stamp=time_msg(floor), frame_id=self.robot.base_frame))
+            self._request_chunk()
         msg = ExecutedCommand(
             step=r.step,
             authority=r.authority,
@@ -273,6 +274,11 @@ class Arbiter(Node):
         self.pub_exec.publish(msg)
         if r.changed:
             self.publish_state()
+
+    def _request_chunk(self) -> None:
+        with self.lock:
+            floor = self.core.request_floor_ns()
+        self.pub_request.publish(Header(stamp=time_msg(floor), frame_id=self.robot.base_frame))
 
     def _send(self, a: np.ndarray, now_ns: int) -> None:
         stamp = self.get_clock().now().to_msg()

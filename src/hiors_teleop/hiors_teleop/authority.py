@@ -328,6 +328,15 @@ class ArbiterCore:
         held = [c.stamp_ns for c in (self.executor.current, self.executor.pending) if c is not None]
         return max([self.moved_ns, *held])
 
+    def poll_request(self, now_ns: int) -> bool:
+        """Ask the policy for a chunk now? (Then it counts as asked.) Each control period, and when a chunk arrives:
+        the next request then goes out at once, not a period later. Asked while the human drives too, so that a
+        fresh chunk waits when the human lets go."""
+        if self.estop or self.last_cmd is None or not self.executor.wants_chunk(now_ns):
+            return False
+        self.executor.requested(now_ns)
+        return True
+
     def chunk_arrived(self, now_ns: int) -> None:
         """A chunk came, whether it is taken or refused: it answers the outstanding request (once)."""
         self.executor.answered(now_ns)
@@ -455,10 +464,7 @@ class ArbiterCore:
         if authority == AUTHORITY_POLICY:
             self.policy_version = version
         is_sample = self.cfg.sampler.is_sample(authority, first, self.seg_step)
-        # Asked while the human drives too, so that a fresh chunk waits when the human lets go.
-        request = not self.estop and self.executor.wants_chunk(now_ns)
-        if request:
-            self.executor.requested(now_ns)
+        request = self.poll_request(now_ns)
         self.authority, self.source = authority, source
         if authority != prev[0] or not self._sticky:
             self.reason = reason

@@ -65,13 +65,6 @@ RECORDER = {
         2**50,
         read_only=True,
     ),
-    "min_free_bytes": Param(
-        64 * 2**20,
-        "start no episode, and stop the one being recorded, while the log's filesystem has less free (bytes; 0 = off)",
-        0,
-        2**50,
-        read_only=True,
-    ),
 }
 
 _RATE = Param(50.0, "teleop publishing rate (Hz)", 0.1, 1000.0, read_only=True)
