@@ -381,8 +381,10 @@ class EpisodeLog:
         return w.close(episode.label)
 
     # crash recovery --------------------------------------------------------------------------------------------
-    def recover(self) -> list[IndexEntry]:
-        """Find bags whose writer died, salvage what is readable, mark them incomplete. Returns what it marked."""
+    def recover(self, reasons: dict[str, str] | None = None) -> list[IndexEntry]:
+        """Find bags whose writer died, salvage what is readable, mark them incomplete. Returns what it marked.
+        `reasons`: why the writer stopped, by episode id, when it is known (e.g. the disk filled up), put before
+        what the salvage found."""
         marked = []
         for eid, entry in self.entries().items():
             if entry.status != STATUS_RECORDING or _pid_alive(entry.pid) and entry.pid != os.getpid():
@@ -391,6 +393,8 @@ class EpisodeLog:
             if (bag / "metadata.yaml").exists():
                 continue  # closed, but the index line was lost: complete it below
             salvaged, reason = self._salvage(bag)
+            if reasons and eid in reasons:
+                reason = f"{reasons[eid]} ({reason})"
             marked_entry = IndexEntry(
                 episode_id=eid,
                 status=STATUS_INCOMPLETE,

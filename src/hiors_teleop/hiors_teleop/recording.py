@@ -17,7 +17,7 @@ A full or unwritable disk: no episode starts while the log's filesystem has less
 folder is not writable (`space_problem`). While one is recorded the free space is checked every second; below the
 minimum, or at the first write that fails, the episode is stopped and closed as incomplete with that reason, in one
 log line (`Event("stopped")`), and nothing more is written for it. A bag that cannot even be closed then (the disk is
-full) is marked incomplete by `EpisodeLog.recover()` before the next episode opens.
+full) is marked incomplete by `EpisodeLog.recover()`, with that reason, before the next episode opens.
 """
 
 from __future__ import annotations
@@ -329,7 +329,8 @@ class EpisodeSink:
         self.last_sent: dict[str, float] = {}
         self.stopped = 0  # episodes stopped (or not opened) because the log could not take them
         self.failure = ""  # why the last one was, until an episode opens again
-        self._unmarked = False  # a stopped bag could not be closed: recover() marks it before the next opens
+        # Stopped bags that could not be closed, with why: recover() marks them before the next episode opens.
+        self._unmarked: dict[str, str] = {}
         self._next_check = 0.0
 
     def problem(self) -> str:
@@ -365,10 +366,10 @@ class EpisodeSink:
                 writer.close_cut_short(f"stopped: {why}")
                 outcome = "marked incomplete"
             except (OSError, HiorsError, ValueError) as e:
-                self._unmarked = True
+                self._unmarked[eid] = f"stopped: {why}"
                 outcome = f"its bag could not be closed ({e}); marked incomplete before the next episode opens"
         elif eid in self.log.entries():  # opened in the index, its bag never made
-            self._unmarked = True
+            self._unmarked[eid] = f"stopped: {why}"
         return [Event("stopped", f"episode {eid} stopped: {why}; {outcome}", episode_id=eid)]
 
     def _check_space(self) -> list[Event]:
@@ -407,8 +408,9 @@ class EpisodeSink:
                 if problem:
                     return events + self._stop(problem, job)
                 if self._unmarked:
-                    events += [Event("warn", f"episode {e.episode_id}: {e.reason}") for e in self.log.recover()]
-                    self._unmarked = False
+                    marked = self.log.recover(self._unmarked)
+                    events += [Event("warn", f"episode {e.episode_id}: {e.reason}") for e in marked]
+                    self._unmarked = {}
                 if meta.state_names:
                     self.writer = self.log.open_writer(meta)
                 else:
@@ -435,7 +437,7 @@ class EpisodeSink:
                     self.log.mark_acked(eid)
                     self.last_sent.pop(eid, None)
             case Recover():
-                for e in self.log.recover():
+                for e in self.log.recover(self._unmarked):
                     events.append(Event("warn", f"episode {e.episode_id} was cut off: {e.reason}"))
                 events += self._resend(force=True)
             case Resend():

@@ -352,4 +352,6 @@ def test_a_write_the_disk_refuses_stops_the_episode_at_the_first_failure(tmp_pat
     assert [e.kind for e in events] == ["warn", "handover"] and events[0].text.startswith("episode ep-000000: ")
     entries = log.entries()
     assert entries["ep-000000"].status == STATUS_INCOMPLETE and entries["ep-000001"].status == STATUS_COMPLETE
+    # The mark carries the true reason, then what the salvage found.
+    assert entries["ep-000000"].reason.startswith("stopped: writing it failed: [Errno 28] No space left on device (")
     assert sorted(entries) == ["ep-000000", "ep-000001"] and sink.failure == ""
