@@ -13,6 +13,8 @@
   paper        the paper's comparisons on the twins (see `paper_bench.py`)
   pi0          the real-size pi0 on the CPU: build/save/load, a chunk through the graph, weight sync at 7 GB
                (see `pi0_bench.py`; needs 16 GB of free memory, not part of `all`)
+  hold         how much of the policy's time the robot waits for a chunk, per chunk schedule, from real `hiors up`
+               runs in turns (see `hold_bench.py`; minutes of the whole graph, not part of `all`)
 
 Sizes: `small` (default, CPU minutes), `full` (`--full`, longer runs for a quiet or GPU machine), `tiny` (tests).
 """
@@ -524,12 +526,20 @@ def bench_sim(size: MicroSize) -> Figure:
     return rows, list(rows[0]), ("robot", "loop_rtf")
 
 
+# --- hold ---------------------------------------------------------------------------------------------------------
+def bench_hold(size: MicroSize) -> Figure:
+    from hiors_bench.hold_bench import figure
+
+    return figure(next(name for name, s in SIZES.items() if s is size))
+
+
 FIGURES = {
     "plumbing": bench_plumbing,
     "recording": bench_recording,
     "async": bench_async,
     "weight_sync": bench_weight_sync,
     "sim": bench_sim,
+    "hold": bench_hold,
 }
 
 

@@ -25,6 +25,9 @@ from pathlib import Path
 
 from hiors_core.schema import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
 
+# bench size -> (rounds, episodes per run, robots)
+SIZES = {"tiny": (1, 1, ("tora_one",)), "small": (2, 3, ("tora_one",)), "full": (3, 6, ("tora_one", "xtrainer"))}
+
 # name -> `hiors up --set` values
 SCHEDULES: dict[str, tuple[str, ...]] = {
     "legacy": ("policy.infer_on=observation", "arbiter.chunk_schedule=sequential"),
@@ -171,3 +174,16 @@ def run(
             row["hold_over_legacy"] = row["hold_share"] / legacy if legacy > 0 else ""
             rows.append(row)
     return rows
+
+
+def figure(size: str) -> tuple[list[dict], list[str], tuple[str, str]]:
+    """`hiors bench hold`: the rows, their columns and the bar (schedule, hold share); the runs' folders are
+    temporary."""
+    import tempfile
+
+    rounds, episodes, robots = SIZES[size]
+    with tempfile.TemporaryDirectory(prefix="hiors-hold-") as tmp:
+        rows = run(Path(tmp), robots=robots, rounds=rounds, episodes=episodes)
+    for r in rows:
+        r["schedule"] = f"{r['robot']}/{r['schedule']}" if len(robots) > 1 else r["schedule"]
+    return rows, list(rows[0]), ("schedule", "hold_share")

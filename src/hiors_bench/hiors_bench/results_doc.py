@@ -31,6 +31,7 @@ SECTIONS = [
     ("async", "Asynchronous vs synchronous learning, update-to-data ratio", "hiors bench async"),
     ("weight_sync", "Weight sync vs serialisation", "hiors bench weight_sync"),
     ("sim", "Simulation speed", "hiors bench sim"),
+    ("hold", "Waiting for chunks: hold share of the policy's time under the demo's own load", "hiors bench hold"),
     ("pi0_load", "Real-size pi0 on the CPU: build, save, load", "hiors bench pi0"),
     ("pi0_chunk", "Real-size pi0: a chunk through the ROS graph vs direct `infer`", "hiors bench pi0"),
     ("pi0_weight_sync", "Real-size pi0: weight sync vs serialisation", "hiors bench pi0"),
