@@ -43,6 +43,7 @@ AUTHORITY_NAMES = {AUTHORITY_HOLD: "hold", AUTHORITY_POLICY: "policy", AUTHORITY
 
 SAMPLING_MODES = ("dual", "fixed_high", "fixed_low")
 CHUNK_SCHEDULES = ("early", "sequential")
+RETRY_MIN_STEPS = 5  # control periods before an unanswered chunk request is repeated, at the least
 
 
 @dataclass
@@ -131,11 +132,19 @@ class ChunkExecutor:
         lead = self.latency.lead(self.margin_steps)
         return self.k_auto if lead is None else lead  # latency not known yet: ask as early as possible
 
+    def retry_steps(self) -> int:
+        """Control periods after which an unanswered request is repeated (lost before the policy's subscription
+        matched, or the policy restarted): well past the latency measured (mean + 4 deviations, as TCP's
+        retransmission timeout), RETRY_MIN_STEPS before any answer, at most policy_timeout_steps."""
+        est = self.latency
+        wait = RETRY_MIN_STEPS if est.mean is None else math.ceil(est.mean + 4 * est.dev) + self.margin_steps
+        return max(1, min(self.timeout_steps, max(RETRY_MIN_STEPS, wait)))
+
     def wants_chunk(self, now_ns: int) -> bool:
-        """Ask the policy for a chunk now? Not while a request is unanswered, unless it is older than the timeout
-        (lost, or the policy restarted) or from the future (the clock went back)."""
+        """Ask the policy for a chunk now? Not while a request is unanswered, unless it is older than
+        retry_steps() or from the future (the clock went back)."""
         r = self.request_ns
-        if r is not None and 0 <= now_ns - r < self.timeout_steps * self.period_ns:
+        if r is not None and 0 <= now_ns - r < self.retry_steps() * self.period_ns:
             return False
         return self.ahead(now_ns) <= self.lead_steps()
 

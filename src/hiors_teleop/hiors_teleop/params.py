@@ -26,7 +26,8 @@ ARBITER = {
     ),
     "policy_timeout_steps": Param(
         25,
-        "chunks older than this many control periods are stale; a chunk request unanswered this long is repeated",
+        "chunks older than this many control periods are stale; an unanswered chunk request is repeated this late "
+        "at the latest (sooner by the latency measured)",
         1,
         100_000,
     ),

@@ -375,11 +375,22 @@ def test_latency_estimate_sets_the_lead():
 
 
 def test_unanswered_request_is_repeated_after_the_timeout_only():
-    core = ee_core(policy_timeout_steps=5)
+    core = ee_core(policy_timeout_steps=25)
+    # Before any answer (the policy may not be up yet): every RETRY_MIN_STEPS (5) periods.
     asked = [k for k in range(16) if core.tick(k * PERIOD).request_chunk]
     assert asked == [0, 5, 10, 15]
     core.chunk_arrived(16 * PERIOD)  # any chunk answers, even one refused
     assert core.tick(17 * PERIOD).request_chunk
+    # Once answers came: well past the latency measured (about 8 periods: 8 + 4 deviations + margin 2), at most the
+    # timeout.
+    for _ in range(30):
+        core.executor.latency.add(8)
+    retry = core.executor.retry_steps()
+    assert 10 <= retry <= 12
+    asked = [k for k in range(17, 60) if core.tick(k * PERIOD).request_chunk]
+    assert np.diff(asked).tolist() == [retry] * (len(asked) - 1) and len(asked) >= 3
+    core.executor.latency.add(100)
+    assert core.executor.retry_steps() == 25
 
 
 def test_a_chunk_late_past_k_auto_takes_over_when_it_comes():
