@@ -10,6 +10,7 @@ taken it, so the spin thread sleeps in the wait set whenever there is nothing ne
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Callable
 
@@ -56,6 +57,12 @@ class HandoffExecutor(MultiThreadedExecutor):
         while not started.wait(0.05):
             if self._is_shutdown or not self._context.ok():
                 return
+
+    def wait_for_callbacks(self, timeout_sec: float) -> bool:
+        """After the spin has ended: wait for the callbacks the workers still run (rclpy's shutdown does not), so that
+        a node is destroyed only once none of its callbacks is running. True when none is left."""
+        pending = [f for f in self._handed.values() if not f.done()]
+        return not concurrent.futures.wait(pending, timeout=timeout_sec).not_done
 
     def _reap(self) -> None:
         """Forget finished callbacks, and raise what one of them raised (as rclpy's executor does)."""
