@@ -231,6 +231,7 @@ class Learner:
         self.samples_per_second = 0.0
         self.resumed_from: str | None = None
         self.checkpointed_step = -1  # the step of the last checkpoint written or loaded
+        self._known: set[str] = set()  # episode ids of the checkpoint restored
         self._metrics = None
         self._verdicts = None
 
@@ -472,6 +473,13 @@ class Learner:
 
     def resume(self) -> bool:
         """Load the last checkpoint if any; then (always) load demos and backfill from the log."""
+        resumed = self.restore()
+        self.load_data()
+        return resumed
+
+    def restore(self) -> bool:
+        """The state of the last checkpoint, if any (weights, optimiser, step, m, episode ids), without the episode
+        data (`load_data`): the node announces its weights and m in between, before the slow part."""
         point = resume_point(self.run_dir)
         ckpt = point.checkpoint
         known: set[str] = set()
@@ -499,6 +507,12 @@ class Learner:
                 if point.lost_steps
                 else f"resumed from {where}, m={self.m:.3f}, {len(known)} episode ids; no steps lost"
             )
+        self._known = known
+        return ckpt is not None
+
+    def load_data(self) -> None:
+        """The demonstrations, and the episode log's episodes (those of the checkpoint and those logged since)."""
+        known = self._known
         self.load_log(self.cfg.demo_log_dir, "demo", skip_count=known)
         added = self.load_log(self.cfg.log_dir, "backfill", skip_count=known)
         if added:
@@ -508,7 +522,6 @@ class Learner:
             self.buffer.mark_seen(eid)
         if self.pacer.last_data_time == 0.0:
             self.pacer.last_data_time = time.monotonic()
-        return ckpt is not None
 
     def _drop_metrics_after(self, step: int) -> None:
         """Rewrite metrics.csv without the rows of steps after `step` (trained, then lost with a restart)."""

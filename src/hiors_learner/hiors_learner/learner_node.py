@@ -127,8 +127,10 @@ class LearnerNode(Node):
     # --- worker thread ----------------------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self.learner.resume()
+            self.learner.restore()
             self.learner.publish_weights()  # the actor gets this learner's weights as a new version at once
+            self.publish_status()  # and the episode filter its m, before the episode data is read
+            self.learner.load_data()
             self.publish_status()
             last_status = time.monotonic()
             while not self.stop.is_set():
