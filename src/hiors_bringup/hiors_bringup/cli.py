@@ -105,11 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("robot", choices=["tora_one", "xtrainer"])
     up.add_argument("--task", help="task name (default: the robot's first task)")
     up.add_argument("--sim", action="store_true", help="use the MuJoCo twin, simulated operator and oracle")
-    up.add_argument("--episodes", type=int, default=12, help="online episodes to run (default 12)")
+    up.add_argument(
+        "--episodes",
+        type=int,
+        default=12,
+        help="online episodes in the run (default 12); a resumed run runs the ones it still lacks",
+    )
     up.add_argument(
         "--demos", type=int, help="scripted initial demonstrations to record first (default 8; none with --base)"
     )
-    up.add_argument("--run-dir", default="", help="run folder (default runs/<robot>-<time>)")
+    up.add_argument(
+        "--run-dir",
+        default="",
+        help="run folder (default runs/<robot>-<time>); the folder of an earlier run resumes it: its episode count, "
+        "demonstrations, starting policy and learner checkpoint carry on",
+    )
     up.add_argument("--policy", help="pi0 checkpoint folder (default: tiny pi0 built offline)")
     up.add_argument(
         "--base",
@@ -123,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the online episodes, evaluate the starting and the final policy without the operator on this "
         "many held-out initial states (default 0: no evaluation)",
     )
-    up.add_argument("--seed", type=int, default=0)
+    up.add_argument("--seed", type=int, help="seed of the run's initial states (default 0, or a resumed run's own)")
     up.add_argument("--operator", choices=["intervene", "never"], default="intervene", help="simulated operator mode")
     up.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
     up.add_argument(

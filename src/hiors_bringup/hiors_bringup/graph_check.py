@@ -18,12 +18,13 @@ def undeclared(configured: dict, declared: set[str]) -> list[str]:
 
 
 def check_running_graph(
-    node, specs: list[NodeSpec], namespace: str = "", timeout_s: float = 120.0, exited=None
+    node, specs: list[NodeSpec], namespace: str = "", timeout_s: float = 120.0, exited=None, waiting=None
 ) -> dict:
     """{node name: [undeclared parameter names] or ["not running"]} for every node that does not match.
 
     `node` is any rclpy node whose executor is spinning in another thread. `exited(name)`, when given, tells
-    whether that node's process has ended: such a node is reported at once instead of waited for.
+    whether that node's process has ended: such a node is reported at once instead of waited for. `waiting(spec)`,
+    when given, is called about twice a second while a node is not up yet (a policy takes a while to load).
     """
     from rcl_interfaces.srv import ListParameters
 
@@ -40,6 +41,8 @@ def check_running_graph(
                 if time.monotonic() >= deadline:
                     problems[spec.name] = ["not running (no parameter services)"]
                     break
+                if waiting is not None:
+                    waiting(spec)
             if spec.name in problems:
                 continue
             future = client.call_async(ListParameters.Request())

@@ -98,7 +98,18 @@ class GraphProcesses:
         prev = self.procs.get(spec.name)
         proc = NodeProcess(spec, popen, log_path, restarts=(prev.restarts + 1) if prev else 0)
         self.procs[spec.name] = proc
+        self._write_pids()
         return proc
+
+    def _write_pids(self) -> None:
+        """The node processes' ids (run_folder.PIDS_FILE): a later `hiors up` on this folder waits for the nodes of
+        one that was killed before it starts its own."""
+        from .run_folder import PIDS_FILE
+
+        try:
+            (self.run_dir / PIDS_FILE).write_text("".join(f"{n} {p.popen.pid}\n" for n, p in self.procs.items()))
+        except OSError:
+            pass  # a full disk: the run stops on it elsewhere; this file only helps a later resume
 
     def start_all(self) -> None:
         for spec in self.specs:

@@ -14,8 +14,11 @@ policy and the run's final weights without the operator on the same N held-out i
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,6 +32,19 @@ from .graph import Base, GraphArgs, check_parameters, prepare_run, read_base, ro
 from .graph_check import check_running_graph
 from .processes import GraphProcesses
 from .report import EPISODES_CSV, plot, read_csv, summary_lines
+from .run_folder import (
+    DISK_STOP,
+    MIB,
+    PreviousRun,
+    RunLock,
+    check_disk,
+    check_identity,
+    disk_need,
+    free_bytes,
+    previous_run,
+    stop_leftover_nodes,
+    write_identity,
+)
 
 EPISODE_FIELDS = [
     "index",
@@ -47,6 +63,8 @@ EPISODE_FIELDS = [
 EVAL_CSV = "eval_start_vs_final.csv"
 EVAL_FIELDS = ["policy", "source", "states", "success", "success_1.5x", "success_2x", "progress", "seeds"]
 DEFAULT_DEMOS = 8  # scripted initial demonstrations recorded when the run does not start from a base
+DISK_CHECK_S = 2.0  # free space of the run folder's disk is checked this often while the run goes on
+QUIET_S = 10.0  # hiors up says what it waits for after this long without a line (3x that while episodes run)
 
 
 @dataclass(frozen=True)
@@ -60,17 +78,20 @@ class UpOptions:
     policy: str = ""
     base: str = ""  # a `hiors pretrain` output folder: its policy/ and demos/ start the run
     eval_states: int = 0  # held-out initial states to evaluate the starting and the final policy on (0: none)
-    seed: int = 0
+    seed: int | None = None  # None: 0, or a resumed run's own
     operator: str = "intervene"
     timeout_s: float = 1800.0
     overrides: tuple = ()  # (node, key, value) parameter overrides (`--set`, tests, benchmarks)
 
 
 class Monitor:
-    """Watches verdicts, episodes and learner status; writes episodes.csv; prints one line per episode."""
+    """Watches verdicts, episodes and learner status; writes episodes.csv; prints one line per episode.
+    A resumed run's rows continue its index and wall time; an episode that has a row already is not counted again
+    (the recorder re-sends those it has no acknowledgement for)."""
 
-    def __init__(self, run_dir: Path, quiet: bool = False):
+    def __init__(self, run_dir: Path, quiet: bool = False, previous: PreviousRun | None = None):
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
 
         from hiors_msgs.msg import ControlState, Episode, EpisodeVerdict, LearnerStatus
 
@@ -86,11 +107,16 @@ class Monitor:
         self.status = None
         self.control = None
         self.policy_versions_used: set[int] = set()
+        self.known = previous.episode_ids if previous else frozenset()
+        self.index0 = previous.episodes if previous else 0
+        self.wall0 = previous.wall_s if previous else 0.0
+        self.write_failure = ""  # why episodes (or episodes.csv) cannot be written: the run stops on it
         sub = self.node.create_subscription
         sub(EpisodeVerdict, topics.EPISODE_VERDICT, self._on_verdict, topics.qos(topics.EPISODE_VERDICT, "monitor"))
         sub(Episode, topics.EPISODE, self._on_episode, topics.qos(topics.EPISODE, "monitor"))
         sub(LearnerStatus, topics.LEARNER_STATUS, self._on_status, topics.qos(topics.LEARNER_STATUS))
         sub(ControlState, topics.CONTROL_STATE, self._on_control, topics.qos(topics.CONTROL_STATE))
+        sub(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, topics.qos(topics.DIAGNOSTICS))
         self.csv_path = run_dir / EPISODES_CSV
         self._csv = open(self.csv_path, "a", newline="")
         self._writer = csv.DictWriter(self._csv, fieldnames=EPISODE_FIELDS)
@@ -121,9 +147,18 @@ class Monitor:
     def _on_control(self, msg) -> None:
         self.control = msg
 
+    def _on_diagnostics(self, msg) -> None:
+        """The recorder's episode log state: refusing starts, or an episode stopped by a failed write."""
+        from hiors_teleop.recording import LOG_FAILED, LOG_REFUSING
+
+        for st in msg.status:
+            state = next((kv.value for kv in st.values if kv.key == "log_state"), "")
+            if state in (LOG_REFUSING, LOG_FAILED) and not self.write_failure:
+                self.write_failure = f"the recorder cannot write episodes: {st.message}"
+
     def _on_verdict(self, msg, wait_for_episode: bool = True) -> None:
         with self.lock:
-            if any(v.episode_id == msg.episode_id for v in self.verdicts):
+            if msg.episode_id in self.known or any(v.episode_id == msg.episode_id for v in self.verdicts):
                 return  # a re-sent episode gets a second verdict; count it once
             if wait_for_episode and msg.episode_id not in self.episodes:
                 # The (large) Episode message can arrive after its (small) verdict: row written when it does.
@@ -132,7 +167,7 @@ class Monitor:
             self.verdicts.append(msg)
             human, steps, interventions, version = self.episodes.get(msg.episode_id, (0, 0, 0, 0))
             row = {
-                "index": len(self.verdicts),
+                "index": self.index0 + len(self.verdicts),
                 "episode_id": msg.episode_id,
                 "return": f"{msg.episode_return:.3f}",
                 "success": int(msg.episode_return > 0),
@@ -143,15 +178,20 @@ class Monitor:
                 "interventions": interventions,
                 "policy_version": version,
                 "samples_kept": msg.samples_kept,
-                "wall_s": f"{time.monotonic() - self.t0:.1f}",
+                "wall_s": f"{self.wall0 + time.monotonic() - self.t0:.1f}",
             }
-            self._writer.writerow(row)
-            self._csv.flush()
+            try:
+                self._writer.writerow(row)
+                self._csv.flush()
+            except OSError as e:  # (a full disk) the run stops on it; the verdict is still counted and printed
+                self.write_failure = self.write_failure or f"{self.csv_path}: {e.strerror or e}"
             recent = self.verdicts[-5:]
             rolling = sum(v.episode_return > 0 for v in recent) / len(recent)
         if not self.quiet:
             st = self.status
-            learner = f"step {st.step:5d} loss {st.loss:.3f}" if st is not None else "learner starting"
+            learner = "learner starting"
+            if st is not None:  # (no loss before the learner's first step since it started)
+                learner = f"step {st.step:5d} loss " + (f"{st.loss:.3f}" if math.isfinite(st.loss) else "-")
             print(
                 f"[ep {row['index']:3d}] {msg.episode_id}  human {float(row['human_share']):4.0%}  "
                 f"return {msg.episode_return:+.2f}  {'ACCEPT' if msg.accepted else 'reject'} ({msg.reason})  "
@@ -160,9 +200,17 @@ class Monitor:
             )
 
     def count(self) -> int:
-        """Episodes with a verdict (including those whose Episode message is still on its way)."""
+        """Episodes with a verdict in this session (including those whose Episode message is still on its way)."""
         with self.lock:
             return len(self.verdicts) + len(self.pending)
+
+    def progress(self) -> str:
+        """A line on what is going on while no episode has ended for a while."""
+        st = self.status
+        learner = "the learner is loading its episode data"
+        if st is not None:
+            learner = f"learner step {st.step}, m={st.threshold:.2f}, {st.buffer_samples} samples in its buffer"
+        return f"episode {self.index0 + self.count() + 1} under way; {learner}"
 
     def settle(self, timeout_s: float) -> None:
         """Give Episode messages still on their way a moment to arrive."""
@@ -173,12 +221,29 @@ class Monitor:
     def close(self) -> None:
         with self.lock:
             late, self.pending = list(self.pending.values()), {}
-        for v in late:  # never arrived: write the row with what is known rather than drop it
-            self._on_verdict(v, wait_for_episode=False)
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.context)
-        self._csv.close()
+        try:
+            for v in late:  # never arrived: write the row with what is known rather than drop it
+                self._on_verdict(v, wait_for_episode=False)
+        finally:
+            self.executor.shutdown(timeout_sec=2.0)
+            self.node.destroy_node()
+            self.rclpy.try_shutdown(context=self.context)
+            try:
+                self._csv.close()
+            except OSError:  # its last rows did not fit on the disk: write_failure says so
+                pass
+
+
+def node_doing(spec) -> str:
+    """What a node that is not up yet is busy with, as `hiors up` says while it waits."""
+    p = spec.parameters
+    if spec.name == "policy":
+        return f"loading the policy {p.get('checkpoint') or '(tiny)'}"
+    if spec.name == "learner":
+        return f"loading the policy {p.get('policy_path') or '(tiny)'} to train it"
+    if spec.name == "sim":
+        return "building the twin and rendering its cameras"
+    return "starting"
 
 
 def default_run_dir(robot: str) -> Path:
@@ -194,12 +259,14 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
         raise HiorsError(f"--episodes must be at least 1, got {opts.episodes}")
     if opts.eval_states < 0:
         raise HiorsError(f"--eval-states must be 0 or more, got {opts.eval_states}")
+    run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.robot)
+    prev = previous_run(run_dir)
+    opts = resumed_options(opts, prev)
     base = check_base(opts) if opts.base else None
     task = opts.task or (base.task if base else "")
     demos = (0 if base else DEFAULT_DEMOS) if opts.demos is None else opts.demos
     if base and demos > 0:
         raise HiorsError(f"--base {opts.base} brings its own demonstrations; --demos records new ones: give one")
-    run_dir = Path(opts.run_dir) if opts.run_dir else default_run_dir(opts.robot)
     if opts.eval_states and opts.policy and Path(opts.policy).resolve() != (run_dir / "policy").resolve():
         raise HiorsError(
             "--eval-states evaluates the run's starting policy from its folder's policy/: use --base, or the tiny "
@@ -208,35 +275,100 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
     args = GraphArgs(
         robot=opts.robot, task=task, sim=True, policy=opts.policy, base=opts.base, run_dir=str(run_dir)
     ).validated()
+    identity = {
+        "robot": args.robot,
+        "task": args.task,
+        "base": str(Path(opts.base).resolve()) if opts.base else "",
+        "policy": opts.policy,
+        "seed": opts.seed,
+    }
+    if prev is not None:
+        check_identity(run_dir, prev.identity, identity)
     _apply_overrides(robot_graph(args), opts, run_dir)  # config and --set checked before anything runs
-    run_dir.mkdir(parents=True, exist_ok=True)
+    done, have_demos = (prev.episodes, prev.demos) if prev else (0, 0)
+    check_disk(run_dir, disk_need(opts.episodes - done, demos - have_demos))
+    lock = RunLock(run_dir)
+    try:
+        return _run(opts, args, base, demos, prev, {**identity, "demos": demos}, quiet)
+    finally:
+        lock.release()
 
+
+def resumed_options(opts: UpOptions, prev: PreviousRun | None) -> UpOptions:
+    """A resumed run's options: the task, base, policy, demonstrations and seed it started with, where not given."""
+    ident = prev.identity if prev else {}
+    given = {"seed": 0 if opts.seed is None else opts.seed}
+    if ident:
+        if not opts.task and ident.get("task"):
+            given["task"] = ident["task"]
+        if not opts.base and not opts.policy:
+            given["base"], given["policy"] = ident.get("base", ""), ident.get("policy", "")
+        if opts.demos is None and isinstance(ident.get("demos"), int):
+            given["demos"] = ident["demos"]
+        if opts.seed is None and isinstance(ident.get("seed"), int):
+            given["seed"] = ident["seed"]
+    return replace(opts, **given)
+
+
+def _run(opts: UpOptions, args: GraphArgs, base, demos: int, prev: PreviousRun | None, identity: dict, quiet):
+    run_dir = Path(args.run_dir)
     say = (lambda *a: None) if quiet else print
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
+    if prev is not None:
+        say(prev.line(run_dir, opts.episodes))
+        stop_leftover_nodes(run_dir, say)
+    write_identity(run_dir, identity)
     demos_dir = run_dir / "demos"
     if base:
-        # The run's own copy of the starting policy (the launch files do the same): the nodes load it, and
-        # `hiors eval --run` and the final evaluation start from it.
-        args = prepare_run(args)
-        say(
-            f"hiors up: starting from the base policy {base.policy} (copied to {run_dir / 'policy'}), "
-            f"demonstrations {base.demos.resolve()}"
-        )
+        if prev is None or not prev.policy:
+            # The run's own copy of the starting policy (the launch files do the same): the nodes load it, and
+            # `hiors eval --run` and the final evaluation start from it.
+            args = prepare_run(args)
+            say(
+                f"hiors up: starting from the base policy {base.policy} (copied to {run_dir / 'policy'}), "
+                f"demonstrations {base.demos.resolve()}"
+            )
     elif demos > 0:
-        from .demos import record_demos
+        have = prev.demos if prev else 0
+        if demos > have:
+            from .demos import record_demos
 
-        n = record_demos(args.robot, args.task, demos, demos_dir, seed=opts.seed + 10_000)
-        say(f"hiors up: recorded {n} scripted initial demonstrations in {demos_dir}")
+            n = record_demos(args.robot, args.task, demos - have, demos_dir, seed=opts.seed + 10_000 + have)
+            say(f"hiors up: recorded {demos - have} scripted initial demonstrations in {demos_dir} ({n} succeeded)")
         if not args.policy:
-            args = replace(args, policy=str(initial_tiny_policy(args.robot, args.task, run_dir)))
-            say(f"hiors up: tiny pi0 with the demonstrations' normalisation statistics in {args.policy}")
-    specs = _apply_overrides(robot_graph(args), opts, run_dir)
+            if prev is not None and prev.policy:
+                args = replace(args, policy=str(run_dir / "policy"))
+            else:
+                args = replace(args, policy=str(initial_tiny_policy(args.robot, args.task, run_dir)))
+                say(f"hiors up: tiny pi0 with the demonstrations' normalisation statistics in {args.policy}")
+    done = prev.episodes if prev else 0
+    remaining = opts.episodes - done
+    rc = 0
+    if remaining <= 0:
+        say(f"hiors up: the run has its {done} episodes; give --episodes more than {done} to run more")
+    else:
+        # The runner's seeds continue past every episode the recorder started: no initial state twice.
+        runner = {"episodes": remaining + 2, "seed": opts.seed + (prev.started if prev else 0)}
+        specs = _apply_overrides(robot_graph(args), opts, run_dir, runner)
+        rc = _run_graph(opts, specs, run_dir, prev, remaining, say, quiet)
+    return _finish(opts, args, run_dir, rc, say)
 
+
+def _run_graph(opts: UpOptions, specs, run_dir: Path, prev, remaining: int, say, quiet: bool) -> int:
     procs = GraphProcesses(specs, run_dir, env={"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
-    monitor = Monitor(run_dir, quiet=quiet)
+    monitor = Monitor(run_dir, quiet=quiet, previous=prev)
     procs.start_all()
     say(f"hiors up: started {len(specs)} nodes: {', '.join(s.name for s in specs)} (logs in {run_dir / 'logs'})")
-    deadline = time.monotonic() + opts.timeout_s
+    started = time.monotonic()
+    deadline = started + opts.timeout_s
+    quiet_since = [started]  # when hiors up last said something
+
+    def waiting(spec) -> None:
+        now = time.monotonic()
+        if now - quiet_since[0] >= QUIET_S:
+            quiet_since[0] = now
+            say(f"hiors up: waiting for {spec.name}: {node_doing(spec)} ({now - started:.0f} s)")
+
     rc = 0
     try:
         problems = check_running_graph(
@@ -244,6 +376,7 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             specs,
             timeout_s=min(opts.timeout_s, 180.0),
             exited=lambda name: name in {p.spec.name for p in procs.dead()},
+            waiting=waiting,
         )
         if problems:
             for name, what in problems.items():
@@ -253,9 +386,30 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
             rc = 2
         else:
             say("hiors up: every node is up and declares every parameter it was given")
-        while rc == 0 and monitor.count() < opts.episodes:
+        seen = monitor.count()
+        quiet_since[0] = next_disk_check = time.monotonic()
+        while rc == 0 and monitor.count() < remaining:
+            if monitor.write_failure:
+                say(f"hiors up: stopping the run: {monitor.write_failure}")
+                rc = 1
+                break
+            if time.monotonic() >= next_disk_check:
+                next_disk_check = time.monotonic() + DISK_CHECK_S
+                free = free_bytes(run_dir)
+                if free < DISK_STOP:
+                    say(
+                        f"hiors up: stopping the run: {free / MIB:.0f} MiB free on the disk of {run_dir} (it stops "
+                        f"below {DISK_STOP / MIB:.0f} MiB, before a write fails)"
+                    )
+                    rc = 1
+                    break
+            if monitor.count() != seen:
+                seen, quiet_since[0] = monitor.count(), time.monotonic()
+            elif time.monotonic() - quiet_since[0] >= 3 * QUIET_S:
+                quiet_since[0] = time.monotonic()
+                say(f"hiors up: {monitor.progress()}")
             if time.monotonic() > deadline:
-                say(f"hiors up: timed out after {opts.timeout_s:.0f} s with {len(monitor.verdicts)} episodes")
+                say(f"hiors up: timed out after {opts.timeout_s:.0f} s with {monitor.count()} episodes")
                 rc = 1
                 break
             dead = procs.dead()
@@ -268,21 +422,52 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
                 break
             time.sleep(0.2)
         monitor.settle(timeout_s=10.0)
+    except KeyboardInterrupt:
+        say("hiors up: interrupted; stopping the nodes, then the summary")
+        rc = 130
     finally:
-        procs.stop_all()
-        monitor.close()
-    lines = summary_lines(run_dir) + operator_share_lines(read_csv(run_dir / EPISODES_CSV))
+        with _no_interrupt():  # a second Ctrl-C does not cut the stop short
+            procs.stop_all(timeout=30.0)
+            monitor.close()
+    return rc
+
+
+def _finish(opts: UpOptions, args: GraphArgs, run_dir: Path, rc: int, say) -> int:
+    """The summary (printed and in summary.txt), the plot, and the evaluation when asked for and the run finished."""
+    with _no_interrupt():
+        lines = summary_lines(run_dir) + operator_share_lines(read_csv(run_dir / EPISODES_CSV))
     if opts.eval_states and rc == 0:
         say(
             f"hiors up: evaluating the starting and the final policy without the operator on {opts.eval_states} held-out initial states"
         )
-        lines += eval_lines(evaluate_start_vs_final(args.robot, args.task, run_dir, opts.eval_states, opts.seed))
+        try:
+            lines += eval_lines(evaluate_start_vs_final(args.robot, args.task, run_dir, opts.eval_states, opts.seed))
+        except KeyboardInterrupt:
+            lines.append("evaluation interrupted")
+            rc = 130
     elif opts.eval_states:
         lines.append("evaluation skipped: the run did not finish")
-    png = plot(run_dir)
-    (run_dir / "summary.txt").write_text("\n".join(lines) + "\n")
-    say("\n".join(["", "=== summary ==="] + lines + [f"learning curve: {png}"]))
+    with _no_interrupt():
+        try:
+            png = plot(run_dir)
+            (run_dir / "summary.txt").write_text("\n".join(lines) + "\n")
+        except OSError as e:  # a full disk: the summary is still printed
+            png = f"not written ({e.strerror or e})"
+        say("\n".join(["", "=== summary ==="] + lines + [f"learning curve: {png}"]))
     return rc
+
+
+@contextlib.contextmanager
+def _no_interrupt():
+    """SIGINT ignored inside (main thread only): the stop and the summary run to their end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_base(opts: UpOptions) -> Base:
@@ -379,10 +564,11 @@ def initial_tiny_policy(robot: str, task: str, run_dir: Path) -> Path:
     return out
 
 
-def _apply_overrides(specs, opts: UpOptions, run_dir: Path):
+def _apply_overrides(specs, opts: UpOptions, run_dir: Path, runner: dict | None = None):
     # The run's own controls; every other parameter is the graph's (robot_graph), as the launch files give it.
+    # `runner`: the episode runner's episodes and first seed (a resumed run's continue); default the whole run's.
     extra = {
-        "episode_runner": {"episodes": opts.episodes + 2, "seed": opts.seed},
+        "episode_runner": runner or {"episodes": opts.episodes + 2, "seed": opts.seed or 0},
         "sim_operator": {"mode": opts.operator},
     }
     given = {s.name: s.parameters for s in specs}

@@ -4,6 +4,7 @@ bags it wrote. One short run per robot (2 demonstrations, 2 online episodes) on 
 import csv
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -196,3 +197,49 @@ def test_up_from_a_goal_state_base_ends_with_start_and_final_evaluated(tmp_path)
     assert evals["final"]["source"].endswith(".safetensors")
     summary = (run_dir / "summary.txt").read_text()
     assert "start policy, no operator, 2 held-out" in summary and "operator share per episode" in summary
+
+
+def test_a_second_hiors_up_on_the_run_folder_resumes_the_run(tmp_path, capsys):
+    """The same --run-dir again, with more episodes: it says it resumes, the episode index and the initial states
+    continue, the demonstrations and the starting policy are the first run's, the learner's steps are one history
+    (none twice) and m never goes down."""
+    opts = UpOptions(
+        robot="tora_one",
+        episodes=1,
+        demos=1,
+        run_dir=str(tmp_path),
+        timeout_s=300.0,
+        overrides=(("learner", "publish_every", 5), ("learner", "checkpoint_every", 1000)),
+    )
+    assert run_up(opts) == 0
+    policy = (tmp_path / "policy" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert run_up(replace(opts, episodes=2, demos=None)) == 0
+    out = capsys.readouterr().out
+    assert "hiors up: resuming the run in" in out and "1 of 2 episodes done, 1 demonstrations" in out
+    assert "recorded" not in out and "tiny pi0" not in out
+    table = rows(tmp_path)
+    assert [r["index"] for r in table] == ["1", "2"] and len({r["episode_id"] for r in table}) == 2
+    m = [float(r["threshold"]) for r in table]
+    assert m == sorted(m)
+    log = EpisodeLog(tmp_path / "episodes")
+    assert all(len(log.read(r["episode_id"]).executed) > 10 for r in table)  # no empty episode after the restart
+    assert len(EpisodeLog(tmp_path / "demos").ids()) == 1
+    assert (tmp_path / "policy" / "model.safetensors").read_bytes() == policy
+    with open(tmp_path / "learner" / "metrics.csv") as f:
+        metrics = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in metrics]
+    assert steps == list(range(1, len(steps) + 1))  # the first run's last step was checkpointed on stopping
+    learner_m = [float(r["threshold"]) for r in metrics]
+    assert learner_m == sorted(learner_m)
+    ckpt = tmp_path / "learner" / "checkpoints"
+    state = json.loads((ckpt / (ckpt / "latest").read_text().strip() / "state.json").read_text())
+    assert sorted(e for e in state["seen"] if e.startswith("demo-")) == ["demo-000000"]
+
+
+def test_a_normal_stop_leaves_no_error_or_traceback_in_the_node_logs(run):
+    _, run_dir = run
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        text = log.read_text()
+        for bad in ("Traceback", "[ERROR]", "[FATAL]", "context is invalid", "never retrieved"):
+            assert bad not in text, f"{log.name} holds {bad!r}:\n{text[-3000:]}"
