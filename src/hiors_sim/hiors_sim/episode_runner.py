@@ -9,6 +9,10 @@ in a worker thread, never in a callback.
 
 As a person would, it starts the first episode only once the actor is up (its first ActionChunk: loading a policy
 takes a while on a busy machine). Collection never waits for learning unless `await_trained_policy_s` says so.
+
+An episode counts as failed (not run) when the twin refuses its reset, the recorder refuses its start (e.g. its disk
+is full) or stops it while it runs (a failed write: `episode_status` cleared before the runner ended it), or a call
+goes unanswered.
 """
 
 from __future__ import annotations
@@ -64,6 +68,12 @@ class EpisodeRunner(Node):
         self.create_subscription(
             PolicyUpdate, topics.POLICY_UPDATE, self.on_update, topics.qos(topics.POLICY_UPDATE), callback_group=group
         )
+        self.recording = ""  # the recorder's episode_status: the id it is recording, "" for none
+        self.running = ""  # the episode this runner started and has not ended yet
+        self.stopped_by_recorder: set[str] = set()
+        self.create_subscription(
+            String, topics.EPISODE_STATUS, self.on_status, topics.qos(topics.EPISODE_STATUS), callback_group=group
+        )
         self.done = 0
         self.failed = 0
         self.stop = threading.Event()
@@ -77,6 +87,12 @@ class EpisodeRunner(Node):
     def on_label(self, msg: EpisodeLabel) -> None:
         with self.lock:
             self.labels[msg.episode_id] = msg
+
+    def on_status(self, msg: String) -> None:
+        with self.lock:
+            if self.running and self.recording == self.running and msg.data != self.running:
+                self.stopped_by_recorder.add(self.running)  # it stopped recording an episode nobody ended
+            self.recording = msg.data
 
     def on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
@@ -141,8 +157,10 @@ class EpisodeRunner(Node):
             with self.lock:
                 started_on = self.actor_version
             try:
-                self.run_episode(k)
-                self.done += 1
+                if self.run_episode(k):
+                    self.done += 1
+                else:
+                    self.failed += 1
             except TimeoutError as e:
                 # A node restarting (the recorder, the sim) can leave one call unanswered: this episode is lost to
                 # the runner (the recorder salvages or keeps its bag), the next one starts afresh.
@@ -151,7 +169,8 @@ class EpisodeRunner(Node):
             self._sim_sleep(self.pause_s)
         self.get_logger().info(f"ran {self.done} episodes ({self.failed} failed); idle")
 
-    def run_episode(self, k: int) -> None:
+    def run_episode(self, k: int) -> bool:
+        """One episode; False when it was not recorded (reset or start refused, stopped by the recorder)."""
         with self.lock:
             # The last state before the reset says failed/succeeded: it must not end the new episode.
             self.expect_seed = self.seed + k
@@ -159,20 +178,33 @@ class EpisodeRunner(Node):
         reset = self._call(self.reset_client, ResetSim.Request(seed=self.seed + k, task=self.task, cell=-1), "reset")
         if not reset.success:
             self.get_logger().error(f"reset refused: {reset.message}")
-            return
+            return False
         with self.lock:
             self.watch.reset()  # the sim's first scene may share the seed: its states from before the reset go too
         start = self._call(self.start_client, StartEpisode.Request(task=self.task), "start episode")
         if not start.success:
             self.get_logger().error(f"start refused: {start.message}")
-            return
+            return False
         eid = start.episode_id
+        with self.lock:
+            self.running = eid
+        try:
+            return self._follow(eid)
+        finally:
+            with self.lock:
+                self.running = ""
+
+    def _follow(self, eid: str) -> bool:
+        """Watch the started episode `eid` to its end, end it and see it labelled."""
         clock = self.get_clock()
         t0 = clock.now().nanoseconds
         why = ""
         while not self.stop.is_set():
             with self.lock:
                 why = self.watch.why
+                if eid in self.stopped_by_recorder:
+                    self.get_logger().error(f"{eid}: the recorder stopped it (see its log); not counted as run")
+                    return False
             if why:
                 break
             now = clock.now().nanoseconds
@@ -186,19 +218,22 @@ class EpisodeRunner(Node):
         if why:
             self.get_logger().info(f"{eid}: ending it: {why}")
         if self.stop.is_set():
-            return
+            return False
+        with self.lock:
+            self.running = ""  # ended by this runner from here on
         self._call(self.end_client, EndEpisode.Request(episode_id=eid), "end episode")
         t1 = time.monotonic()
         while not self.stop.is_set() and time.monotonic() - t1 < self.label_grace_s:
             with self.lock:
                 if eid in self.labels:
-                    return  # labelled by the oracle; the recorder has finished the episode
+                    return True  # labelled by the oracle; the recorder has finished the episode
             time.sleep(0.02)
         if self.stop.is_set():
-            return
+            return False
         self.get_logger().warn(f"{eid}: no label within {self.label_grace_s:.0f} s of its end; labelling it a failure")
         req = EndEpisode.Request(episode_id=eid, has_label=True, reward=0.0, success=False, label_source="timeout")
         self._call(self.end_client, req, "end episode")
+        return True
 
 
 def main(args=None):

@@ -31,3 +31,45 @@ def test_runner_ends_on_a_short_success_and_ignores_other_scenes():
         finally:
             runner.shutdown()
             runner.destroy_node()
+
+
+def test_an_episode_the_recorder_stops_or_refuses_is_counted_failed():
+    from hiors_core import topics
+    from hiors_msgs.srv import ResetSim, StartEpisode
+    from hiors_sim.episode_runner import EpisodeRunner
+    from hiors_testing.ros import spinning, wait_for
+
+    with ros_context() as ctx:
+        import rclpy
+
+        recorder = rclpy.create_node("fake_recorder", context=ctx)
+        status = recorder.create_publisher(String, topics.EPISODE_STATUS, topics.qos(topics.EPISODE_STATUS))
+        starts = []
+
+        def start(req, resp):  # the first start is taken, then its recording stops; the next is refused
+            starts.append(req)
+            resp.success = len(starts) == 1
+            resp.episode_id = "ep-000000" if resp.success else ""
+            resp.message = "" if resp.success else "episode log: 3 MiB free, below 64 MiB"
+            return resp
+
+        def reset(req, resp):
+            resp.success = True
+            return resp
+
+        recorder.create_service(StartEpisode, topics.START_EPISODE, start)
+        recorder.create_service(ResetSim, topics.RESET, reset)
+        params = [Parameter(k, value=v) for k, v in (("episodes", 2), ("policy_wait_s", 0.0), ("pause_s", 0.0))]
+        runner = EpisodeRunner(context=ctx, parameter_overrides=params)
+        try:
+            with spinning([recorder, runner], ctx):
+                wait_for(lambda: runner.running == "ep-000000", 30, "the first episode running")
+                status.publish(String(data="ep-000000"))
+                wait_for(lambda: runner.recording == "ep-000000", 30, "the recorder's status seen")
+                status.publish(String(data=""))  # stopped by a failed write, not ended by the runner
+                wait_for(lambda: runner.done + runner.failed == 2, 30, "both episodes tried")
+            assert (runner.done, runner.failed) == (0, 2)
+        finally:
+            runner.shutdown()
+            runner.destroy_node()
+            recorder.destroy_node()
