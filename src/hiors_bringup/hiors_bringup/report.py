@@ -88,7 +88,7 @@ def summary_lines(run: Path) -> list[str]:
     lines = [
         f"run: {run}",
         f"episodes: {n}   success: {succ}/{n}   accepted: {acc}/{n}   rejected: {n - acc}/{n}",
-        "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())),
+        "verdicts: " + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"),
     ]
     if human:
         lines.append(f"human share of control steps: mean {sum(human) / len(human):.2f}")

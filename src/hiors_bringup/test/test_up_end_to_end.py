@@ -243,3 +243,21 @@ def test_a_normal_stop_leaves_no_error_or_traceback_in_the_node_logs(run):
         text = log.read_text()
         for bad in ("Traceback", "[ERROR]", "[FATAL]", "context is invalid", "never retrieved"):
             assert bad not in text, f"{log.name} holds {bad!r}:\n{text[-3000:]}"
+
+
+def test_a_recorder_that_cannot_write_stops_the_run_in_one_line(tmp_path, capsys):
+    """The recorder refuses every start (its free-space minimum above what the disk has: the injected failure of a
+    full disk): hiors up stops at once with one line saying why, rather than waiting out its timeout."""
+    opts = UpOptions(
+        robot="tora_one",
+        episodes=2,
+        demos=1,
+        run_dir=str(tmp_path),
+        timeout_s=300.0,
+        overrides=(("recorder", "min_free_bytes", 2**50),),
+    )
+    assert run_up(opts) == 1
+    out = capsys.readouterr().out
+    stops = [line for line in out.splitlines() if line.startswith("hiors up: stopping the run:")]
+    assert len(stops) == 1 and "the recorder cannot write episodes" in stops[0] and "timed out" not in out
+    assert "episodes: 0" in (tmp_path / "summary.txt").read_text()
