@@ -320,6 +320,7 @@ class ArbiterCore:
         self.measured = None
         self.anchor = None
         self.executor.reset()
+        self.executor.request_ns = None  # ask again at once, naming the move: the policy's answer so far is refused
 
     def set_estop(self, on: bool) -> None:
         self.estop = bool(on)

@@ -420,6 +420,10 @@ def test_a_request_names_the_oldest_observation_a_chunk_may_come_from():
     core.resync(5 * PERIOD)
     core.set_measured(HOME_EE)
     assert core.request_floor_ns() == 5 * PERIOD  # the scene was reset at step 5
+    assert core.tick(5 * PERIOD).request_chunk
+    core.resync(6 * PERIOD)  # moved again while that request is out: ask again at once, from after the move
+    core.set_measured(HOME_EE)
+    assert core.tick(6 * PERIOD).request_chunk and core.request_floor_ns() == 6 * PERIOD
     core.offer_chunk(chunk_at([0.3, 0.2, 1.1], 9 * PERIOD), 9 * PERIOD)
     assert core.request_floor_ns() == 9 * PERIOD  # a chunk from before the one held would be refused
 
