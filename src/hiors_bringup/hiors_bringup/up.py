@@ -294,6 +294,28 @@ def run_up(opts: UpOptions, quiet: bool = False) -> int:
         lock.release()
 
 
+SIM_DOMAINS = (100, 200)  # hiors up's own ROS 2 domain ids; the tests' private ones are 20-99 (conftest.py)
+
+
+def sim_domain(environ, pid: int) -> str:
+    """Give a simulated run a ROS 2 domain of its own, localhost only, unless the environment names one: two
+    graphs on one domain hear each other's clocks, resets and chunks, and a run's arbiter then holds the robot
+    for seconds at a time. Sets the variables in `environ` (read by this process's rclpy and by the nodes) and
+    returns the line that says where to watch the run."""
+    lo, hi = SIM_DOMAINS
+    chosen = "ROS_DOMAIN_ID" not in environ
+    if chosen:
+        environ["ROS_DOMAIN_ID"] = str(lo + pid % (hi - lo))
+        environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    domain = environ["ROS_DOMAIN_ID"]
+    if not chosen:
+        return f"hiors up: ROS 2 domain {domain} (from ROS_DOMAIN_ID)"
+    return (
+        f"hiors up: ROS 2 domain {domain}, this machine only (ROS_DOMAIN_ID chooses another); to watch: "
+        f"ROS_DOMAIN_ID={domain} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST rviz2 -d config/<robot>.rviz"
+    )
+
+
 def resumed_options(opts: UpOptions, prev: PreviousRun | None) -> UpOptions:
     """A resumed run's options: the task, base, policy, demonstrations and seed it started with, where not given."""
     ident = prev.identity if prev else {}
@@ -314,6 +336,7 @@ def _run(opts: UpOptions, args: GraphArgs, base, demos: int, prev: PreviousRun |
     run_dir = Path(args.run_dir)
     say = (lambda *a: None) if quiet else print
     say(f"hiors up: {args.robot} / {args.task}, run folder {run_dir}")
+    say(sim_domain(os.environ, os.getpid()))
     if prev is not None:
         say(prev.line(run_dir, opts.episodes))
         stop_leftover_nodes(run_dir, say)
