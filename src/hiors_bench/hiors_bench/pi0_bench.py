@@ -144,7 +144,7 @@ def sync_rows(model_bytes, base_anon, serialise, disk, gaps, inference_s, topic_
 
 TOPIC_NOTE = (
     "not carried at this size: the learner would hold the blob, its chunk messages and DDS's transient-local "
-    "history (3 more copies of the weights); the shared-disk path is the default above max_topic_weight_bytes"
+    "history (3 more copies of the weights); above weight_sync.MAX_TOPIC_BYTES a version with a path goes by the file alone"
 )
 
 
