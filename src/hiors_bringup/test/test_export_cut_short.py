@@ -8,6 +8,7 @@ from hiors_bringup.export import export_lerobot
 from hiors_bringup.up import EPISODE_FIELDS
 from hiors_core.episode_log import EpisodeLog
 from hiors_testing.episodes import make_episode
+from hiors_testing.lerobot_v2 import check_lerobot_v2
 
 
 def test_cut_short_and_unlabelled_episodes_are_never_exported(tmp_path):
@@ -28,4 +29,4 @@ def test_cut_short_and_unlabelled_episodes_are_never_exported(tmp_path):
         out = export_lerobot(tmp_path, tmp_path / f"ds-{accepted_only}", accepted_only=accepted_only)
         rows = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()]
         assert [r["hiors_episode_id"] for r in rows] == ["ep-000000"]
-        assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 1
+        assert check_lerobot_v2(out)["total_episodes"] == 1

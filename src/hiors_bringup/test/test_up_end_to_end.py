@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from rosbags.highlevel import AnyReader
@@ -135,6 +136,38 @@ def test_the_actor_and_the_learner_start_from_one_policy_normalised_on_the_demon
     assert not np.allclose(policy.norm.action_std, 1.0)  # not the identity
     params = lambda node: yaml.safe_load((run_dir / "params" / f"{node}.yaml").read_text())[node]["ros__parameters"]  # noqa: E731
     assert params("policy")["checkpoint"] == params("learner")["policy_path"] == str(run_dir / "policy")
+
+
+def test_the_recorded_run_exports_as_a_dataset_lerobots_loader_accepts(run, tmp_path):
+    """`hiors export --lerobot --all` on the recorded bags: LeRobot v2's loader rules hold (timestamps 1/fps apart
+    at its default tolerance, indices, features against the parquet columns), one row per executed command from the
+    first recorded observation, and the `sampled` rows are the recorded observations, at both of Hi-ORS's rates."""
+    from hiors_bringup.export import export_lerobot
+    from hiors_testing.lerobot_v2 import check_lerobot_v2
+
+    _, run_dir = run
+    out = export_lerobot(run_dir, tmp_path / "lerobot", accepted_only=False, say=lambda _: None)
+    info = check_lerobot_v2(out)
+    log = EpisodeLog(run_dir / "episodes")
+    entries = [json.loads(line) for line in (out / "meta" / "episodes.jsonl").read_text().splitlines()]
+    assert entries and info["fps"] == log.read(entries[0]["hiors_episode_id"]).meta.control_rate_hz
+    rate = {AUTHORITY_HUMAN: [0, 0], AUTHORITY_POLICY: [0, 0]}  # authority -> [sampled rows, rows]
+    for e in entries:
+        ep = log.read(e["hiors_episode_id"])
+        table = pq.read_table(out / "data" / "chunk-000" / f"episode_{e['episode_index']:06d}.parquet").to_pydict()
+        first = min(f.step for f in ep.frames)
+        steps = [x for x in ep.executed if x.step >= first]
+        assert e["length"] == len(steps) and table["authority"] == [x.authority for x in steps]
+        np.testing.assert_allclose(table["action"], [x.action for x in steps], rtol=1e-6)
+        frame_steps = {f.step for f in ep.frames}
+        assert table["sampled"] == [x.step in frame_steps for x in steps]
+        for authority, sampled in zip(table["authority"], table["sampled"], strict=True):
+            if authority in rate:
+                rate[authority][0] += sampled
+                rate[authority][1] += 1
+    (h_sampled, h_rows), (p_sampled, p_rows) = rate[AUTHORITY_HUMAN], rate[AUTHORITY_POLICY]
+    assert p_rows and 0 < p_sampled < p_rows  # the policy's samples: once per chunk, not every step
+    assert not h_rows or h_sampled / h_rows > p_sampled / p_rows  # the human's at the higher rate
 
 
 def test_rejected_episodes_stay_in_the_log_complete_and_labelled(tmp_path):
