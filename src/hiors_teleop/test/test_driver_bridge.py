@@ -51,13 +51,19 @@ class Sides:
         self.driver = Node("fake_driver", context=ctx)
         self.graph = Node("graph_probe", namespace=NS, context=ctx)
         self.commands, self.states, self.diags = [], [], []
-        self.pub_driver_js = self.driver.create_publisher(JointState, "/joint_states", 10)
-        self.sub_cmd = self.driver.create_subscription(command_type, command_topic, self.commands.append, 100)
+        self.pub_driver_js = self.driver.create_publisher(
+            JointState, "/joint_states", topics.profile(topics.QOS_SENSOR)
+        )
+        self.sub_cmd = self.driver.create_subscription(
+            command_type, command_topic, self.commands.append, topics.profile(topics.QOS_DEFAULT, depth=100)
+        )
         self.pub_cmd = self.graph.create_publisher(JointState, topics.CMD_JOINT, topics.qos(topics.CMD_JOINT))
         self.sub_js = self.graph.create_subscription(
             JointState, topics.JOINT_STATES, self.states.append, topics.qos(topics.JOINT_STATES, depth=100)
         )
-        self.graph.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.diags.append, 10)
+        self.graph.create_subscription(
+            DiagnosticArray, topics.DIAGNOSTICS, self.diags.append, topics.qos(topics.DIAGNOSTICS)
+        )
 
     def command(self, values: dict) -> None:
         self.pub_cmd.publish(JointState(name=list(values), position=[float(v) for v in values.values()]))
