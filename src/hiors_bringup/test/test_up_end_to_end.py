@@ -111,8 +111,13 @@ def test_learner_trained_on_demos_and_the_actor_used_new_weights(run):
     with open(run_dir / "learner" / "metrics.csv") as f:
         metrics = list(csv.DictReader(f))
     assert metrics and all(math.isfinite(float(m["loss"])) for m in metrics)
+    # The actor swapped in weights the learner trained (version 1 is the starting policy). The episodes' own
+    # versions cannot show it when the operator happened to drive a whole episode (its version is then 0).
+    log = (run_dir / "logs" / "policy.log").read_text()
+    swapped = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "swapped in policy version" in line]
+    assert swapped and max(swapped) >= 2, f"the actor swapped in no trained weights: {swapped}"
     versions = [int(r["policy_version"]) for r in rows(run_dir)]
-    assert max(versions) >= 2, f"episodes ran only on policy versions {versions}"
+    assert max(versions) <= max(swapped), f"episodes ran on versions {versions} the actor never had ({swapped})"
     ckpt = run_dir / "learner" / "checkpoints"
     state = json.loads((ckpt / (ckpt / "latest").read_text().strip() / "state.json").read_text())
     assert state["step"] >= 10
