@@ -51,6 +51,7 @@ def test_launch_starts_rviz_on_the_robot_config_outside_the_namespace(monkeypatc
     """The launch file's rviz action, with launch/launch_ros stubbed (they are not in the pip wheels)."""
     values = {"robot": "tora_one", "task": "", "sim": "true", "policy": "", "learner": "local"}
     values |= {"use_sim_time": "true", "namespace": "lab", "rviz": "true", "run_dir": "runs/x"}
+    values |= {"base": "", "demos": "", "config_file": "", "driver_bridge": "false"}
 
     class LaunchConfiguration:
         def __init__(self, name):
