@@ -361,7 +361,7 @@ class _Loop:
         self.owed = 0.0  # gradient steps owed to the learner (utd per recorded sample)
         self.spent = {"infer": 0.0, "train": 0.0}  # wall seconds in this episode
 
-    def _swap_in(self, version: int, step: int, blob: bytes, path: str) -> None:
+    def _swap_in(self, version: int, step: int, blob: bytes, path: str, digest: str = "", size: int = 0) -> None:
         """The learner's publish callback: the blob the node sends on PolicyWeights, loaded into the actor."""
         self.actor.load_safetensors_bytes(blob)
         self.version = int(version)

@@ -545,31 +545,39 @@ MAX_TOPIC_BYTES = 1 << 30
 
 
 def weight_messages(
-    blob: bytes,
+    blob: bytes | None,
     version: int,
     learner_step: int,
     path: str = "",
     chunk_size: int = CHUNK_SIZE,
     max_topic_bytes: int = MAX_TOPIC_BYTES,
+    digest: str = "",
+    total_bytes: int = 0,
 ):
     """(PolicyUpdate, [PolicyWeights]) for one blob; no chunks when `path` is given and the blob is over
-    `max_topic_bytes` (the receivers then need that file: a shared disk)."""
+    `max_topic_bytes` (the receivers then need that file: a shared disk). `blob` None: the version is the file at
+    `path` alone, with its `digest` and `total_bytes` (a model too large to hold twice)."""
     from hiors_msgs.msg import PolicyUpdate, PolicyWeights
 
-    digest = sha256_hex(blob)
-    parts = [] if path and len(blob) > max_topic_bytes else split_chunks(blob, chunk_size)
+    if blob is None:
+        if not path or not _is_digest(digest) or total_bytes <= 0:
+            raise ValueError("weights without a blob need the file's path, sha256 and size")
+        parts = []
+    else:
+        digest, total_bytes = sha256_hex(blob), len(blob)
+        parts = [] if path and len(blob) > max_topic_bytes else split_chunks(blob, chunk_size)
     update = PolicyUpdate(
         version=int(version),
         learner_step=int(learner_step),
         sha256=digest,
-        total_bytes=len(blob),
+        total_bytes=int(total_bytes),
         num_chunks=len(parts),
         path=str(path),
     )
     chunks = []
     for i, part in enumerate(parts):
         m = PolicyWeights(version=int(version), sha256=digest, chunk_index=i, num_chunks=len(parts))
-        m.total_bytes = len(blob)
+        m.total_bytes = int(total_bytes)
         m.data = array.array("B", part)
         chunks.append(m)
     return update, chunks

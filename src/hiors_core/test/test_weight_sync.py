@@ -373,3 +373,15 @@ def test_weight_bytes_limit_allows_a_float32_blob_of_the_model():
     blob = save(params)
     n = sum(a.size for a in params.values())
     assert len(blob) <= weight_bytes_limit(n) < 2 * len(blob) + (1 << 20)
+
+
+def test_a_version_without_a_blob_is_announced_by_its_file_alone():
+    from hiors_core.weight_sync import weight_messages
+
+    digest = "ab" * 32
+    update, chunks = weight_messages(None, 3, 40, "/w/policy-v3.safetensors", digest=digest, total_bytes=7 << 30)
+    assert chunks == [] and (update.num_chunks, update.sha256, update.total_bytes) == (0, digest, 7 << 30)
+    for bad in ({"path": ""}, {"digest": "nope"}, {"total_bytes": 0}):
+        args = {"path": "/w/p", "digest": digest, "total_bytes": 10} | bad
+        with pytest.raises(ValueError, match="path, sha256 and size"):
+            weight_messages(None, 3, 40, args["path"], digest=args["digest"], total_bytes=args["total_bytes"])

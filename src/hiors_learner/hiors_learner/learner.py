@@ -44,7 +44,7 @@ from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, 
 from hiors_core.returns import ReturnConfig, episode_return
 from hiors_core.robots import get_robot
 from hiors_core.schema import TrainingSample
-from hiors_core.weight_sync import write_atomic
+from hiors_core.weight_sync import MAX_TOPIC_BYTES, sha256_hex, write_atomic
 
 METRIC_FIELDS = (
     "step",
@@ -215,7 +215,7 @@ class Learner:
 
         self.cfg = config
         self.engine = engine
-        self.publish = publish  # callable(version, step, blob, path) or None
+        self.publish = publish  # callable(version, step, blob, path, sha256, size) or None; blob None: by path
         self.log = logger or (lambda msg: None)
         self.run_dir = Path(config.run_dir)
         self.ckpt_root = self.run_dir / CHECKPOINTS
@@ -362,18 +362,33 @@ class Learner:
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         self.policy_version = max(self.policy_version, self._published_on_disk()) + 1
         write_atomic(self._version_file(), str(self.policy_version).encode())
-        blob = self.engine.weights_blob()
-        path = ""
+        blob, path, digest, size = None, "", "", 0
         if self.cfg.local_weights:
+            # Streamed from the model (no blob of it in memory); a sync file, so not fsync'd: after a crash the
+            # learner publishes again, and a receiver checks the sha256 whatever it reads.
             p = self.weights_dir / f"policy-v{self.policy_version:08d}.safetensors"
-            write_atomic(p, blob)
+            digest, size = self._write_weights(p, durable=False)
             path = str(p.resolve())
             old = sorted(self.weights_dir.glob("policy-v*.safetensors"))[: -self.cfg.keep_weight_files]
             for f in old:
                 f.unlink(missing_ok=True)
         if self.publish is not None:
-            self.publish(self.policy_version, self.engine.step, blob, path)
+            if not path:
+                blob = self.engine.weights_blob()
+            elif size <= MAX_TOPIC_BYTES:  # small enough for the topic too: the file's bytes
+                blob = Path(path).read_bytes()
+            # (above MAX_TOPIC_BYTES the version goes by its file alone: no blob of the model is ever built)
+            self.publish(self.policy_version, self.engine.step, blob, path, digest, size)
         return self.policy_version
+
+    def _write_weights(self, path: Path, durable: bool) -> tuple[str, int]:
+        """The engine's weights as a safetensors file, streamed where the policy can; (sha256, size)."""
+        write = getattr(self.engine.policy, "write_weights_file", None)
+        if write is not None:
+            return write(path, durable=durable)
+        blob = self.engine.weights_blob()
+        write_atomic(path, blob)
+        return sha256_hex(blob), len(blob)
 
     def _published_on_disk(self) -> int:
         try:
@@ -433,7 +448,7 @@ class Learner:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        write_atomic(tmp / "model.safetensors", self.engine.weights_blob())
+        self._write_weights(tmp / "model.safetensors", durable=True)
         self.engine.save(tmp)
         state = {
             "step": step,

@@ -172,8 +172,10 @@ class LearnerNode(Node):
             if res is None:
                 self.get_logger().info(f"episode {msg.episode_id}: already in the buffer, ignored")
 
-    def publish_weights(self, version: int, step: int, blob: bytes, path: str) -> None:
-        update, chunks = weight_messages(blob, version, step, path, self.chunk_bytes)
+    def publish_weights(
+        self, version: int, step: int, blob: bytes | None, path: str, digest: str = "", size: int = 0
+    ) -> None:
+        update, chunks = weight_messages(blob, version, step, path, self.chunk_bytes, digest=digest, total_bytes=size)
         now = self.get_clock().now().to_msg()
         update.header.stamp = now
         with self._weights_lock:

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,11 +88,24 @@ def test_learner_trains_up_to_its_utd_cap_publishes_and_refilters(tmp_path):
     assert st["episodes_total"] == 4 and st["episodes_accepted"] == 1 and st["utd"] == pytest.approx(0.25)
     versions = [p[0] for p in published]
     assert versions == [1, 2]
-    v, step, blob, path = published[-1]
+    v, step, blob, path, digest, size = published[-1]
     assert read_verified(path, sha256_hex(blob)) == blob and step == 4
+    assert (digest, size) == (sha256_hex(blob), len(blob))
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,time,loss,lr,threshold") and len(rows) == 5
     assert all(math.isfinite(float(r.split(",")[2])) for r in rows[1:])
+
+
+def test_weights_over_the_topic_limit_go_by_their_file_alone(tmp_path, monkeypatch):
+    """Above MAX_TOPIC_BYTES no blob of the model is built: the version is the streamed file, its sha256 and size."""
+    from hiors_learner import learner as learner_module
+
+    monkeypatch.setattr(learner_module, "MAX_TOPIC_BYTES", 16)
+    lr, published = learner(tmp_path)
+    assert lr.publish_weights() == 1
+    v, step, blob, path, digest, size = published[-1]
+    assert blob is None and size == Path(path).stat().st_size > 16
+    assert sha256_hex(read_verified(path, digest, size)) == digest
 
 
 def test_learner_trains_continuously_while_it_has_data_by_default(tmp_path):
