@@ -118,16 +118,6 @@ def test_web_endpoint_token_corner_cases():
     record("access", "quest3 requests without the right token refused (403, counted)", refused, expected=refused)
 
 
-class Lines:
-    """Stands in for a node's logger: keeps what it is asked to log."""
-
-    def __init__(self):
-        self.lines: list[tuple[str, str]] = []
-
-    def __getattr__(self, level):
-        return lambda msg, **_: self.lines.append((level, msg))
-
-
 def test_web_endpoint_counts_and_logs_oversized_requests_and_messages(caplog):
     """A 100 kB token (request line over the websockets library's 8 kB: HTTP 414, before any token check), a 100 kB
     header (431), a request that is not HTTP and a message over 1 MiB on an authorised socket (closed with 1009) are
@@ -138,14 +128,14 @@ def test_web_endpoint_counts_and_logs_oversized_requests_and_messages(caplog):
 
     from hiors_teleop.quest3.bridge import Quest3Bridge
     from hiors_teleop.quest3.device import MAX_MESSAGE_BYTES
-    from hiors_testing.ros import ros_context, wait_for
+    from hiors_testing.ros import LogLines, ros_context, wait_for
 
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.WARNING, logger="websockets.client")  # (the test's own side: headers it sent)
     with ros_context() as ctx:
         params = [Parameter("port", value=0), Parameter("token", value="t"), Parameter("max_age_s", value=0.0)]
         bridge = Quest3Bridge(context=ctx, parameter_overrides=params)
-        log = Lines()
+        log = LogLines()
         bridge.get_logger = lambda: log
         dev = bridge.device
         base = f"127.0.0.1:{dev.port}"

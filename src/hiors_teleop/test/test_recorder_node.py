@@ -2,10 +2,8 @@
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from std_msgs.msg import String
 
 from hiors_core import topics
 from hiors_core.convert_ros import observation_msg, time_msg
@@ -14,6 +12,7 @@ from hiors_core.schema import AUTHORITY_HUMAN, AUTHORITY_POLICY, Frame, Label
 from hiors_msgs.msg import Episode, EpisodeLabel, EpisodeVerdict, ExecutedCommand, Observation
 from hiors_msgs.srv import StartEpisode
 from hiors_teleop.recorder import Recorder
+from hiors_testing.recorder_feed import record_commands
 from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
 pytestmark = pytest.mark.node
@@ -187,17 +186,6 @@ def test_commands_before_the_first_observation_are_kept_and_the_meta_completed(t
             rec.destroy_node()
 
 
-def _record_commands(rec, steps, t0_ns=1_000_000_000):
-    """`steps` sampled commands with frames on sim time (t0_ns on), fed to the recorder's callbacks."""
-    for t in range(steps):
-        stamp = t0_ns + t * 40_000_000
-        frame = Frame(t, stamp - 1, {"top": np.zeros((4, 4, 3), np.uint8)}, np.ones(2, np.float32), ("x", "y"))
-        rec.on_observation(observation_msg(frame, "tora_one", "raise_hand"))
-        msg = ExecutedCommand(step=t, action_names=[f"a{i}" for i in range(8)], action=[float(t)] * 8, is_sample=True)
-        msg.header.stamp = time_msg(stamp)
-        rec.on_executed(msg)
-
-
 def test_episodes_cut_short_by_the_end_of_the_run_are_incomplete_and_never_handed_over(tmp_path):
     """An episode still open when the next one starts, or when the run ends (even one of length 0), is closed as
     incomplete with its reason: never marked complete without a label, never handed over."""
@@ -207,10 +195,10 @@ def test_episodes_cut_short_by_the_end_of_the_run_are_incomplete_and_never_hande
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         try:
             _, labelled, _ = rec.start(task="raise_hand")
-            _record_commands(rec, 4)
+            record_commands(rec, 4)
             assert rec.end(Label(reward=1.0, success=True, source="test", stamp_ns=2_000_000_000))[0]
             _, unlabelled, _ = rec.start(task="raise_hand")  # ended, never labelled, then the next one starts
-            _record_commands(rec, 3, 3_000_000_000)
+            record_commands(rec, 3, 3_000_000_000)
             assert rec.end()[2] == "ended; waiting for a label"
             _, empty, _ = rec.start(task="raise_hand")  # the run ends at once: length 0
         finally:
@@ -233,7 +221,7 @@ def test_an_episode_awaiting_its_label_at_the_end_of_the_run_is_incomplete(tmp_p
         rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
         try:
             _, eid, _ = rec.start(task="raise_hand")
-            _record_commands(rec, 5)
+            record_commands(rec, 5)
             rec.end()
         finally:
             rec.shutdown()
@@ -256,7 +244,7 @@ def test_a_button_label_on_sim_time_keeps_the_bag_in_sim_time(tmp_path):
         )
         try:
             _, eid, _ = rec.start(task="raise_hand")
-            _record_commands(rec, 6)
+            record_commands(rec, 6)
             rec.on_joy(Joy(buttons=[0, 0, 0, 0]))
             rec.on_joy(Joy(buttons=[0, 0, 1, 0]))  # success: label and end
             wait_for(lambda: eid in rec.published, what="episode closed and handed over")
@@ -267,108 +255,3 @@ def test_a_button_label_on_sim_time_keeps_the_bag_in_sim_time(tmp_path):
     assert info["starting_time"]["nanoseconds_since_epoch"] == 1_000_000_000 - 1
     assert info["duration"]["nanoseconds"] == 5 * 40_000_000 + 1
     assert EpisodeLog(tmp_path).read(eid).label.success
-
-
-class Lines:
-    """Stands in for the node's logger: keeps what it is asked to log."""
-
-    def __init__(self):
-        self.lines: list[tuple[str, str]] = []
-
-    def __getattr__(self, level):
-        return lambda msg, **_: self.lines.append((level, msg))
-
-
-def _diagnostics_probe(ctx):
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    probe = Node("recorder_diag_probe", context=ctx)
-    got = []
-    probe.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, got.append, topics.qos(topics.DIAGNOSTICS))
-
-    def log_state():
-        for arr in reversed(got):
-            for st in arr.status:
-                if st.name.endswith("recorder: episode log"):
-                    return {kv.key: kv.value for kv in st.values}, st.level, st.message
-        return None
-
-    return probe, log_state
-
-
-def test_no_episode_starts_without_room_on_the_disk(tmp_path):
-    with ros_context() as ctx:
-        rec = Recorder(
-            context=ctx,
-            parameter_overrides=[Parameter("log_dir", value=str(tmp_path)), Parameter("min_free_bytes", value=2**50)],
-        )
-        probe, log_state = _diagnostics_probe(ctx)
-        log = Lines()
-        rec.get_logger = lambda: log
-        try:
-            with spinning([rec, probe], context=ctx):
-                for _ in range(3):
-                    ok, eid, why = rec.start(task="raise_hand")
-                    assert not ok and eid == "" and why.startswith("not starting an episode: only ")
-                    assert why.endswith(f"free under {tmp_path} (min_free_bytes 1073741824.0 MiB)")
-                assert rec.state == "idle" and rec.refused_starts == 3 and not rec.core.issued
-                wait_for(lambda: log_state() is not None and log_state()[0]["starts_refused"] == "3", what="diag")
-                values, level, message = log_state()
-                assert values["log_state"] == "refusing"
-                assert level == DiagnosticStatus.ERROR and message == why[len("not starting an episode: ") :]
-                assert values["starts_refused"] == "3" and values["min_free_bytes"] == str(2**50)
-        finally:
-            rec.shutdown()
-            rec.destroy_node()
-            probe.destroy_node()
-    assert [level for level, _ in log.lines if level == "error"] == ["error"] * 3  # one line per refused start
-    assert EpisodeLog(tmp_path).entries() == {}
-
-
-def test_a_full_disk_stops_the_episode_with_one_line_and_ids_stay_consistent(tmp_path):
-    """A real ENOSPC mid-episode (the bag's file descriptor pointed at /dev/full): the episode stops at the first
-    failed write with one error line, the status says nothing is recorded, the diagnostics say `failed`; commands
-    that keep coming write nothing and log nothing; the next episode is ep-000001 and the stopped one is incomplete."""
-    import os
-
-    with ros_context() as ctx:
-        rec = Recorder(context=ctx, parameter_overrides=[Parameter("log_dir", value=str(tmp_path))])
-        probe, log_state = _diagnostics_probe(ctx)
-        statuses = []
-        probe.create_subscription(String, topics.EPISODE_STATUS, statuses.append, topics.qos(topics.EPISODE_STATUS))
-        log = Lines()
-        rec.get_logger = lambda: log
-        try:
-            with spinning([rec, probe], context=ctx):
-                ok, eid, _ = rec.start(task="raise_hand")
-                assert ok and eid == "ep-000000"
-                _record_commands(rec, 3)
-                wait_for(lambda: rec.sink.writer is not None and rec.sink.writer.steps == 3, what="the bag open")
-                full = os.open("/dev/full", os.O_WRONLY)
-                os.dup2(full, rec.sink.writer._writer.storage.bio.fileno())
-                os.close(full)
-                rec.sink.writer.FLUSH_EVERY_S = 0.0
-                _record_commands(rec, 5, 2_000_000_000)
-                wait_for(lambda: rec.state == "idle", what="the episode stopped")
-                _record_commands(rec, 50, 3_000_000_000)  # the operator goes on: nothing recorded, nothing logged
-                wait_for(lambda: rec.jobs_done >= rec.jobs.unfinished_tasks, what="the writer idle")
-                wait_for(lambda: log_state() is not None and log_state()[0]["log_state"] == "failed", what="diag")
-                assert log_state()[1] == DiagnosticStatus.ERROR and log_state()[0]["episodes_stopped"] == "1"
-                wait_for(lambda: statuses and statuses[-1].data == "", what="episode_status cleared")
-                assert not rec.label(Label(1.0, True, "oracle"), eid)[0]  # its label is refused
-                ok, eid2, _ = rec.start(task="raise_hand")
-                assert ok and eid2 == "ep-000001"
-                _record_commands(rec, 4, 4_000_000_000)
-                assert rec.end(Label(reward=1.0, success=True, source="test", stamp_ns=5_000_000_000))[0]
-                wait_for(lambda: eid2 in rec.published, what="the next episode handed over")
-                wait_for(lambda: log_state()[0]["log_state"] == "ok", what="diagnostics back to ok")
-        finally:
-            rec.shutdown()
-            rec.destroy_node()
-            probe.destroy_node()
-    errors = [m for level, m in log.lines if level == "error"]
-    assert len(errors) == 1, errors
-    assert errors[0].startswith("episode ep-000000 stopped: writing it failed: [Errno 28] No space left on device")
-    entries = EpisodeLog(tmp_path).entries()
-    assert sorted(entries) == ["ep-000000", "ep-000001"]
-    assert entries["ep-000000"].status == "incomplete" and entries["ep-000001"].status == "complete"

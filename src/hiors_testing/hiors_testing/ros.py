@@ -73,3 +73,14 @@ def ros_context():
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+
+
+class LogLines:
+    """Stands in for a node's logger (`node.get_logger = lambda: log`): keeps (level, message) of what it is asked
+    to log, so a test can count the lines a refusal or a failure produced."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level):
+        return lambda msg, **_: self.lines.append((level, msg))
