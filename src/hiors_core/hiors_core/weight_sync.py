@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,26 +81,37 @@ def split_chunks(blob: bytes, chunk_size: int = CHUNK_SIZE) -> list[bytes]:
     return [blob[i : i + chunk_size] for i in range(0, len(blob), chunk_size)] or [b""]
 
 
-def write_atomic(path: str | Path, blob: bytes) -> Path:
-    """Write temp file in the same directory, fsync, rename over `path`, fsync the directory."""
-    path = Path(path)
+@contextmanager
+def _atomic_file(path: Path, durable: bool = True):
+    """A binary file open for writing that becomes `path` only when the block ends without an error: a temp file in
+    the same directory, renamed over `path` (with `durable`, the file and then its directory fsync'd); removed if the
+    block raises, so `path` is always either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(blob)
+            yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if durable:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def write_atomic(path: str | Path, blob: bytes) -> Path:
+    """Write temp file in the same directory, fsync, rename over `path`, fsync the directory."""
+    path = Path(path)
+    with _atomic_file(path) as f:
+        f.write(blob)
     return path
 
 
@@ -203,34 +215,17 @@ def write_safetensors(path: str | Path, tensors, metadata: dict | None = None, d
     header = json.dumps(entries, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # tensors 8-byte aligned, as safetensors writes them
     head = struct.pack("<Q", len(header)) + header
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     digest = _PipelinedHash()
     try:
-        with os.fdopen(fd, "wb") as f:
+        with _atomic_file(Path(path), durable) as f:
             f.write(head)
             digest.add(head)
             for _, _, _, buf in items:
                 for piece in _pieces(buf):
                     f.write(piece)
                     digest.add(piece)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        sha = digest.hexdigest()
-        os.replace(tmp, path)
-    except BaseException:
-        digest.hexdigest()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if durable:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    finally:
+        sha = digest.hexdigest()  # (also stops its thread when the write failed)
     return sha, len(head) + offset
 
 
