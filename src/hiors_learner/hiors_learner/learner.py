@@ -44,7 +44,7 @@ from hiors_core.rejection import ThresholdConfig, ThresholdSchedule, indicator, 
 from hiors_core.returns import ReturnConfig, episode_return
 from hiors_core.robots import get_robot
 from hiors_core.schema import TrainingSample
-from hiors_core.weight_sync import MAX_TOPIC_BYTES, sha256_hex, write_atomic
+from hiors_core.weight_sync import MAX_TOPIC_BYTES, write_atomic
 
 METRIC_FIELDS = (
     "step",
@@ -367,7 +367,7 @@ class Learner:
             # Streamed from the model (no blob of it in memory); a sync file, so not fsync'd: after a crash the
             # learner publishes again, and a receiver checks the sha256 whatever it reads.
             p = self.weights_dir / f"policy-v{self.policy_version:08d}.safetensors"
-            digest, size = self._write_weights(p, durable=False)
+            digest, size = self.engine.policy.write_weights_file(p, durable=False)
             path = str(p.resolve())
             old = sorted(self.weights_dir.glob("policy-v*.safetensors"))[: -self.cfg.keep_weight_files]
             for f in old:
@@ -380,15 +380,6 @@ class Learner:
             # (above MAX_TOPIC_BYTES the version goes by its file alone: no blob of the model is ever built)
             self.publish(self.policy_version, self.engine.step, blob, path, digest, size)
         return self.policy_version
-
-    def _write_weights(self, path: Path, durable: bool) -> tuple[str, int]:
-        """The engine's weights as a safetensors file, streamed where the policy can; (sha256, size)."""
-        write = getattr(self.engine.policy, "write_weights_file", None)
-        if write is not None:
-            return write(path, durable=durable)
-        blob = self.engine.weights_blob()
-        write_atomic(path, blob)
-        return sha256_hex(blob), len(blob)
 
     def _published_on_disk(self) -> int:
         try:
@@ -448,7 +439,7 @@ class Learner:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        self._write_weights(tmp / "model.safetensors", durable=True)
+        self.engine.policy.write_weights_file(tmp / "model.safetensors")
         self.engine.save(tmp)
         state = {
             "step": step,

@@ -27,5 +27,13 @@ class FakePolicy:
     def to_safetensors_bytes(self):
         return st_save({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()})
 
+    def write_weights_file(self, path, durable=True):
+        """As Pi0Policy's: the weights as a safetensors file, atomically; (sha256, size)."""
+        from hiors_core.weight_sync import sha256_hex, write_atomic
+
+        blob = self.to_safetensors_bytes()
+        write_atomic(path, blob)
+        return sha256_hex(blob), len(blob)
+
     def load_safetensors_bytes(self, blob):
         self.model.load_state_dict(st_load(blob))
