@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hiors_core.episode_log import STATUS_ACKED, STATUS_COMPLETE, read_index
 from hiors_core.errors import HiorsError
 
 from .report import EPISODES_CSV
@@ -74,37 +75,6 @@ def _csv_rows(path: Path) -> list[dict]:
         return []
 
 
-def _complete(log_dir: Path, prefix: str = "") -> list[str]:
-    """Ids in an episode log's index that were recorded to the end (complete or acknowledged)."""
-    index = log_dir / "index.jsonl"
-    status: dict[str, str] = {}
-    try:
-        lines = index.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            d = json.loads(line)
-            status[d["episode_id"]] = d["status"]
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn last line
-    return [i for i, s in status.items() if i.startswith(prefix) and s in ("complete", "acked")]
-
-
-def _started(log_dir: Path) -> int:
-    try:
-        lines = (log_dir / "index.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return 0
-    ids = set()
-    for line in lines:
-        try:
-            ids.add(json.loads(line)["episode_id"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return len(ids)
-
-
 def previous_run(run_dir: Path) -> PreviousRun | None:
     """What `run_dir` holds of an earlier `hiors up`, or None when it holds none (a fresh run)."""
     from hiors_learner.learner import resume_point
@@ -128,8 +98,10 @@ def previous_run(run_dir: Path) -> PreviousRun | None:
         episodes=len(rows),
         episode_ids=frozenset(r["episode_id"] for r in rows),
         wall_s=wall,
-        started=_started(run_dir / "episodes"),
-        demos=len(_complete(run_dir / "demos")),
+        started=len(read_index(run_dir / "episodes" / "index.jsonl")),
+        demos=sum(
+            e.status in (STATUS_COMPLETE, STATUS_ACKED) for e in read_index(run_dir / "demos" / "index.jsonl").values()
+        ),
         policy=(run_dir / "policy" / CONFIG_FILE).is_file(),
         learner=resume_point(run_dir / "learner"),
     )

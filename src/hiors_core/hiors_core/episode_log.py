@@ -293,6 +293,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def read_index(index_path: Path) -> dict[str, IndexEntry]:
+    """Latest record per episode in an episode log's index.jsonl (none when it does not exist), without making
+    the log's folder as `EpisodeLog` does. A torn last line (a crash mid-append) is skipped."""
+    out: dict[str, IndexEntry] = {}
+    if not index_path.exists():
+        return out
+    with open(index_path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                e = IndexEntry(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                continue  # torn or foreign line; the bags themselves remain the record
+            prev = out.get(e.episode_id)
+            if prev is not None and e.status == STATUS_ACKED:
+                # An acknowledgement keeps everything the completion record knew.
+                e = IndexEntry(**{**asdict(prev), "status": STATUS_ACKED, "time": e.time})
+            out[e.episode_id] = e
+    return out
+
+
 class EpisodeLog:
     """All episodes under one root directory."""
 
@@ -312,23 +332,7 @@ class EpisodeLog:
 
     def entries(self) -> dict[str, IndexEntry]:
         """Latest index record per episode. A torn last line (a crash mid-append) is skipped."""
-        out: dict[str, IndexEntry] = {}
-        if not self.index_path.exists():
-            return out
-        with open(self.index_path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    d = json.loads(line)
-                    e = IndexEntry(**d)
-                except (json.JSONDecodeError, TypeError):
-                    continue  # torn or foreign line; the bags themselves remain the record
-                prev = out.get(e.episode_id)
-                if prev is not None and e.status == STATUS_ACKED:
-                    # An acknowledgement keeps everything the completion record knew.
-                    e = IndexEntry(**{**asdict(prev), "status": STATUS_ACKED, "time": e.time})
-                out[e.episode_id] = e
-                del n
-        return out
+        return read_index(self.index_path)
 
     def ids(self, status: str | None = None) -> list[str]:
         return sorted(i for i, e in self.entries().items() if status is None or e.status == status)
