@@ -7,8 +7,11 @@ tens of minutes on 2 cores. Three tables, side by side in one run:
   pi0_chunk         one chunk through a live policy node vs a direct `infer`, two 224x224 cameras; the graph's cost
                     per chunk (round trip minus the node's own inference time for that chunk)
   pi0_weight_sync   publish-to-swap at a live, inferring policy node over the shared-disk path vs plain safetensors
-                    serialisation (`save_file`) of the same weights, interleaved; the node's peak memory during a
-                    swap and the longest gap in its chunks while a transfer runs; the topic path at this size
+                    serialisation (`save_file`) of the same weights, interleaved, with the node's weight loader at
+                    its own priority and below it (`weights_loader_nice`); the node's peak memory during a swap,
+                    the longest gap in its chunks while a transfer runs (against its inference when none runs),
+                    the longest stall (a gap minus the inference inside it) and how much the transfer slowed
+                    inference; the topic path at this size
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from .bench_table import format_table, ratio, write_figure, write_provenance
 GB = 1e9
 NEEDS_FREE_GIB = 16  # model (7 GB) + a verified copy during a swap (7 GB) + ROS, torch and the probe
 PAPER_GPU_CHUNK_S = 0.160  # the paper's pi0 inference per chunk on a GPU, for the graph overhead's share
+PARTS = ("write_s", "load_s", "swap_wait_s")  # a transfer's median_s, split (sync_rows)
+LOADER_NICE = (0, 10)  # the weight loader at the node's priority, and below it (policy param weights_loader_nice)
 
 
 class PeakRSS:
@@ -110,42 +115,177 @@ def chunk_gaps(arrivals: list[float], start: float, end: float) -> float:
     return max(gaps, default=end - start)
 
 
-def sync_rows(model_bytes, base_anon, serialise, disk, gaps, inference_s, topic_note) -> list[dict]:
-    """The pi0_weight_sync rows (pure): `serialise` and `disk` lists of (seconds, PeakRSS); gaps in seconds."""
-    ser_s = statistics.median(s for s, _ in serialise)
-    disk_s = statistics.median(s for s, _ in disk)
+def chunk_stalls(chunks: list[tuple[float, float]], start: float, end: float) -> float:
+    """The longest time the actor spent not inferring around [start, end] (pure): for consecutive chunks whose
+    interval overlaps it, the interval minus the later chunk's own inference latency (0 when none)."""
+    cs = sorted(chunks)
+    return max(
+        (max(0.0, b - a - lat) for (a, _), (b, lat) in zip(cs, cs[1:], strict=False) if b > start and a < end),
+        default=0.0,
+    )
 
-    def row(path, runs, s, gap="", note=""):
-        peak = max(m.anon for _, m in runs) - base_anon if runs else 0
-        return {
-            "path": path,
+
+def split_latencies(chunks: list[tuple[float, float]], windows: list[tuple[float, float]]):
+    """(latencies of inferences that overlapped no transfer, of those that overlapped one) (pure)."""
+    quiet, busy = [], []
+    for t, lat in chunks:
+        (busy if any(t - lat < e and t > s for s, e in windows) else quiet).append(lat)
+    return quiet, busy
+
+
+def sync_rows(model_bytes, base_anon, serialise, disk, chunks, windows, parts, topic_note) -> list[dict]:
+    """The pi0_weight_sync rows (pure). `serialise`, `disk`: {loader niceness: [(seconds, PeakRSS)]}, each disk
+    transfer interleaved with a serialisation; `chunks`: (arrival, the node's inference latency) of every chunk;
+    `windows`: {loader niceness: [(start, end)] of each transfer}; `parts`: {loader niceness: [{write_s, load_s,
+    swap_wait_s}]}, each transfer's time in the learner's write, the node's read and check, and its wait for the
+    chunk in progress to end. Gaps are read against the median inference that
+    no transfer overlapped (the actor's own pace)."""
+    every = [w for ws in windows.values() for w in ws]
+    quiet, _ = split_latencies(chunks, every)
+    inference_s = statistics.median(quiet or [lat for _, lat in chunks] or [0.0])
+    arrivals = [t for t, _ in chunks]
+    ser_all = [r for runs in serialise.values() for r in runs]
+    ser_s = statistics.median(s for s, _ in ser_all)
+
+    def peak(runs):
+        return ratio(max(m.anon for _, m in runs) - base_anon, model_bytes)
+
+    rows = [
+        {
+            "path": "serialise only (save_file)",
             "GB": model_bytes / GB,
-            "versions": len(runs),
-            "median_s": s if runs else "",
-            "over_serialise": ratio(s, ser_s) if runs else "",
-            "peak_own_over_model": ratio(peak, model_bytes) if runs else "",
-            "longest_chunk_gap_s": gap,
-            "gap_over_inference": ratio(gap, inference_s) if gap != "" else "",
-            "note": note,
+            "versions": len(ser_all),
+            "median_s": ser_s,
+            "over_serialise": 1.0,
+            "peak_own_over_model": peak(ser_all),
+            "note": "safetensors save_file of the same weights, before each transfer",
         }
-
-    return [
-        row("serialise only (save_file)", serialise, ser_s, note="safetensors save_file of the same weights"),
-        row(
-            "shared disk",
-            disk,
-            disk_s,
-            max(gaps),
-            "streamed write + announce + streamed verified read + swap",
-        ),
-        row("topic chunks", [], 0.0, note=topic_note),
     ]
+    for nice, runs in disk.items():
+        gap = max(chunk_gaps(arrivals, s, e) for s, e in windows[nice])
+        _, busy = split_latencies(chunks, windows[nice])
+        disk_s = statistics.median(s for s, _ in runs)
+        ser_s_nice = statistics.median(s for s, _ in serialise[nice])
+        split = {k: statistics.median(p[k] for p in parts[nice]) for k in PARTS} if parts[nice] else {}
+        rows.append(
+            {
+                "path": f"shared disk, loader nice {nice}",
+                "GB": model_bytes / GB,
+                "versions": len(runs),
+                "median_s": disk_s,
+                "over_serialise": ratio(disk_s, ser_s_nice),
+                **split,
+                "read_check_over_serialise": ratio(split["load_s"], ser_s_nice) if split else "",
+                "peak_own_over_model": peak(runs),
+                "longest_chunk_gap_s": gap,
+                "gap_over_inference": ratio(gap, inference_s),
+                "longest_stall_s": max(chunk_stalls(chunks, s, e) for s, e in windows[nice]),
+                "inference_slowdown": ratio(statistics.median(busy), inference_s) if busy else "",
+                "note": "streamed write + announce + streamed verified read + swap",
+            }
+        )
+    rows.append({"path": "topic chunks", "GB": model_bytes / GB, "versions": 0, "note": topic_note})
+    columns = [
+        "path", "GB", "versions", "median_s", "over_serialise", *PARTS, "read_check_over_serialise",
+        "peak_own_over_model", "longest_chunk_gap_s",
+        "gap_over_inference", "longest_stall_s", "inference_slowdown", "note",
+    ]  # fmt: skip
+    return [{c: r.get(c, "") for c in columns} for r in rows]
 
 
 TOPIC_NOTE = (
     "not carried at this size: the learner would hold the blob, its chunk messages and DDS's transient-local "
     "history (3 more copies of the weights); above weight_sync.MAX_TOPIC_BYTES a version with a path goes by the file alone"
 )
+
+
+def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ...]):
+    """Weight sync at a live policy node that infers all along (a new observation for every chunk): `versions`
+    rounds, each a transfer at every loader niceness in turn (a node each: its weight thread takes its niceness as
+    it starts, and alternating keeps the machine's changing load out of the comparison), each transfer after a
+    save_file of the same weights. Returns sync_rows' serialise, disk, chunks, windows and parts."""
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from safetensors.torch import save_file
+
+    from hiors_core import topics
+    from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate
+    from hiors_policy.policy_node import PolicyNode
+    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
+
+    serialise = {n: [] for n in loader_nice}
+    disk = {n: [] for n in loader_nice}
+    parts = {n: [] for n in loader_nice}  # the learner's write, the node's read and check, its wait for a chunk
+    chunks: list[tuple[float, float]] = []  # (arrival, the node's inference latency for it), every node's
+    windows: dict[int, list[tuple[float, float]]] = {n: [] for n in loader_nice}  # transfers
+    with ros_context() as ctx:
+        probe = Node("pi0_bench_probe", context=ctx)
+        obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
+
+        def next_observation(msg=None):
+            if msg is not None:
+                chunks.append((time.perf_counter(), msg.inference_latency))
+            obs.sequence += 1
+            obs_pub.publish(obs)
+
+        def next_chunk(what: str) -> None:
+            n = len(chunks)
+            wait_for(lambda: len(chunks) > n, 1800, what)
+
+        probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, next_observation, topics.qos(topics.ACTION_CHUNK))
+        try:
+            with spinning([probe], context=ctx, threads=1):
+                for version, nice in enumerate([n for _ in range(versions) for n in loader_nice], start=1):
+                    # a publisher each too: a new node would get the last one's latched announcement
+                    up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
+                    node = PolicyNode(
+                        policy=policy, context=ctx, parameter_overrides=[Parameter("weights_loader_nice", value=nice)]
+                    )
+                    try:
+                        with spinning([node], context=ctx, threads=1):
+                            wait_for_subscribers(obs_pub, timeout=60)
+                            wait_for_subscribers(up, timeout=60)
+                            next_observation()
+                            next_chunk("the first chunk")
+                            with PeakRSS() as m:  # the baseline, under the same inference load
+                                save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
+                            serialise[nice].append((m.seconds, m))
+                            (d / "plain.safetensors").unlink()
+                            _release()
+                            path = d / f"policy-v{version:08d}.safetensors"
+                            with PeakRSS() as m:  # what the learner does at this size, then the node's part
+                                t0 = time.perf_counter()
+                                sha, size = policy.write_weights_file(path, durable=False)
+                                t_written = time.perf_counter()
+                                up.publish(
+                                    PolicyUpdate(
+                                        version=version,
+                                        learner_step=version,
+                                        sha256=sha,
+                                        total_bytes=size,
+                                        path=str(path),
+                                    )
+                                )
+                                wait_for(lambda v=version, n=node: n.version == v, 1800, f"version {version}")
+                                t1 = time.perf_counter()
+                            disk[nice].append((t1 - t0, m))
+                            parts[nice].append({"write_s": t_written - t0, **node.weight_timing})
+                            windows[nice].append((t0, t1))
+                            next_chunk("a chunk after the swap")
+                            next_chunk("the chunk in flight")  # ends before the next node starts
+                            print(
+                                f"loader nice {nice}, version {version}: save_file {serialise[nice][-1][0]:.1f} s, "
+                                f"disk {t1 - t0:.1f} s, gap {chunk_gaps([c[0] for c in chunks], t0, t1):.1f} s",
+                                flush=True,
+                            )
+                            path.unlink()
+                            _release()
+                    finally:
+                        node.destroy_node()
+                        probe.destroy_publisher(up)
+        finally:
+            probe.destroy_node()
+    return serialise, disk, chunks, windows, parts
 
 
 def run_pi0(
@@ -156,19 +296,15 @@ def run_pi0(
     versions: int = 2,
     chunks: int = 2,
     preset: str = "pi0",
+    loader_nice: tuple[int, ...] = LOADER_NICE,
 ) -> int:
     """The three tables at `preset` (`tiny` runs the same code in seconds, for tests)."""
     import numpy as np
-    from rclpy.node import Node
-    from safetensors.torch import save_file
 
-    from hiors_core import topics
     from hiors_core.convert_ros import image_msg
-    from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate
+    from hiors_msgs.msg import Observation
     from hiors_policy.checkpoint import build_policy
     from hiors_policy.policy import Pi0Policy
-    from hiors_policy.policy_node import PolicyNode
-    from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
     from .plumbing_bench import run as plumbing
 
@@ -230,58 +366,8 @@ def run_pi0(
         obs.images = [image_msg(im, 0, c) for c, im in images.items()]
         obs.state_names = list(policy.config.state_names)
         obs.state = rng.normal(size=policy.state_dim).astype(np.float32).tolist()
-        serialise, disk, gaps, arrivals = [], [], [], []
-        with ros_context() as ctx:
-            node = PolicyNode(policy=policy, context=ctx)
-            probe = Node("pi0_bench_probe", context=ctx)
-            obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
-            up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
-
-            def next_observation(_msg=None):  # keep the actor inferring all along: a new observation per chunk
-                if _msg is not None:
-                    arrivals.append(time.perf_counter())
-                obs.sequence += 1
-                obs_pub.publish(obs)
-
-            probe.create_subscription(
-                ActionChunk, topics.ACTION_CHUNK, next_observation, topics.qos(topics.ACTION_CHUNK)
-            )
-            try:
-                with spinning([node], context=ctx, threads=1), spinning([probe], context=ctx, threads=1):
-                    wait_for_subscribers(obs_pub, timeout=60)
-                    wait_for_subscribers(up, timeout=60)
-                    next_observation()
-                    wait_for(lambda: len(arrivals) >= 1, 1800, "the first chunk")
-                    for v in range(1, versions + 1):
-                        with PeakRSS() as m:  # the baseline, under the same inference load
-                            save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
-                        serialise.append((m.seconds, m))
-                        (d / "plain.safetensors").unlink()
-                        _release()
-                        path = d / f"policy-v{v:08d}.safetensors"
-                        with PeakRSS() as m:  # what the learner does at this size, then the node's part
-                            t0 = time.perf_counter()
-                            sha, size = policy.write_weights_file(path, durable=False)
-                            up.publish(
-                                PolicyUpdate(version=v, learner_step=v, sha256=sha, total_bytes=size, path=str(path))
-                            )
-                            wait_for(lambda v=v: node.version == v, 1800, f"version {v} swapped in")
-                            t1 = time.perf_counter()
-                        disk.append((t1 - t0, m))
-                        n_before = len(arrivals)
-                        wait_for(lambda n=n_before: len(arrivals) > n, 1800, "a chunk after the swap")
-                        gaps.append(chunk_gaps(arrivals, t0, t1))
-                        print(
-                            f"version {v}: save_file {serialise[-1][0]:.1f} s, disk {t1 - t0:.1f} s, gap {gaps[-1]:.1f} s",
-                            flush=True,
-                        )
-                        path.unlink()
-                        _release()
-                    inference_s = statistics.median(node.latencies)
-            finally:
-                node.destroy_node()
-                probe.destroy_node()
-    sync = sync_rows(model_bytes, base_anon, serialise, disk, gaps, inference_s, TOPIC_NOTE)
+        sync_runs = measure_sync(policy, obs, d, versions, loader_nice)
+    sync = sync_rows(model_bytes, base_anon, *sync_runs, TOPIC_NOTE)
     files = []
     files += write_figure(out, "pi0_load", rows, list(rows[0]), ("step", "peak_own_over_model"))
     files += write_figure(out, "pi0_chunk", chunk_rows, list(chunk_rows[0]), ("model", "overhead_ms"))

@@ -263,6 +263,17 @@ def test_chunk_gaps_overlapping_a_transfer():
     assert chunk_gaps([], 2.0, 3.0) == 1.0
 
 
+def test_chunk_stalls_and_latencies_around_a_transfer():
+    from hiors_bench.pi0_bench import chunk_stalls, split_latencies
+
+    chunks = [(1.0, 1.0), (2.0, 1.0), (4.5, 1.5), (5.5, 1.0)]  # (arrival, its inference latency)
+    assert chunk_stalls(chunks, 2.5, 3.0) == 1.0  # 2.5 s between chunks, 1.5 s of it inferring
+    assert chunk_stalls(chunks, 4.8, 5.0) == 0.0  # back to back
+    assert chunk_stalls(chunks, 9.0, 9.5) == 0.0
+    quiet, busy = split_latencies(chunks, [(2.5, 3.5)])
+    assert busy == [1.5] and quiet == [1.0, 1.0, 1.0]
+
+
 def test_pi0_bench_runs_its_paths_at_the_tiny_size(tmp_path):
     """`hiors bench pi0` end to end at the tiny preset: build, save, load, a chunk through the node, and weight
     sync over the shared-disk path (swapped in while the node infers) beside serialisation."""
@@ -274,9 +285,19 @@ def test_pi0_bench_runs_its_paths_at_the_tiny_size(tmp_path):
     assert all(_positive(r, "seconds") and _positive(r, "model_GB") for r in load)
     (chunk,) = _read(tmp_path / "pi0_chunk.csv")
     assert chunk["cameras"] == "2" and _positive(chunk, "graph_s")
-    sync = {r["path"].split(" ")[0]: r for r in _read(tmp_path / "pi0_weight_sync.csv")}
-    assert sync["serialise"]["over_serialise"] == "1.0" and _positive(sync["shared"], "over_serialise")
-    assert _positive(sync["shared"], "longest_chunk_gap_s") and sync["topic"]["median_s"] == ""
+    sync = {r["path"]: r for r in _read(tmp_path / "pi0_weight_sync.csv")}
+    assert list(sync) == [
+        "serialise only (save_file)",
+        "shared disk, loader nice 0",
+        "shared disk, loader nice 10",
+        "topic chunks",
+    ]
+    assert sync["serialise only (save_file)"]["over_serialise"] == "1.0"
+    for nice in (0, 10):
+        row = sync[f"shared disk, loader nice {nice}"]
+        assert row["versions"] == "1" and _positive(row, "over_serialise") and _positive(row, "longest_chunk_gap_s")
+        assert float(row["longest_stall_s"]) >= 0
+    assert sync["topic chunks"]["median_s"] == ""
     assert "command: test" in (tmp_path / "pi0.run.txt").read_text()
 
 

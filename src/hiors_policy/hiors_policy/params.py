@@ -45,6 +45,14 @@ POLICY = {
     "weight_transfer_timeout_s": Param(
         60.0, "seconds without a new chunk after which an incomplete transfer is dropped", 0.01, 86_400.0
     ),
+    "weights_loader_nice": Param(
+        10,
+        "niceness added to the thread that reads and checks new weights (Linux, per thread): a multi-GB version "
+        "then takes the CPU time that inference and the robot's other processes leave",
+        0,
+        19,
+        read_only=True,
+    ),
     "diagnostics_period": Param(1.0, "seconds between /diagnostics messages", 0.01, 3600.0),
 }
 

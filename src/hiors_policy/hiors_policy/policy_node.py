@@ -12,6 +12,7 @@ every refused or ignored message is counted and logged once by reason (hiors_cor
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -39,6 +40,18 @@ from hiors_msgs.msg import ActionChunk, Observation, PolicyUpdate, PolicyWeights
 from .checkpoint import make_policy
 from .params import POLICY
 from .policy import CheckpointError, Pi0Policy, PolicyInput
+
+
+def lower_thread_priority(nice: int, logger=None) -> None:
+    """Add `nice` to the calling thread's niceness (Linux keeps it per thread; threads it starts inherit it)."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as e:  # not Linux, or refused: run at the process's priority
+        if logger is not None:
+            logger.warning(f"weights_loader_nice {nice} not applied: {e}")
 
 
 def _kv(k, v) -> KeyValue:
@@ -81,6 +94,8 @@ class PolicyNode(Node):
         }
         self.last_refusal = ""
         self.last_weight_error = ""
+        # The last version's (or transfer's last message's) read and check, and its wait for the chunk in progress
+        self.weight_timing = {"load_s": 0.0, "swap_wait_s": 0.0}
         self.latencies: deque[float] = deque(maxlen=100)
         num_params = sum(t.numel() for t in policy.model.state_dict().values())
         self.max_weight_bytes = int(p["max_weight_bytes"]) or weight_bytes_limit(num_params)
@@ -100,7 +115,7 @@ class PolicyNode(Node):
         self._weight_msgs: deque = deque()  # PolicyUpdate / PolicyWeights for the loader thread
         self._queued_bytes = 0  # what _weight_msgs holds (data, and OVERHEAD a message), at most 2 * max_weight_bytes
         self._trim_due = False
-        self._staged: tuple[int, dict] | None = None
+        self._staged: tuple[int, dict, float] | None = None  # (version, tensors, when staged)
         self._stop = False
 
         self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
@@ -177,6 +192,7 @@ class PolicyNode(Node):
 
     # ---------------------------------------------------------------- worker threads
     def _weights_loop(self) -> None:
+        lower_thread_priority(int(self.p["weights_loader_nice"]), self.get_logger())
         rx = self.receiver  # touched by this thread only (its tally is thread-safe)
         while True:
             with self._cv:
@@ -204,6 +220,7 @@ class PolicyNode(Node):
     def _take(self, msg) -> None:
         """One weight message (loader thread): a complete, verified and usable version is staged for the swap; what
         is refused is dropped here, so that nothing of it outlives this call."""
+        t0 = time.monotonic()
         got = self.receiver.on_update(msg) if isinstance(msg, PolicyUpdate) else self.receiver.on_chunk(msg)
         if got is None:
             return
@@ -219,7 +236,8 @@ class PolicyNode(Node):
         with self._cv:
             waiting = None if self._staged is None else self._staged[0]
             if waiting is None or waiting < version:
-                self._staged = (version, sd)
+                self._staged = (version, sd, time.monotonic())
+                self.weight_timing["load_s"] = self._staged[2] - t0
                 self._cv.notify_all()
         if waiting is not None and waiting >= version:
             self.receiver.refuse(version, "stale", f"version {waiting} is already waiting to be swapped in")
@@ -239,6 +257,7 @@ class PolicyNode(Node):
             return
         with self._cv:
             self.version = staged[0]
+            self.weight_timing["swap_wait_s"] = time.monotonic() - staged[2]
             self._cv.notify_all()  # the loader raises the receiver's floor
         self.stats["weight_updates"] += 1
         self.get_logger().info(f"swapped in policy version {self.version}")
@@ -334,6 +353,7 @@ class PolicyNode(Node):
             _kv("weight_limit_bytes", self.max_weight_bytes),
             _kv("weight_pending_bytes", self.receiver.assembler.held),
             _kv("weight_queued_bytes", self._queued_bytes),
+            *(_kv(f"weight_{k}", f"{v:.3f}") for k, v in self.weight_timing.items()),
         ]
         st.values += [_kv(f"weights_{r}", n) for r, n in sorted(self.receiver.tally.snapshot().items())]
         arr = DiagnosticArray(status=[st])

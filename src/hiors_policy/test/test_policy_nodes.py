@@ -1,6 +1,8 @@
 """Node tests on a private ROS domain (conftest.py): capture and policy, waiting on conditions, never sleeping."""
 
 import math
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -189,6 +191,10 @@ def test_policy_node_weight_swap(ctx, tmp_path):
             wait_for(lambda: node.version == 4, 20, "version 4 from the local file")
             assert policy.to_safetensors_bytes() == old
             assert node.stats["weight_updates"] == 2
+            assert node.weight_timing["load_s"] > 0 and node.weight_timing["swap_wait_s"] >= 0
+            # the weight thread yields the CPU to inference (weights_loader_nice, default 10)
+            own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            assert os.getpriority(os.PRIO_PROCESS, node._loader.native_id) == min(19, own + 10)
     finally:
         node.destroy_node()
         probe.destroy_node()
