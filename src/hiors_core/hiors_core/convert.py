@@ -6,9 +6,11 @@ Decoders only read attributes, so the same function serves a live subscription a
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from rosbags.image import ImageError, message_to_cvimage
+from rosbags.image.image import to_cvtype
 
 from .errors import BadInputError
 from .schema import Executed, Frame, Label
@@ -30,13 +32,32 @@ def image_to_numpy(msg) -> np.ndarray:
         # OpenCV's colour conversion raises its own cv2.error on an empty image (not a ValueError).
         raise BadInputError(f"empty image ({msg.width}x{msg.height}, encoding {msg.encoding!r})")
     try:
-        img = message_to_cvimage(msg, "rgb8")
+        img = message_to_cvimage(_without_row_padding(msg), "rgb8")
     except (ImageError, ValueError, TypeError) as e:
         raise BadInputError(f"undecodable image (encoding {getattr(msg, 'encoding', '?')!r}): {e}") from None
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3:
         raise BadInputError(f"image has shape {img.shape}, expected HxWx3")
     return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _without_row_padding(msg):
+    """rosbags reads height * width pixels from the start of `data` and ignores `step`: an Image whose rows are
+    padded (step above width times the pixel size) goes to it as a stand-in with the padding cut out."""
+    step = int(getattr(msg, "step", 0))
+    if not step:  # a CompressedImage, or a producer that leaves step unset
+        return msg
+    depth, _, _, nchan = to_cvtype(msg.encoding)  # (an unknown encoding raises ImageError: undecodable)
+    h, row = int(msg.height), int(msg.width) * nchan * depth // 8
+    if step <= row:
+        return msg
+    data = np.frombuffer(msg.data, np.uint8)
+    if data.size < h * step:
+        raise BadInputError(f"image of {data.size} bytes, expected {h} rows of {step} bytes")
+    rows = np.ascontiguousarray(data[: h * step].reshape(h, step)[:, :row])
+    return SimpleNamespace(
+        height=h, width=int(msg.width), encoding=msg.encoding, is_bigendian=msg.is_bigendian, step=row, data=rows
+    )
 
 
 def check_finite(name: str, values) -> np.ndarray:
