@@ -26,7 +26,10 @@ def image_msg(img: np.ndarray, stamp_ns: int = 0, frame_id: str = "") -> Image:
     msg.header.stamp = time_msg(stamp_ns)
     msg.header.frame_id = frame_id
     # array('B') rather than bytes: rclpy serialises it with one copy instead of element by element (~20x faster).
-    msg.data = array.array("B", img.tobytes())
+    # Filled from the array's own buffer: one copy of the pixels (tobytes would make a second one).
+    data = array.array("B")
+    data.frombytes(img.data)
+    msg.data = data
     return msg
 
 

@@ -12,6 +12,7 @@ every refused or ignored message is counted and logged once by reason (hiors_cor
 
 from __future__ import annotations
 
+import array
 import os
 import threading
 import time
@@ -119,6 +120,12 @@ class PolicyNode(Node):
         self._stop = False
 
         self.chunk_pub = self.create_publisher(ActionChunk, topics.ACTION_CHUNK, topics.qos(topics.ACTION_CHUNK))
+        # What every chunk repeats, set once: _handle fills in the rest of this one message (publish copies it,
+        # and only the inference thread publishes chunks).
+        cfg = policy.config
+        self._chunk = ActionChunk(
+            control_mode=int(cfg.control_mode), action_names=list(cfg.action_names), dt=float(cfg.dt)
+        )
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, topics.qos(topics.DIAGNOSTICS))
         self.create_subscription(Observation, topics.OBSERVATION, self._on_observation, topics.qos(topics.OBSERVATION))
         if self.on_request:
@@ -314,22 +321,17 @@ class PolicyNode(Node):
         t0 = time.perf_counter()
         actions = self.policy.infer(obs)
         latency = time.perf_counter() - t0
+        actions = np.ascontiguousarray(actions, dtype=np.float32)  # checked as published: finite in float32 too
         if not np.all(np.isfinite(actions)):
             raise BadInputError("policy produced non-finite actions")
         self.latencies.append(latency)
-        cfg = self.policy.config
-        out = ActionChunk(
-            policy_version=int(self.version),
-            control_mode=int(cfg.control_mode),
-            horizon=int(actions.shape[0]),
-            action_dim=int(actions.shape[1]),
-            action_names=list(cfg.action_names),
-            dt=float(cfg.dt),
-            observation_sequence=int(msg.sequence),
-            inference_latency=float(latency),
-        )
+        out = self._chunk
         out.header = msg.header
-        out.actions = actions.astype(np.float32).ravel().tolist()
+        out.policy_version = int(self.version)
+        out.horizon, out.action_dim = int(actions.shape[0]), int(actions.shape[1])
+        out.observation_sequence = int(msg.sequence)
+        out.inference_latency = float(latency)
+        out.actions = array.array("f", actions.tobytes())  # one copy, no Python float per value
         self.chunk_pub.publish(out)
         self.stats["chunks"] += 1
 

@@ -357,3 +357,41 @@ def test_capture_goal_state_adds_the_twins_goal_aligned_in_time(ctx):
     finally:
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_policy_node_refuses_actions_beyond_float32_and_fills_each_chunk_afresh(ctx):
+    """Chunks go out as float32: a value finite as float64 but beyond float32's range (it would arrive as inf) is
+    refused like a NaN. The chunks after it carry their own sequence and values and the policy's fixed fields."""
+    policy = build_tiny_policy("tora_one", "raise_hand", seed=0)
+    real, returned = policy.infer, []
+
+    def infer(obs):
+        a = real(obs).astype(np.float64)
+        if not returned:
+            a[0, 0] = 1e39
+        returned.append(a)
+        return a
+
+    policy.infer = infer
+    node = PolicyNode(policy=policy, context=ctx)
+    probe = node.__class__.__mro__[1]("probe", context=ctx)  # a plain rclpy Node
+    chunks = []
+    probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, chunks.append, topics.qos(topics.ACTION_CHUNK))
+    pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION, depth=10))
+    try:
+        with spinning([node, probe], context=ctx):
+            wait_for_subscribers(pub)
+            wait_for_subscribers(node.chunk_pub)
+            pub.publish(observation(policy, 1))
+            wait_for(lambda: node.stats["refused_inputs"] == 1, 20, "the chunk beyond float32 refused")
+            for seq in (2, 3):
+                pub.publish(observation(policy, seq))
+                wait_for(lambda seq=seq: len(chunks) == seq - 1, 20, f"chunk for observation {seq}")
+            assert [c.observation_sequence for c in chunks] == [2, 3]
+            for c, a in zip(chunks, returned[1:], strict=True):
+                assert (c.horizon, c.action_dim, c.control_mode) == (16, 8, 1)
+                assert list(c.action_names) == list(policy.config.action_names)
+                np.testing.assert_array_equal(np.asarray(c.actions, np.float32).reshape(16, 8), a.astype(np.float32))
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
