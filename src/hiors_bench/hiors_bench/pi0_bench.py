@@ -133,62 +133,59 @@ def split_latencies(chunks: list[tuple[float, float]], windows: list[tuple[float
     return quiet, busy
 
 
-def sync_rows(model_bytes, base_anon, serialise, disk, chunks, windows, parts, topic_note) -> list[dict]:
-    """The pi0_weight_sync rows (pure). `serialise`, `disk`: {loader niceness: [(seconds, PeakRSS)]}, each disk
-    transfer interleaved with a serialisation; `chunks`: (arrival, the node's inference latency) of every chunk;
-    `windows`: {loader niceness: [(start, end)] of each transfer}; `parts`: {loader niceness: [{write_s, load_s,
-    swap_wait_s}]}, each transfer's time in the learner's write, the node's read and check, and its wait for the
-    chunk in progress to end. Gaps are read against the median inference that
-    no transfer overlapped (the actor's own pace)."""
-    every = [w for ws in windows.values() for w in ws]
-    quiet, _ = split_latencies(chunks, every)
-    inference_s = statistics.median(quiet or [lat for _, lat in chunks] or [0.0])
+def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, topic_note: str) -> list[dict]:
+    """The pi0_weight_sync rows (pure). `transfers`: one dict each (measure_sync): loader `nice`; the save_file
+    before it (`serialise_s`, `serialise_peak` anon bytes, `serialise_at` (start, end)); the transfer: `t0` (the
+    learner starts writing), `t_written` (it announces), `t1` (swapped in), `peak` anon bytes, and the node's
+    `load_s` (read and check) and `swap_wait_s` (wait for the chunk in progress). `chunks`: (arrival, the node's
+    inference latency) of every chunk. Times over serialisation are medians of each transfer over the save_file
+    just before it. Gaps, stalls and slowdown are read while the node had the version (announce to swap: the
+    learner writes on its own machine in a deployment) against the median inference that overlapped neither a
+    transfer nor a save_file (the actor's own pace)."""
+    med = statistics.median
+    quiet, _ = split_latencies(chunks, [t["serialise_at"] for t in transfers] + [(t["t0"], t["t1"]) for t in transfers])
+    inference_s = med(quiet or [lat for _, lat in chunks] or [0.0])
     arrivals = [t for t, _ in chunks]
-    ser_all = [r for runs in serialise.values() for r in runs]
-    ser_s = statistics.median(s for s, _ in ser_all)
-
-    def peak(runs):
-        return ratio(max(m.anon for _, m in runs) - base_anon, model_bytes)
-
     rows = [
         {
             "path": "serialise only (save_file)",
             "GB": model_bytes / GB,
-            "versions": len(ser_all),
-            "median_s": ser_s,
+            "versions": len(transfers),
+            "median_s": med(t["serialise_s"] for t in transfers),
             "over_serialise": 1.0,
-            "peak_own_over_model": peak(ser_all),
+            "peak_own_over_model": ratio(max(t["serialise_peak"] for t in transfers) - base_anon, model_bytes),
             "note": "safetensors save_file of the same weights, before each transfer",
         }
     ]
-    for nice, runs in disk.items():
-        gap = max(chunk_gaps(arrivals, s, e) for s, e in windows[nice])
-        _, busy = split_latencies(chunks, windows[nice])
-        disk_s = statistics.median(s for s, _ in runs)
-        ser_s_nice = statistics.median(s for s, _ in serialise[nice])
-        split = {k: statistics.median(p[k] for p in parts[nice]) for k in PARTS} if parts[nice] else {}
+    for nice in sorted({t["nice"] for t in transfers}):
+        ts = [t for t in transfers if t["nice"] == nice]
+        node_at = [(t["t_written"], t["t1"]) for t in ts]
+        _, busy = split_latencies(chunks, node_at)
+        gap = max(chunk_gaps(arrivals, s, e) for s, e in node_at)
         rows.append(
             {
                 "path": f"shared disk, loader nice {nice}",
                 "GB": model_bytes / GB,
-                "versions": len(runs),
-                "median_s": disk_s,
-                "over_serialise": ratio(disk_s, ser_s_nice),
-                **split,
-                "read_check_over_serialise": ratio(split["load_s"], ser_s_nice) if split else "",
-                "peak_own_over_model": peak(runs),
+                "versions": len(ts),
+                "median_s": med(t["t1"] - t["t0"] for t in ts),
+                "over_serialise": med((t["t1"] - t["t0"]) / t["serialise_s"] for t in ts),
+                "write_s": med(t["t_written"] - t["t0"] for t in ts),
+                "load_s": med(t["load_s"] for t in ts),
+                "swap_wait_s": med(t["swap_wait_s"] for t in ts),
+                "read_check_over_serialise": med(t["load_s"] / t["serialise_s"] for t in ts),
+                "peak_own_over_model": ratio(max(t["peak"] for t in ts) - base_anon, model_bytes),
                 "longest_chunk_gap_s": gap,
                 "gap_over_inference": ratio(gap, inference_s),
-                "longest_stall_s": max(chunk_stalls(chunks, s, e) for s, e in windows[nice]),
-                "inference_slowdown": ratio(statistics.median(busy), inference_s) if busy else "",
+                "longest_stall_s": max(chunk_stalls(chunks, s, e) for s, e in node_at),
+                "inference_slowdown": ratio(med(busy), inference_s) if busy else "",
                 "note": "streamed write + announce + streamed verified read + swap",
             }
         )
     rows.append({"path": "topic chunks", "GB": model_bytes / GB, "versions": 0, "note": topic_note})
     columns = [
-        "path", "GB", "versions", "median_s", "over_serialise", *PARTS, "read_check_over_serialise",
-        "peak_own_over_model", "longest_chunk_gap_s",
-        "gap_over_inference", "longest_stall_s", "inference_slowdown", "note",
+        "path", "GB", "versions", "median_s", "over_serialise", "write_s", "load_s", "swap_wait_s",
+        "read_check_over_serialise", "peak_own_over_model", "longest_chunk_gap_s", "gap_over_inference",
+        "longest_stall_s", "inference_slowdown", "note",
     ]  # fmt: skip
     return [{c: r.get(c, "") for c in columns} for r in rows]
 
@@ -203,7 +200,7 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
     """Weight sync at a live policy node that infers all along (a new observation for every chunk): `versions`
     rounds, each a transfer at every loader niceness in turn (a node each: its weight thread takes its niceness as
     it starts, and alternating keeps the machine's changing load out of the comparison), each transfer after a
-    save_file of the same weights. Returns sync_rows' serialise, disk, chunks, windows and parts."""
+    save_file of the same weights. Returns sync_rows' transfers and chunks."""
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from safetensors.torch import save_file
@@ -213,11 +210,8 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
     from hiors_policy.policy_node import PolicyNode
     from hiors_testing.ros import ros_context, spinning, wait_for, wait_for_subscribers
 
-    serialise = {n: [] for n in loader_nice}
-    disk = {n: [] for n in loader_nice}
-    parts = {n: [] for n in loader_nice}  # the learner's write, the node's read and check, its wait for a chunk
+    transfers: list[dict] = []
     chunks: list[tuple[float, float]] = []  # (arrival, the node's inference latency for it), every node's
-    windows: dict[int, list[tuple[float, float]]] = {n: [] for n in loader_nice}  # transfers
     with ros_context() as ctx:
         probe = Node("pi0_bench_probe", context=ctx)
         obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
@@ -236,10 +230,14 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
         try:
             with spinning([probe], context=ctx, threads=1):
                 for version, nice in enumerate([n for _ in range(versions) for n in loader_nice], start=1):
-                    # a publisher each too: a new node would get the last one's latched announcement
-                    up = probe.create_publisher(PolicyUpdate, topics.POLICY_UPDATE, topics.qos(topics.POLICY_UPDATE))
+                    # an announcement topic each: a new node would get the last one's latched announcement
+                    topic = f"{topics.POLICY_UPDATE}_{version}"
+                    up = probe.create_publisher(PolicyUpdate, topic, topics.qos(topics.POLICY_UPDATE))
                     node = PolicyNode(
-                        policy=policy, context=ctx, parameter_overrides=[Parameter("weights_loader_nice", value=nice)]
+                        policy=policy,
+                        context=ctx,
+                        parameter_overrides=[Parameter("weights_loader_nice", value=nice)],
+                        cli_args=["--ros-args", "-r", f"{topics.POLICY_UPDATE}:={topic}"],
                     )
                     try:
                         with spinning([node], context=ctx, threads=1):
@@ -247,9 +245,9 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                             wait_for_subscribers(up, timeout=60)
                             next_observation()
                             next_chunk("the first chunk")
-                            with PeakRSS() as m:  # the baseline, under the same inference load
+                            with PeakRSS() as base:  # the baseline, under the same inference load
+                                t_base = time.perf_counter()
                                 save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
-                            serialise[nice].append((m.seconds, m))
                             (d / "plain.safetensors").unlink()
                             _release()
                             path = d / f"policy-v{version:08d}.safetensors"
@@ -268,13 +266,23 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                                 )
                                 wait_for(lambda v=version, n=node: n.version == v, 1800, f"version {version}")
                                 t1 = time.perf_counter()
-                            disk[nice].append((t1 - t0, m))
-                            parts[nice].append({"write_s": t_written - t0, **node.weight_timing})
-                            windows[nice].append((t0, t1))
+                            transfers.append(
+                                {
+                                    "nice": nice,
+                                    "serialise_s": base.seconds,
+                                    "serialise_peak": base.anon,
+                                    "serialise_at": (t_base, t_base + base.seconds),
+                                    "t0": t0,
+                                    "t_written": t_written,
+                                    "t1": t1,
+                                    "peak": m.anon,
+                                    **node.weight_timing,
+                                }
+                            )
                             next_chunk("a chunk after the swap")
                             next_chunk("the chunk in flight")  # ends before the next node starts
                             print(
-                                f"loader nice {nice}, version {version}: save_file {serialise[nice][-1][0]:.1f} s, "
+                                f"loader nice {nice}, version {version}: save_file {base.seconds:.1f} s, "
                                 f"disk {t1 - t0:.1f} s, gap {chunk_gaps([c[0] for c in chunks], t0, t1):.1f} s",
                                 flush=True,
                             )
@@ -285,7 +293,7 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                         probe.destroy_publisher(up)
         finally:
             probe.destroy_node()
-    return serialise, disk, chunks, windows, parts
+    return transfers, chunks
 
 
 def run_pi0(

@@ -274,6 +274,31 @@ def test_chunk_stalls_and_latencies_around_a_transfer():
     assert busy == [1.5] and quiet == [1.0, 1.0, 1.0]
 
 
+def test_pi0_sync_rows_pair_each_transfer_with_its_save_file():
+    from hiors_bench.pi0_bench import sync_rows
+
+    def transfer(nice, at, ser_s, total_s):
+        return {
+            "nice": nice, "serialise_s": ser_s, "serialise_peak": 3e9, "serialise_at": (at, at + ser_s),
+            "t0": at + ser_s, "t_written": at + ser_s + 1.0, "t1": at + ser_s + total_s, "peak": 4e9,
+            "load_s": total_s - 1.5, "swap_wait_s": 0.5,
+        }  # fmt: skip
+
+    transfers = [transfer(0, 100.0, 2.0, 6.0), transfer(10, 200.0, 4.0, 8.0)]
+    # one inference a second; during the nice-0 transfer's node part (103-108) two took 3 s and 2 s, and the
+    # actor stalled 0.5 s before the first of them
+    chunks = [(float(t), 1.0) for t in range(90, 105)] + [(107.5, 3.0), (109.5, 2.0)]
+    chunks += [(float(t), 1.0) for t in range(110, 215)]
+    rows = {r["path"]: r for r in sync_rows(2e9, 1e9, transfers, chunks, "note")}
+    assert rows["serialise only (save_file)"]["median_s"] == 3.0
+    nice0, nice10 = rows["shared disk, loader nice 0"], rows["shared disk, loader nice 10"]
+    assert nice0["over_serialise"] == 3.0 and nice10["over_serialise"] == 2.0  # each over its own save_file
+    assert nice0["write_s"] == 1.0 and nice0["load_s"] == 4.5 and nice0["peak_own_over_model"] == 1.5
+    assert nice0["longest_chunk_gap_s"] == 3.5 and nice0["gap_over_inference"] == 3.5
+    assert nice0["longest_stall_s"] == 0.5 and nice0["inference_slowdown"] == 2.0
+    assert nice10["longest_chunk_gap_s"] == 1.0 and nice10["longest_stall_s"] == 0.0
+
+
 def test_pi0_bench_runs_its_paths_at_the_tiny_size(tmp_path):
     """`hiors bench pi0` end to end at the tiny preset: build, save, load, a chunk through the node, and weight
     sync over the shared-disk path (swapped in while the node infers) beside serialisation."""
