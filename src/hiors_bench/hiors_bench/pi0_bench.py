@@ -136,12 +136,13 @@ def split_latencies(chunks: list[tuple[float, float]], windows: list[tuple[float
 def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, topic_note: str) -> list[dict]:
     """The pi0_weight_sync rows (pure). `transfers`: one dict each (measure_sync): loader `nice`; the save_file
     before it (`serialise_s`, `serialise_peak` anon bytes, `serialise_at` (start, end)); the transfer: `t0` (the
-    learner starts writing), `t_written` (it announces), `t1` (swapped in), `peak` anon bytes, and the node's
-    `load_s` (read and check) and `swap_wait_s` (wait for the chunk in progress). `chunks`: (arrival, the node's
-    inference latency) of every chunk. Times over serialisation are medians of each transfer over the save_file
-    just before it. Gaps, stalls and slowdown are read while the node had the version (announce to swap: the
-    learner writes on its own machine in a deployment) against the median inference that overlapped neither a
-    transfer nor a save_file (the actor's own pace)."""
+    learner starts writing), `t_written`, `t_announced` (after the next chunk: the wait is not counted), `t1`
+    (swapped in), `peak` anon bytes, and the node's `load_s` (read and check) and `swap_wait_s` (wait for the
+    chunk in progress). `chunks`: (arrival, the node's inference latency) of every chunk. A transfer takes its
+    write plus announce-to-swap; times over serialisation are medians of each transfer over the save_file just
+    before it. Gaps, stalls and slowdown are read from announce to swap (in a deployment the learner writes on its
+    own machine) against the median inference that overlapped neither a transfer nor a save_file (the actor's own
+    pace)."""
     med = statistics.median
     quiet, _ = split_latencies(chunks, [t["serialise_at"] for t in transfers] + [(t["t0"], t["t1"]) for t in transfers])
     inference_s = med(quiet or [lat for _, lat in chunks] or [0.0])
@@ -159,7 +160,8 @@ def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, t
     ]
     for nice in sorted({t["nice"] for t in transfers}):
         ts = [t for t in transfers if t["nice"] == nice]
-        node_at = [(t["t_written"], t["t1"]) for t in ts]
+        node_at = [(t["t_announced"], t["t1"]) for t in ts]
+        total = [t["t_written"] - t["t0"] + t["t1"] - t["t_announced"] for t in ts]
         _, busy = split_latencies(chunks, node_at)
         gap = max(chunk_gaps(arrivals, s, e) for s, e in node_at)
         rows.append(
@@ -167,8 +169,8 @@ def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, t
                 "path": f"shared disk, loader nice {nice}",
                 "GB": model_bytes / GB,
                 "versions": len(ts),
-                "median_s": med(t["t1"] - t["t0"] for t in ts),
-                "over_serialise": med((t["t1"] - t["t0"]) / t["serialise_s"] for t in ts),
+                "median_s": med(total),
+                "over_serialise": med(s / t["serialise_s"] for s, t in zip(total, ts, strict=True)),
                 "write_s": med(t["t_written"] - t["t0"] for t in ts),
                 "load_s": med(t["load_s"] for t in ts),
                 "swap_wait_s": med(t["swap_wait_s"] for t in ts),
@@ -216,11 +218,15 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
         probe = Node("pi0_bench_probe", context=ctx)
         obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
 
+        feeding = [True]  # off before a node is destroyed: no inference is then left running
+
         def next_observation(msg=None):
-            if msg is not None:
-                chunks.append((time.perf_counter(), msg.inference_latency))
-            obs.sequence += 1
-            obs_pub.publish(obs)
+            now = time.perf_counter()
+            if feeding[0]:
+                obs.sequence += 1
+                obs_pub.publish(obs)
+            if msg is not None:  # counted once the next observation is out: next_chunk's callers rely on it
+                chunks.append((now, msg.inference_latency))
 
         def next_chunk(what: str) -> None:
             n = len(chunks)
@@ -243,6 +249,7 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                         with spinning([node], context=ctx, threads=1):
                             wait_for_subscribers(obs_pub, timeout=60)
                             wait_for_subscribers(up, timeout=60)
+                            feeding[0] = True
                             next_observation()
                             next_chunk("the first chunk")
                             with PeakRSS() as base:  # the baseline, under the same inference load
@@ -255,6 +262,10 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                                 t0 = time.perf_counter()
                                 sha, size = policy.write_weights_file(path, durable=False)
                                 t_written = time.perf_counter()
+                                # In a deployment the learner writes on its own machine: the node's part starts
+                                # with a chunk that the write did not slow down (the wait is not counted).
+                                next_chunk("a chunk after the write")
+                                t_announced = time.perf_counter()
                                 up.publish(
                                     PolicyUpdate(
                                         version=version,
@@ -274,16 +285,19 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                                     "serialise_at": (t_base, t_base + base.seconds),
                                     "t0": t0,
                                     "t_written": t_written,
+                                    "t_announced": t_announced,
                                     "t1": t1,
                                     "peak": m.anon,
                                     **node.weight_timing,
                                 }
                             )
                             next_chunk("a chunk after the swap")
-                            next_chunk("the chunk in flight")  # ends before the next node starts
+                            feeding[0] = False
+                            next_chunk("the chunk in flight")
                             print(
                                 f"loader nice {nice}, version {version}: save_file {base.seconds:.1f} s, "
-                                f"disk {t1 - t0:.1f} s, gap {chunk_gaps([c[0] for c in chunks], t0, t1):.1f} s",
+                                f"write {t_written - t0:.1f} s, announce to swap {t1 - t_announced:.1f} s, "
+                                f"gap {chunk_gaps([c[0] for c in chunks], t_announced, t1):.1f} s",
                                 flush=True,
                             )
                             path.unlink()

@@ -280,7 +280,8 @@ def test_pi0_sync_rows_pair_each_transfer_with_its_save_file():
     def transfer(nice, at, ser_s, total_s):
         return {
             "nice": nice, "serialise_s": ser_s, "serialise_peak": 3e9, "serialise_at": (at, at + ser_s),
-            "t0": at + ser_s, "t_written": at + ser_s + 1.0, "t1": at + ser_s + total_s, "peak": 4e9,
+            "t0": at + ser_s, "t_written": at + ser_s + 1.0, "t_announced": at + ser_s + 1.0,
+            "t1": at + ser_s + total_s, "peak": 4e9,
             "load_s": total_s - 1.5, "swap_wait_s": 0.5,
         }  # fmt: skip
 

@@ -116,6 +116,7 @@ class PolicyNode(Node):
         self._weight_msgs: deque = deque()  # PolicyUpdate / PolicyWeights for the loader thread
         self._queued_bytes = 0  # what _weight_msgs holds (data, and OVERHEAD a message), at most 2 * max_weight_bytes
         self._trim_due = False
+        self._retired = None  # the tensors the last swap replaced, for the weight thread to free
         self._staged: tuple[int, dict, float] | None = None  # (version, tensors, when staged)
         self._stop = False
 
@@ -213,6 +214,10 @@ class PolicyNode(Node):
                 msg, cost = self._weight_msgs.popleft() if self._weight_msgs else (None, 0)
                 self._queued_bytes -= cost
                 swapped, idle = self.version, not self._weight_msgs
+                retired, self._retired = self._retired, None
+            if retired is not None:
+                del retired  # the weights the last swap replaced
+                self._trim_due = True
             if swapped > rx.floor:
                 rx.commit(swapped)  # the floor moves only with a swapped-in version; older transfers go
             if msg is not None:
@@ -258,11 +263,12 @@ class PolicyNode(Node):
             self.receiver.note("stale", staged[0], f"not newer than the running version {self.version}")
             return
         try:
-            self.policy.apply_state_dict(staged[1])
+            retired = self.policy.apply_state_dict(staged[1])
         except (RuntimeError, CheckpointError) as e:  # parse_blob checked it; be safe anyway
             self.receiver.note("bad_weights", staged[0], str(e))
             return
         with self._cv:
+            self._retired = retired  # the weight thread frees them, not this one, between two chunks
             self.version = staged[0]
             self.weight_timing["swap_wait_s"] = time.monotonic() - staged[2]
             self._cv.notify_all()  # the loader raises the receiver's floor
@@ -321,6 +327,8 @@ class PolicyNode(Node):
         t0 = time.perf_counter()
         actions = self.policy.infer(obs)
         latency = time.perf_counter() - t0
+        if self._stop:  # destroy_node waited for this inference as long as it does and is destroying the publisher
+            return
         actions = np.ascontiguousarray(actions, dtype=np.float32)  # checked as published: finite in float32 too
         if not np.all(np.isfinite(actions)):
             raise BadInputError("policy produced non-finite actions")
