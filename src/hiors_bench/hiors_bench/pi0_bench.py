@@ -31,7 +31,6 @@ from .bench_table import format_table, ratio, write_figure, write_provenance
 GB = 1e9
 NEEDS_FREE_GIB = 16  # model (7 GB) + a verified copy during a swap (7 GB) + ROS, torch and the probe
 PAPER_GPU_CHUNK_S = 0.160  # the paper's pi0 inference per chunk on a GPU, for the graph overhead's share
-PARTS = ("write_s", "load_s", "swap_wait_s")  # a transfer's median_s, split (sync_rows)
 LOADER_NICE = (0, 10)  # the weight loader at the node's priority, and below it (policy param weights_loader_nice)
 
 
@@ -136,11 +135,12 @@ def split_latencies(chunks: list[tuple[float, float]], windows: list[tuple[float
 def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, topic_note: str) -> list[dict]:
     """The pi0_weight_sync rows (pure). `transfers`: one dict each (measure_sync): loader `nice`; the save_file
     before it (`serialise_s`, `serialise_peak` anon bytes, `serialise_at` (start, end)); the transfer: `t0` (the
-    learner starts writing), `t_written`, `t_announced` (after the next chunk: the wait is not counted), `t1`
-    (swapped in), `peak` anon bytes, and the node's `load_s` (read and check) and `swap_wait_s` (wait for the
-    chunk in progress). `chunks`: (arrival, the node's inference latency) of every chunk. A transfer takes its
-    write plus announce-to-swap; times over serialisation are medians of each transfer over the save_file just
-    before it. Gaps, stalls and slowdown are read from announce to swap (in a deployment the learner writes on its
+    learner starts writing), `t_written`, `fsync_s` (its flush, not counted), `t_announced` (after the next chunk:
+    the wait is not counted), `t1`
+    (swapped in), `peak` anon bytes, and the node's `load_s` (read and check), `swap_wait_s` (wait for the
+    chunk in progress) and `swap_s` (the swap itself, between two chunks). `chunks`: (arrival, the node's
+    inference latency) of every chunk. A transfer takes its write plus announce-to-swap; times over serialisation
+    are medians of each transfer over the save_file just before it. Gaps, stalls and slowdown are read from announce to swap (in a deployment the learner writes on its
     own machine) against the median inference that overlapped neither a transfer nor a save_file (the actor's own
     pace)."""
     med = statistics.median
@@ -172,8 +172,10 @@ def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, t
                 "median_s": med(total),
                 "over_serialise": med(s / t["serialise_s"] for s, t in zip(total, ts, strict=True)),
                 "write_s": med(t["t_written"] - t["t0"] for t in ts),
+                "fsync_s": med(t.get("fsync_s", 0.0) for t in ts),
                 "load_s": med(t["load_s"] for t in ts),
                 "swap_wait_s": med(t["swap_wait_s"] for t in ts),
+                "swap_s": med(t.get("swap_s", 0.0) for t in ts),
                 "read_check_over_serialise": med(t["load_s"] / t["serialise_s"] for t in ts),
                 "peak_own_over_model": ratio(max(t["peak"] for t in ts) - base_anon, model_bytes),
                 "longest_chunk_gap_s": gap,
@@ -185,7 +187,7 @@ def sync_rows(model_bytes: int, base_anon: int, transfers: list[dict], chunks, t
         )
     rows.append({"path": "topic chunks", "GB": model_bytes / GB, "versions": 0, "note": topic_note})
     columns = [
-        "path", "GB", "versions", "median_s", "over_serialise", "write_s", "load_s", "swap_wait_s",
+        "path", "GB", "versions", "median_s", "over_serialise", "write_s", "fsync_s", "load_s", "swap_wait_s", "swap_s",
         "read_check_over_serialise", "peak_own_over_model", "longest_chunk_gap_s", "gap_over_inference",
         "longest_stall_s", "inference_slowdown", "note",
     ]  # fmt: skip
@@ -262,8 +264,13 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                                 t0 = time.perf_counter()
                                 sha, size = policy.write_weights_file(path, durable=False)
                                 t_written = time.perf_counter()
-                                # In a deployment the learner writes on its own machine: the node's part starts
-                                # with a chunk that the write did not slow down (the wait is not counted).
+                                # In a deployment the learner writes on its own machine, and durably (fsync) before
+                                # it announces: flushed here too, so that 7 GB of dirty pages do not compete with the
+                                # node's read for this machine's memory. Not counted against save_file (it does not
+                                # flush either); the node's part starts with a chunk the write did not slow down.
+                                with open(path, "rb") as f:
+                                    os.fsync(f.fileno())
+                                t_flushed = time.perf_counter()
                                 next_chunk("a chunk after the write")
                                 t_announced = time.perf_counter()
                                 up.publish(
@@ -285,6 +292,7 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                                     "serialise_at": (t_base, t_base + base.seconds),
                                     "t0": t0,
                                     "t_written": t_written,
+                                    "fsync_s": t_flushed - t_written,
                                     "t_announced": t_announced,
                                     "t1": t1,
                                     "peak": m.anon,
@@ -316,7 +324,7 @@ def run_pi0(
     robot: str = "tora_one",
     task: str = "raise_hand",
     versions: int = 2,
-    chunks: int = 2,
+    chunks: int = 4,
     preset: str = "pi0",
     loader_nice: tuple[int, ...] = LOADER_NICE,
 ) -> int:

@@ -55,6 +55,14 @@ def lower_thread_priority(nice: int, logger=None) -> None:
             logger.warning(f"weights_loader_nice {nice} not applied: {e}")
 
 
+def free_gradually(tensors: dict) -> None:
+    """Drop the weights a swap replaced one tensor at a time, yielding the GIL between them: freeing the real pi0's
+    7 GB takes about 0.4 s, all of it holding the GIL, which in one go would stall the inference thread."""
+    while tensors:
+        tensors.popitem()
+        time.sleep(0)
+
+
 def _kv(k, v) -> KeyValue:
     return KeyValue(key=str(k), value=str(v))
 
@@ -95,8 +103,9 @@ class PolicyNode(Node):
         }
         self.last_refusal = ""
         self.last_weight_error = ""
-        # The last version's (or transfer's last message's) read and check, and its wait for the chunk in progress
-        self.weight_timing = {"load_s": 0.0, "swap_wait_s": 0.0}
+        # The last version's (or transfer's last message's) read and check, its wait for the chunk in progress and
+        # the swap itself (between two chunks)
+        self.weight_timing = {"load_s": 0.0, "swap_wait_s": 0.0, "swap_s": 0.0}
         self.latencies: deque[float] = deque(maxlen=100)
         num_params = sum(t.numel() for t in policy.model.state_dict().values())
         self.max_weight_bytes = int(p["max_weight_bytes"]) or weight_bytes_limit(num_params)
@@ -216,7 +225,7 @@ class PolicyNode(Node):
                 swapped, idle = self.version, not self._weight_msgs
                 retired, self._retired = self._retired, None
             if retired is not None:
-                del retired  # the weights the last swap replaced
+                free_gradually(retired)
                 self._trim_due = True
             if swapped > rx.floor:
                 rx.commit(swapped)  # the floor moves only with a swapped-in version; older transfers go
@@ -262,6 +271,7 @@ class PolicyNode(Node):
         if staged[0] <= self.version:
             self.receiver.note("stale", staged[0], f"not newer than the running version {self.version}")
             return
+        t0 = time.monotonic()
         try:
             retired = self.policy.apply_state_dict(staged[1])
         except (RuntimeError, CheckpointError) as e:  # parse_blob checked it; be safe anyway
@@ -270,7 +280,8 @@ class PolicyNode(Node):
         with self._cv:
             self._retired = retired  # the weight thread frees them, not this one, between two chunks
             self.version = staged[0]
-            self.weight_timing["swap_wait_s"] = time.monotonic() - staged[2]
+            self.weight_timing["swap_wait_s"] = t0 - staged[2]
+            self.weight_timing["swap_s"] = time.monotonic() - t0
             self._cv.notify_all()  # the loader raises the receiver's floor
         self.stats["weight_updates"] += 1
         self.get_logger().info(f"swapped in policy version {self.version}")
