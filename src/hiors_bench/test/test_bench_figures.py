@@ -294,6 +294,7 @@ def test_pi0_sync_rows_pair_each_transfer_with_its_save_file():
     assert rows["serialise only (save_file)"]["median_s"] == 3.0
     nice0, nice10 = rows["shared disk, loader nice 0"], rows["shared disk, loader nice 10"]
     assert nice0["over_serialise"] == 3.0 and nice10["over_serialise"] == 2.0  # each over its own save_file
+    assert nice0["over_serialise_without_wait"] == 2.75  # (6 s - 0.5 s waiting for the chunk in progress) / 2 s
     assert nice0["write_s"] == 1.0 and nice0["load_s"] == 4.5 and nice0["peak_own_over_model"] == 1.5
     assert nice0["longest_chunk_gap_s"] == 3.5 and nice0["gap_over_inference"] == 3.5
     assert nice0["longest_stall_s"] == 0.5 and nice0["inference_slowdown"] == 2.0
