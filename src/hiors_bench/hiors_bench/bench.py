@@ -68,6 +68,8 @@ def bench_plumbing(size: MicroSize) -> Figure:
         "direct_ms": 1e3 * r["direct_infer_median_s"],
         "graph_ms": 1e3 * r["graph_median_s"],
         "overhead_ms": 1e3 * r["graph_overhead_s"],
+        # per chunk, round trip minus the node's own inference of it: the graph's fixed cost, as pi0_chunk reports it
+        "graph_minus_node_inference_ms": 1e3 * r["graph_minus_node_inference_s"],
         "graph_over_direct": ratio(r["graph_median_s"], r["direct_infer_median_s"]),
     }
     return [row], list(row), ("model", "graph_over_direct")

@@ -55,12 +55,23 @@ def lower_thread_priority(nice: int, logger=None) -> None:
             logger.warning(f"weights_loader_nice {nice} not applied: {e}")
 
 
-def free_gradually(tensors: dict) -> None:
-    """Drop the weights a swap replaced one tensor at a time, yielding the GIL between them: freeing the real pi0's
-    7 GB takes about 0.4 s, all of it holding the GIL, which in one go would stall the inference thread."""
+TRIM_AFTER_BYTES = 256 << 20
+
+
+def free_gradually(tensors: dict, yield_bytes: int = 64 << 20) -> int:
+    """Drop the weights a swap replaced one tensor at a time, yielding the GIL after every `yield_bytes` freed:
+    unmapping the real pi0's 7 GB takes about 0.4 s, all of it holding the GIL, which in one go stalls the
+    inference thread (a small model is freed in one go: yielding costs more than its frees). Returns the bytes."""
+    total = since_yield = 0
     while tensors:
-        tensors.popitem()
-        time.sleep(0)
+        _, t = tensors.popitem()
+        n = t.numel() * t.element_size()
+        del t
+        total, since_yield = total + n, since_yield + n
+        if since_yield >= yield_bytes:
+            time.sleep(0)
+            since_yield = 0
+    return total
 
 
 def _kv(k, v) -> KeyValue:
@@ -224,8 +235,9 @@ class PolicyNode(Node):
                 self._queued_bytes -= cost
                 swapped, idle = self.version, not self._weight_msgs
                 retired, self._retired = self._retired, None
-            if retired is not None:
-                free_gradually(retired)
+            # Tensors below glibc's mmap threshold (32 MB) go back to the heap of the thread that made them: a large
+            # model's are handed back to the OS (a small one's are not worth the trim's time)
+            if retired is not None and free_gradually(retired) >= TRIM_AFTER_BYTES:
                 self._trim_due = True
             if swapped > rx.floor:
                 rx.commit(swapped)  # the floor moves only with a swapped-in version; older transfers go

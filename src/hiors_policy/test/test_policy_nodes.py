@@ -397,3 +397,12 @@ def test_policy_node_refuses_actions_beyond_float32_and_fills_each_chunk_afresh(
     finally:
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_replaced_weights_are_freed_and_counted():
+    import torch
+
+    from hiors_policy.policy_node import free_gradually
+
+    old = {"a": torch.zeros(10, dtype=torch.float32), "b": torch.zeros(3, dtype=torch.bfloat16)}
+    assert free_gradually(old, yield_bytes=8) == 46 and old == {}
