@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import statistics
+import textwrap
 import time
 from pathlib import Path
 
@@ -54,7 +55,10 @@ def write_figure(out_dir: Path, name: str, rows: list[dict], columns: list[str],
     for i, v in enumerate(values):
         xs = [k + (i - (len(values) - 1) / 2) * width for k in range(len(rows))]
         ax.bar(xs, [float(r[v] if r[v] != "" else 0.0) for r in rows], width, label=v)  # "": not measured
-    ax.set_xticks(range(len(rows)), [str(r[label]) for r in rows], rotation=30 if len(rows) > 4 else 0, ha="right")
+    names = ["\n".join(textwrap.wrap(str(r[label]), 16)) or str(r[label]) for r in rows]  # long names side by side
+    ax.set_xticks(
+        range(len(rows)), names, rotation=30 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center"
+    )
     if len(values) > 1:
         ax.legend(fontsize="small")
     else:
