@@ -136,7 +136,7 @@ class PolicyNode(Node):
         self._weight_msgs: deque = deque()  # PolicyUpdate / PolicyWeights for the loader thread
         self._queued_bytes = 0  # what _weight_msgs holds (data, and OVERHEAD a message), at most 2 * max_weight_bytes
         self._trim_due = False
-        self._retired = None  # the tensors the last swap replaced, for the weight thread to free
+        self._reaper: threading.Thread | None = None  # frees the weights the last swap replaced
         self._staged: tuple[int, dict, float] | None = None  # (version, tensors, when staged)
         self._stop = False
 
@@ -234,11 +234,6 @@ class PolicyNode(Node):
                 msg, cost = self._weight_msgs.popleft() if self._weight_msgs else (None, 0)
                 self._queued_bytes -= cost
                 swapped, idle = self.version, not self._weight_msgs
-                retired, self._retired = self._retired, None
-            # Tensors below glibc's mmap threshold (32 MB) go back to the heap of the thread that made them: a large
-            # model's are handed back to the OS (a small one's are not worth the trim's time)
-            if retired is not None and free_gradually(retired) >= TRIM_AFTER_BYTES:
-                self._trim_due = True
             if swapped > rx.floor:
                 rx.commit(swapped)  # the floor moves only with a swapped-in version; older transfers go
             if msg is not None:
@@ -289,14 +284,24 @@ class PolicyNode(Node):
         except (RuntimeError, CheckpointError) as e:  # parse_blob checked it; be safe anyway
             self.receiver.note("bad_weights", staged[0], str(e))
             return
+        # Freed by a thread of their own: off this one, and at once even while the weight thread reads a next version
+        self._reaper = threading.Thread(target=self._free, args=(retired,), name="policy-free", daemon=True)
+        self._reaper.start()
+        del retired
         with self._cv:
-            self._retired = retired  # the weight thread frees them, not this one, between two chunks
             self.version = staged[0]
             self.weight_timing["swap_wait_s"] = t0 - staged[2]
             self.weight_timing["swap_s"] = time.monotonic() - t0
             self._cv.notify_all()  # the loader raises the receiver's floor
         self.stats["weight_updates"] += 1
         self.get_logger().info(f"swapped in policy version {self.version}")
+
+    def _free(self, retired: dict) -> None:
+        lower_thread_priority(int(self.p["weights_loader_nice"]))
+        # Tensors below glibc's mmap threshold (32 MB) go back to the heap they came from: a large model's are
+        # handed back to the OS (a small one's are not worth the trim's time)
+        if free_gradually(retired) >= TRIM_AFTER_BYTES:
+            trim_heap()
 
     def _inference_loop(self) -> None:
         while True:
@@ -399,6 +404,8 @@ class PolicyNode(Node):
             self._cv.notify_all()
         self._worker.join(timeout=5.0)
         self._loader.join(timeout=5.0)
+        if self._reaper is not None:
+            self._reaper.join(timeout=5.0)
         return super().destroy_node()
 
 

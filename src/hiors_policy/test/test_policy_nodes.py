@@ -193,7 +193,7 @@ def test_policy_node_weight_swap(ctx, tmp_path):
             assert node.stats["weight_updates"] == 2
             assert node.weight_timing["load_s"] > 0 and node.weight_timing["swap_wait_s"] >= 0
             assert node.weight_timing["swap_s"] > 0
-            wait_for(lambda: node._retired is None, 10, "the replaced weights freed by the weight thread")
+            wait_for(lambda: not node._reaper.is_alive(), 10, "the replaced weights freed by their own thread")
             # the weight thread yields the CPU to inference (weights_loader_nice, default 10)
             own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
             assert os.getpriority(os.PRIO_PROCESS, node._loader.native_id) == min(19, own + 10)
