@@ -223,12 +223,11 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
     with ros_context() as ctx:
         probe = Node("pi0_bench_probe", context=ctx)
         obs_pub = probe.create_publisher(Observation, topics.OBSERVATION, topics.qos(topics.OBSERVATION))
-
-        feeding = [True]  # off before a node is destroyed: no inference is then left running
+        feeding = threading.Event()  # cleared before a node is destroyed: no inference is then left running
 
         def next_observation(msg=None):
             now = time.perf_counter()
-            if feeding[0]:
+            if feeding.is_set():
                 obs.sequence += 1
                 obs_pub.publish(obs)
             if msg is not None:  # counted once the next observation is out: next_chunk's callers rely on it
@@ -237,6 +236,61 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
         def next_chunk(what: str) -> None:
             n = len(chunks)
             wait_for(lambda: len(chunks) > n, 1800, what)
+
+        def transfer(version: int, nice: int, node, up) -> dict:
+            """A save_file, then one version from the learner's write to the node's swap, at a node that infers."""
+            wait_for_subscribers(obs_pub, timeout=60)
+            wait_for_subscribers(up, timeout=60)
+            feeding.set()
+            next_observation()
+            next_chunk("the first chunk")
+            with PeakRSS() as base:  # the baseline, under the same inference load
+                save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
+            (d / "plain.safetensors").unlink()
+            _release()
+            path = d / f"policy-v{version:08d}.safetensors"
+            with PeakRSS() as m:  # what the learner does at this size, then the node's part
+                t0 = time.perf_counter()
+                sha, size = policy.write_weights_file(path, durable=False)
+                t_written = time.perf_counter()
+                # In a deployment the learner writes on its own machine, and durably (fsync) before it announces:
+                # flushed here too, so that 7 GB of dirty pages do not compete with the node's read for this
+                # machine's memory. Not counted against save_file (it does not flush either); the node's part
+                # starts with a chunk the write did not slow down.
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+                t_flushed = time.perf_counter()
+                next_chunk("a chunk after the write")
+                t_announced = time.perf_counter()
+                up.publish(
+                    PolicyUpdate(version=version, learner_step=version, sha256=sha, total_bytes=size, path=str(path))
+                )
+                wait_for(lambda: node.version == version, 1800, f"version {version}")
+                t1 = time.perf_counter()
+            next_chunk("a chunk after the swap")
+            feeding.clear()
+            next_chunk("the chunk in flight")
+            print(
+                f"loader nice {nice}, version {version}: save_file {base.seconds:.1f} s, "
+                f"write {t_written - t0:.1f} s, announce to swap {t1 - t_announced:.1f} s, "
+                f"gap {chunk_gaps([c[0] for c in chunks], t_announced, t1):.1f} s",
+                flush=True,
+            )
+            path.unlink()
+            _release()
+            return {
+                "nice": nice,
+                "serialise_s": base.seconds,
+                "serialise_peak": base.anon,
+                "serialise_at": (base.t0, base.t0 + base.seconds),
+                "t0": t0,
+                "t_written": t_written,
+                "fsync_s": t_flushed - t_written,
+                "t_announced": t_announced,
+                "t1": t1,
+                "peak": m.anon,
+                **node.weight_timing,
+            }
 
         probe.create_subscription(ActionChunk, topics.ACTION_CHUNK, next_observation, topics.qos(topics.ACTION_CHUNK))
         try:
@@ -253,67 +307,7 @@ def measure_sync(policy, obs, d: Path, versions: int, loader_nice: tuple[int, ..
                     )
                     try:
                         with spinning([node], context=ctx, threads=1):
-                            wait_for_subscribers(obs_pub, timeout=60)
-                            wait_for_subscribers(up, timeout=60)
-                            feeding[0] = True
-                            next_observation()
-                            next_chunk("the first chunk")
-                            with PeakRSS() as base:  # the baseline, under the same inference load
-                                t_base = time.perf_counter()
-                                save_file(policy.model.state_dict(), str(d / "plain.safetensors"))
-                            (d / "plain.safetensors").unlink()
-                            _release()
-                            path = d / f"policy-v{version:08d}.safetensors"
-                            with PeakRSS() as m:  # what the learner does at this size, then the node's part
-                                t0 = time.perf_counter()
-                                sha, size = policy.write_weights_file(path, durable=False)
-                                t_written = time.perf_counter()
-                                # In a deployment the learner writes on its own machine, and durably (fsync) before
-                                # it announces: flushed here too, so that 7 GB of dirty pages do not compete with the
-                                # node's read for this machine's memory. Not counted against save_file (it does not
-                                # flush either); the node's part starts with a chunk the write did not slow down.
-                                with open(path, "rb") as f:
-                                    os.fsync(f.fileno())
-                                t_flushed = time.perf_counter()
-                                next_chunk("a chunk after the write")
-                                t_announced = time.perf_counter()
-                                up.publish(
-                                    PolicyUpdate(
-                                        version=version,
-                                        learner_step=version,
-                                        sha256=sha,
-                                        total_bytes=size,
-                                        path=str(path),
-                                    )
-                                )
-                                wait_for(lambda v=version, n=node: n.version == v, 1800, f"version {version}")
-                                t1 = time.perf_counter()
-                            transfers.append(
-                                {
-                                    "nice": nice,
-                                    "serialise_s": base.seconds,
-                                    "serialise_peak": base.anon,
-                                    "serialise_at": (t_base, t_base + base.seconds),
-                                    "t0": t0,
-                                    "t_written": t_written,
-                                    "fsync_s": t_flushed - t_written,
-                                    "t_announced": t_announced,
-                                    "t1": t1,
-                                    "peak": m.anon,
-                                    **node.weight_timing,
-                                }
-                            )
-                            next_chunk("a chunk after the swap")
-                            feeding[0] = False
-                            next_chunk("the chunk in flight")
-                            print(
-                                f"loader nice {nice}, version {version}: save_file {base.seconds:.1f} s, "
-                                f"write {t_written - t0:.1f} s, announce to swap {t1 - t_announced:.1f} s, "
-                                f"gap {chunk_gaps([c[0] for c in chunks], t_announced, t1):.1f} s",
-                                flush=True,
-                            )
-                            path.unlink()
-                            _release()
+                            transfers.append(transfer(version, nice, node, up))
                     finally:
                         node.destroy_node()
                         probe.destroy_publisher(up)
